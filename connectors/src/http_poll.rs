@@ -1,0 +1,179 @@
+//! Source: a departmental REST API paged by an opaque cursor, with token auth.
+//!
+//! `GET {base_url}{path}?{cursor_param}=<cursor>&limit=<page_size>` with
+//! `Authorization: Bearer <token>`; the response is a JSON object holding the records at
+//! `items_pointer` and the cursor to resume from at `cursor_pointer`. Records are kept as the
+//! exact bytes the department sent, so a dead-lettered record can be replayed unchanged.
+
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+
+use crate::RawRecord;
+
+/// How to talk to one departmental REST feed.
+#[derive(Debug, Clone)]
+pub struct HttpPollConfig {
+    pub base_url: String,
+    pub path: String,
+    /// Sent as a bearer token; never logged.
+    pub token: String,
+    pub page_size: u32,
+    pub cursor_param: String,
+    /// JSON pointer (object keys only) to the array of records, e.g. `/items` or `/data/list`.
+    pub items_pointer: String,
+    /// JSON pointer to the next cursor (a string; null or absent means "stay where you are").
+    pub cursor_pointer: String,
+    pub timeout: Duration,
+}
+
+/// One page of records and the cursor that resumes right after them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub records: Vec<RawRecord>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// Wrong or expired credentials: retrying soon will not help; an operator must act.
+    #[error("{url}: credentials refused (HTTP {status}); check the connector's token")]
+    Unauthorized { url: String, status: u16 },
+    #[error("{url}: HTTP {status}: {body}")]
+    Status { url: String, status: u16, body: String },
+    #[error("{url}: {source}")]
+    Transport { url: String, source: reqwest::Error },
+    #[error("{url}: unusable page: {reason}")]
+    BadPage { url: String, reason: String },
+}
+
+impl PollError {
+    /// Whether an automatic retry may succeed (outages yes, bad credentials no).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PollError::Unauthorized { .. } => false,
+            PollError::Status { status, .. } => *status >= 500 || *status == 429,
+            PollError::Transport { .. } => true,
+            PollError::BadPage { .. } => true,
+        }
+    }
+}
+
+pub struct HttpPoller {
+    client: reqwest::Client,
+    config: HttpPollConfig,
+}
+
+impl HttpPoller {
+    pub fn new(config: HttpPollConfig) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder().timeout(config.timeout).build()?;
+        Ok(HttpPoller { client, config })
+    }
+
+    pub fn config(&self) -> &HttpPollConfig {
+        &self.config
+    }
+
+    /// Fetch the page that starts at `cursor` (`None`: from the beginning).
+    pub async fn fetch_page(&self, cursor: Option<&str>) -> Result<Page, PollError> {
+        let c = &self.config;
+        let url = format!("{}{}", c.base_url.trim_end_matches('/'), c.path);
+        let mut query: Vec<(&str, String)> = vec![("limit", c.page_size.to_string())];
+        if let Some(cursor) = cursor {
+            query.push((c.cursor_param.as_str(), cursor.to_owned()));
+        }
+        let response = self
+            .client
+            .get(&url)
+            .bearer_auth(&c.token)
+            .query(&query)
+            .send()
+            .await
+            .map_err(|source| PollError::Transport { url: url.clone(), source })?;
+        let status = response.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(PollError::Unauthorized { url, status });
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| PollError::Transport { url: url.clone(), source })?;
+        if !(200..300).contains(&status) {
+            let body = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            return Err(PollError::Status { url, status, body });
+        }
+        parse_page(&body, &c.items_pointer, &c.cursor_pointer, &url)
+            .map_err(|reason| PollError::BadPage { url, reason })
+    }
+}
+
+/// Split a page into its records (original bytes) and next cursor.
+pub fn parse_page(
+    body: &[u8],
+    items_pointer: &str,
+    cursor_pointer: &str,
+    uri: &str,
+) -> Result<Page, String> {
+    let items_raw = find_raw(body, items_pointer)?
+        .ok_or_else(|| format!("no records array at `{items_pointer}`"))?;
+    let items: Vec<&RawValue> = serde_json::from_str(items_raw.get())
+        .map_err(|e| format!("`{items_pointer}` is not an array: {e}"))?;
+    let next_cursor = match find_raw(body, cursor_pointer)? {
+        None => None,
+        Some(raw) => match serde_json::from_str::<serde_json::Value>(raw.get()) {
+            Ok(serde_json::Value::Null) => None,
+            Ok(serde_json::Value::String(s)) => Some(s),
+            Ok(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => return Err(format!("cursor at `{cursor_pointer}` is not a string")),
+        },
+    };
+    let records = items
+        .into_iter()
+        .map(|item| RawRecord { bytes: item.get().as_bytes().to_vec(), uri: uri.to_owned() })
+        .collect();
+    Ok(Page { records, next_cursor })
+}
+
+/// Walk a pointer of object keys without re-serialising anything, so the leaves keep their
+/// original bytes.
+fn find_raw<'a>(body: &'a [u8], pointer: &str) -> Result<Option<&'a RawValue>, String> {
+    let text = std::str::from_utf8(body).map_err(|e| format!("page is not UTF-8: {e}"))?;
+    let mut current: &'a RawValue =
+        serde_json::from_str(text).map_err(|e| format!("page is not JSON: {e}"))?;
+    for key in pointer.split('/').filter(|k| !k.is_empty()) {
+        let object: std::collections::HashMap<&str, &'a RawValue> =
+            match serde_json::from_str(current.get()) {
+                Ok(o) => o,
+                Err(_) => return Ok(None),
+            };
+        match object.get(key) {
+            Some(v) => current = v,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(current))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_keep_their_exact_bytes_and_cursor_is_read() {
+        let body = br#"{"data":{"list":[{"a": 1,  "b":"x"},{"c":[1,2]}],"nextCursor":"c:2"}}"#;
+        let page = parse_page(body, "/data/list", "/data/nextCursor", "u").unwrap();
+        assert_eq!(page.records.len(), 2);
+        assert_eq!(page.records[0].bytes, br#"{"a": 1,  "b":"x"}"#.to_vec());
+        assert_eq!(page.next_cursor.as_deref(), Some("c:2"));
+    }
+
+    #[test]
+    fn missing_cursor_means_stay_and_missing_items_is_an_error() {
+        let page = parse_page(br#"{"items":[]}"#, "/items", "/next", "u").unwrap();
+        assert_eq!(page.next_cursor, None);
+        let err = parse_page(br#"{"rows":[]}"#, "/items", "/next", "u").unwrap_err();
+        assert!(err.contains("/items"), "{err}");
+        let err = parse_page(b"<html>", "/items", "/next", "u").unwrap_err();
+        assert!(err.contains("not JSON"), "{err}");
+    }
+}

@@ -1,0 +1,105 @@
+//! Kafka clients: topic set-up, an idempotent producer, and consumer groups.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
+
+use crate::config::TopicConfig;
+
+/// Connection to the cluster shared by every component of one hub process.
+#[derive(Clone)]
+pub struct Kafka {
+    brokers: String,
+    client_id: String,
+    producer: FutureProducer,
+}
+
+impl Kafka {
+    pub fn connect(brokers: &str, client_id: &str) -> anyhow::Result<Self> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("client.id", client_id)
+            // Retries never duplicate or reorder a partition's records.
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            // Keep retrying through a broker outage of up to 5 minutes before a send fails.
+            .set("message.timeout.ms", "300000")
+            .create()
+            .context("creating the Kafka producer")?;
+        Ok(Kafka { brokers: brokers.to_owned(), client_id: client_id.to_owned(), producer })
+    }
+
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// Create the topics that do not exist yet (existing ones are left as they are).
+    pub async fn ensure_topics(&self, topics: &[TopicConfig]) -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", &self.client_id)
+            .create()
+            .context("creating the Kafka admin client")?;
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)))
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = admin.create_topics(&new, &options).await.context("creating topics")?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => bail!("cannot create topic {name}: {code}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Produce one record and wait until the broker has it. A full local queue is
+    /// backpressure: the call waits for room rather than failing.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<(), KafkaError> {
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+        for (name, value) in headers {
+            owned = owned.insert(Header { key: name, value: Some(*value) });
+        }
+        let record = FutureRecord::to(topic).key(key).payload(payload).headers(owned);
+        match self.producer.send(record, Timeout::Never).await {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    /// A member of consumer group `group` subscribed to `topics`. Offsets are stored by the
+    /// caller only after its database transaction commits, and committed in the background.
+    pub fn consumer(&self, group: &str, topics: &[&str]) -> anyhow::Result<StreamConsumer> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", &self.client_id)
+            .set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .create()
+            .context("creating the Kafka consumer")?;
+        consumer.subscribe(topics).context("subscribing to topics")?;
+        Ok(consumer)
+    }
+}

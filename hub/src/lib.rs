@@ -1,0 +1,19 @@
+//! The civic integration hub: wires connectors, Kafka, the routing core, the task store and
+//! the HTTP API into one process.
+//!
+//! Follow one event: [`ingest`] (a departmental record becomes a civic event on a feed
+//! topic) → [`dispatcher`] (the event is routed by `hub_router` and stored as a task by
+//! `hub_store`) → [`api`] (consoles read the task and why it went where it went).
+
+pub mod api;
+pub mod app;
+pub mod broker;
+pub mod config;
+pub mod dead_letter;
+pub mod demo;
+pub mod dispatcher;
+pub mod health;
+pub mod ingest;
+pub mod kafka;
+pub mod shutdown;
+pub mod telemetry;

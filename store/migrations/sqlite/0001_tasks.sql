@@ -1,0 +1,57 @@
+-- Tasks, their status history and connector cursors.
+-- Times are epoch milliseconds (UTC), as in the PostgreSQL schema.
+
+CREATE TABLE tasks (
+    task_id        TEXT NOT NULL PRIMARY KEY,
+    event_id       TEXT NOT NULL,
+    source_system  TEXT NOT NULL,
+    source_id      TEXT NOT NULL,
+    department     TEXT NOT NULL,
+    category_code  TEXT NOT NULL,
+    category_name  TEXT,
+    description    TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    district_code  TEXT,
+    street_code    TEXT,
+    community_code TEXT,
+    grid_code      TEXT,
+    place_level    TEXT NOT NULL,
+    place_method   TEXT NOT NULL,
+    matched_area   TEXT NOT NULL,
+    lead_unit_id   TEXT,
+    lead_unit_role TEXT,
+    lead_unit_name TEXT,
+    co_handlers    TEXT NOT NULL, -- JSON array of {unit_id, role, name}
+    location       TEXT NOT NULL, -- JSON {point, address, grid_code}
+    explanation    TEXT NOT NULL, -- JSON, why the task went where it went
+    rules_version  TEXT NOT NULL,
+    occurred_at    INTEGER NOT NULL,
+    received_at    INTEGER NOT NULL,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL,
+    -- Idempotent creation: one task per departmental record.
+    UNIQUE (source_system, source_id)
+) STRICT;
+
+-- Listing is newest first, overall or within a community, street or status.
+CREATE INDEX tasks_by_created ON tasks (created_at DESC, task_id DESC);
+CREATE INDEX tasks_by_community ON tasks (community_code, created_at DESC, task_id DESC);
+CREATE INDEX tasks_by_street ON tasks (street_code, created_at DESC, task_id DESC);
+CREATE INDEX tasks_by_status ON tasks (status, created_at DESC, task_id DESC);
+
+CREATE TABLE task_history (
+    task_id     TEXT NOT NULL REFERENCES tasks (task_id),
+    seq         INTEGER NOT NULL,
+    from_status TEXT,
+    to_status   TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    note        TEXT,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (task_id, seq)
+) STRICT;
+
+CREATE TABLE connector_cursors (
+    connector  TEXT NOT NULL PRIMARY KEY,
+    cursor     TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;

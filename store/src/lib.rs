@@ -1,0 +1,200 @@
+//! The hub's task store: routed tasks, the history of every status change, and the cursors
+//! of pull connectors, on SQLite (one machine, a district) or PostgreSQL (several hub
+//! processes, a city).
+//!
+//! [`open`] picks the backend from the URL and brings the schema up to date; everything
+//! else goes through the [`TaskStore`] trait, so the hub holds an `Arc<dyn TaskStore>`.
+//! Times are stored as epoch milliseconds, so a task reads back with millisecond precision.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hub_router::task::{NewTask, StatusChange, Task, TaskStatus};
+use hub_schemas::event::Department;
+
+mod error;
+mod postgres;
+mod rows;
+mod sqlite;
+
+pub use error::StoreError;
+
+/// The actor recorded on the history entries the router writes when it creates a task.
+pub const ROUTER_ACTOR: &str = "hub.router";
+
+/// What [`TaskStore::create_task`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The task and its first history entries were stored.
+    Created { task_id: String },
+    /// A task for the same source system and source id was already stored (a redelivered
+    /// or re-fetched event); nothing was changed.
+    AlreadyExists { task_id: String },
+}
+
+impl CreateOutcome {
+    pub fn task_id(&self) -> &str {
+        match self {
+            CreateOutcome::Created { task_id } | CreateOutcome::AlreadyExists { task_id } => {
+                task_id
+            }
+        }
+    }
+}
+
+/// Which tasks to list or count. Conditions that are `None` do not filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFilter {
+    pub community_code: Option<String>,
+    pub street_code: Option<String>,
+    pub status: Option<TaskStatus>,
+    pub department: Option<Department>,
+    /// Page size; capped at [`TaskFilter::MAX_LIMIT`]. Ignored by `count_tasks`.
+    pub limit: u32,
+    /// Tasks to skip, newest first. Ignored by `count_tasks`.
+    pub offset: u32,
+}
+
+impl TaskFilter {
+    /// The largest page one call returns, whatever `limit` asks for.
+    pub const MAX_LIMIT: u32 = 1000;
+    pub const DEFAULT_LIMIT: u32 = 100;
+
+    pub(crate) fn effective_limit(&self) -> u32 {
+        self.limit.min(Self::MAX_LIMIT)
+    }
+}
+
+impl Default for TaskFilter {
+    /// Every task, first page of [`TaskFilter::DEFAULT_LIMIT`].
+    fn default() -> Self {
+        TaskFilter {
+            community_code: None,
+            street_code: None,
+            status: None,
+            department: None,
+            limit: Self::DEFAULT_LIMIT,
+            offset: 0,
+        }
+    }
+}
+
+#[async_trait]
+pub trait TaskStore: Send + Sync {
+    /// Stores a routed task with its first history entries (created, then dispatched to the
+    /// lead unit) in one transaction. Idempotent on (source system, source id), also across
+    /// concurrent callers and processes: when such a task exists nothing changes and
+    /// [`CreateOutcome::AlreadyExists`] names it. A task without a lead unit is stored with
+    /// status `created`, awaiting triage.
+    async fn create_task(&self, task: &NewTask) -> Result<CreateOutcome, StoreError>;
+
+    async fn get_task(&self, task_id: &str) -> Result<Option<Task>, StoreError>;
+
+    /// The task's status changes, oldest first (empty for an unknown task).
+    async fn task_history(&self, task_id: &str) -> Result<Vec<StatusChange>, StoreError>;
+
+    /// Tasks matching the filter, newest first (`created_at`, then task id, descending).
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError>;
+
+    /// How many tasks match the filter (its limit and offset are ignored).
+    async fn count_tasks(&self, filter: &TaskFilter) -> Result<u64, StoreError>;
+
+    /// Where a pull connector stopped, as it last saved it.
+    async fn load_cursor(&self, connector: &str) -> Result<Option<String>, StoreError>;
+
+    /// Records where a pull connector stopped, replacing what it saved before.
+    async fn save_cursor(&self, connector: &str, cursor: &str) -> Result<(), StoreError>;
+
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+}
+
+/// Opens the store at `url` and applies any pending schema migrations.
+///
+/// - `sqlite://path/to/hub.db` (or `sqlite:path`): the file and its directory are created if
+///   missing. In-memory databases are refused: tasks would vanish with the process.
+/// - `postgres://user[:password]@host[:port]/database` (or `postgresql://`).
+pub async fn open(url: &str) -> Result<Arc<dyn TaskStore>, StoreError> {
+    let scheme = match url.split_once(':') {
+        Some((scheme, _)) if !scheme.is_empty() => scheme,
+        _ => {
+            return Err(StoreError::InvalidUrl {
+                reason: "no scheme: expected `sqlite://PATH` or `postgres://...`".to_owned(),
+            })
+        }
+    };
+    match scheme {
+        "sqlite" => Ok(Arc::new(sqlite::SqliteStore::open(url).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(postgres::PostgresStore::open(url).await?)),
+        other => Err(StoreError::UnsupportedScheme {
+            scheme: other.to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_scheme_is_named_with_the_accepted_ones() {
+        let err = open("mysql://root:secret@db/hub")
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("`mysql`"), "{err}");
+        assert!(
+            err.contains("sqlite://") && err.contains("postgres://"),
+            "{err}"
+        );
+        assert!(!err.contains("secret"), "the URL's password leaked: {err}");
+    }
+
+    #[tokio::test]
+    async fn url_without_scheme_is_refused() {
+        let err = open("/var/lib/hub/hub.db").await.err().unwrap().to_string();
+        assert!(err.contains("no scheme"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn in_memory_sqlite_is_refused() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://hub.db?mode=memory",
+            "sqlite://",
+        ] {
+            let err = open(url).await.err().unwrap().to_string();
+            assert!(err.contains("not a database file"), "{url}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unusable_sqlite_directory_is_named() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let dir = file.path().join("data");
+        let err = open(&format!("sqlite://{}/hub.db", dir.display()))
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("cannot create directory") && err.contains(&dir.display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn page_size_is_capped() {
+        let filter = TaskFilter {
+            limit: 50_000,
+            ..TaskFilter::default()
+        };
+        assert_eq!(filter.effective_limit(), TaskFilter::MAX_LIMIT);
+        let filter = TaskFilter {
+            limit: 20,
+            ..TaskFilter::default()
+        };
+        assert_eq!(filter.effective_limit(), 20);
+    }
+}

@@ -1,0 +1,417 @@
+//! The one place where tasks become rows and rows become tasks, for both dialects.
+//!
+//! Rows hold only portable column types (text, optional text, 64-bit integers), so the same
+//! structs and the same bind order serve SQLite and PostgreSQL; each dialect's SQL lists the
+//! columns in the order of [`TaskRow::bind_insert`].
+
+use chrono::{DateTime, Utc};
+use hub_router::explanation::Explanation;
+use hub_router::place::ResolvedPlace;
+use hub_router::task::{AssignedUnit, NewTask, StatusChange, Task, TaskStatus};
+use hub_schemas::event::{Department, Location};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::query::Query;
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use crate::{StoreError, TaskFilter, ROUTER_ACTOR};
+
+/// A query with its arguments, as `sqlx::query` builds it for database `DB`.
+pub(crate) type DbQuery<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
+
+/// One row of `tasks`. Times are epoch milliseconds; JSON columns are read as text.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct TaskRow {
+    task_id: String,
+    event_id: String,
+    source_system: String,
+    source_id: String,
+    department: String,
+    category_code: String,
+    category_name: Option<String>,
+    description: String,
+    status: String,
+    district_code: Option<String>,
+    street_code: Option<String>,
+    community_code: Option<String>,
+    grid_code: Option<String>,
+    place_level: String,
+    place_method: String,
+    matched_area: String,
+    lead_unit_id: Option<String>,
+    lead_unit_role: Option<String>,
+    lead_unit_name: Option<String>,
+    co_handlers: String,
+    location: String,
+    explanation: String,
+    rules_version: String,
+    occurred_at: i64,
+    received_at: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TaskRow {
+    /// The row a freshly routed task is stored as: dispatched to its lead unit, or left at
+    /// `created` for triage when no lead unit was found.
+    pub(crate) fn new(task: &NewTask) -> Result<Self, StoreError> {
+        let status = initial_status(task);
+        if let Some(point) = task.location.point {
+            // JSON has no NaN or infinity: serde_json would write `null` and the task could
+            // never be read back.
+            if !(point.lon.is_finite() && point.lat.is_finite()) {
+                return Err(StoreError::InvalidTask {
+                    task_id: task.task_id.clone(),
+                    reason: format!(
+                        "location point ({}, {}) is not finite",
+                        point.lon, point.lat
+                    ),
+                });
+            }
+        }
+        let lead = task.lead_unit.as_ref();
+        Ok(TaskRow {
+            task_id: task.task_id.clone(),
+            event_id: task.event_id.clone(),
+            source_system: task.source_system.clone(),
+            source_id: task.source_id.clone(),
+            department: task.department.as_str().to_owned(),
+            category_code: task.category_code.clone(),
+            category_name: task.category_name.clone(),
+            description: task.description.clone(),
+            status: status.as_str().to_owned(),
+            district_code: task.place.district_code.clone(),
+            street_code: task.place.street_code.clone(),
+            community_code: task.place.community_code.clone(),
+            grid_code: task.place.grid_code.clone(),
+            place_level: enum_name(&task.task_id, "place_level", &task.place.level)?,
+            place_method: enum_name(&task.task_id, "place_method", &task.place.method)?,
+            matched_area: task.place.matched_area.clone(),
+            lead_unit_id: lead.map(|u| u.unit_id.clone()),
+            lead_unit_role: lead.map(|u| u.role.clone()),
+            lead_unit_name: lead.map(|u| u.name.clone()),
+            co_handlers: to_json(&task.task_id, "co_handlers", &task.co_handlers)?,
+            location: to_json(&task.task_id, "location", &task.location)?,
+            explanation: to_json(&task.task_id, "explanation", &task.explanation)?,
+            rules_version: task.rules_version.clone(),
+            occurred_at: task.occurred_at.timestamp_millis(),
+            received_at: task.received_at.timestamp_millis(),
+            created_at: task.created_at.timestamp_millis(),
+            updated_at: task.created_at.timestamp_millis(),
+        })
+    }
+
+    /// Binds every column, in declaration order, to an `INSERT` with 27 parameters.
+    pub(crate) fn bind_insert<'q, DB>(&'q self, query: DbQuery<'q, DB>) -> DbQuery<'q, DB>
+    where
+        DB: Database,
+        &'q str: Encode<'q, DB> + Type<DB>,
+        Option<&'q str>: Encode<'q, DB> + Type<DB>,
+        i64: Encode<'q, DB> + Type<DB>,
+    {
+        query
+            .bind(self.task_id.as_str())
+            .bind(self.event_id.as_str())
+            .bind(self.source_system.as_str())
+            .bind(self.source_id.as_str())
+            .bind(self.department.as_str())
+            .bind(self.category_code.as_str())
+            .bind(self.category_name.as_deref())
+            .bind(self.description.as_str())
+            .bind(self.status.as_str())
+            .bind(self.district_code.as_deref())
+            .bind(self.street_code.as_deref())
+            .bind(self.community_code.as_deref())
+            .bind(self.grid_code.as_deref())
+            .bind(self.place_level.as_str())
+            .bind(self.place_method.as_str())
+            .bind(self.matched_area.as_str())
+            .bind(self.lead_unit_id.as_deref())
+            .bind(self.lead_unit_role.as_deref())
+            .bind(self.lead_unit_name.as_deref())
+            .bind(self.co_handlers.as_str())
+            .bind(self.location.as_str())
+            .bind(self.explanation.as_str())
+            .bind(self.rules_version.as_str())
+            .bind(self.occurred_at)
+            .bind(self.received_at)
+            .bind(self.created_at)
+            .bind(self.updated_at)
+    }
+
+    pub(crate) fn into_task(self) -> Result<Task, StoreError> {
+        // Kept apart so errors can name the task while the row's fields move into it.
+        let id = self.task_id.clone();
+        let id = id.as_str();
+        let corrupt = |column: &'static str, reason: String| StoreError::Corrupt {
+            task_id: id.to_owned(),
+            column,
+            reason,
+        };
+        let department = Department::parse(&self.department).ok_or_else(|| {
+            corrupt(
+                "department",
+                format!("unknown department `{}`", self.department),
+            )
+        })?;
+        let status = TaskStatus::parse(&self.status)
+            .ok_or_else(|| corrupt("status", format!("unknown status `{}`", self.status)))?;
+        let lead_unit = match (self.lead_unit_id, self.lead_unit_role, self.lead_unit_name) {
+            (Some(unit_id), Some(role), Some(name)) => Some(AssignedUnit {
+                unit_id,
+                role,
+                name,
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(corrupt(
+                    "lead_unit_id",
+                    "lead unit id, role and name must be all set or all empty".to_owned(),
+                ))
+            }
+        };
+        let fields = NewTask {
+            task_id: self.task_id,
+            place: ResolvedPlace {
+                level: parse_enum(id, "place_level", &self.place_level)?,
+                method: parse_enum(id, "place_method", &self.place_method)?,
+                district_code: self.district_code,
+                street_code: self.street_code,
+                community_code: self.community_code,
+                grid_code: self.grid_code,
+                matched_area: self.matched_area,
+            },
+            co_handlers: from_json::<Vec<AssignedUnit>>(id, "co_handlers", &self.co_handlers)?,
+            location: from_json::<Location>(id, "location", &self.location)?,
+            explanation: from_json::<Explanation>(id, "explanation", &self.explanation)?,
+            occurred_at: from_millis(id, "occurred_at", self.occurred_at)?,
+            received_at: from_millis(id, "received_at", self.received_at)?,
+            created_at: from_millis(id, "created_at", self.created_at)?,
+            department,
+            lead_unit,
+            event_id: self.event_id,
+            source_system: self.source_system,
+            source_id: self.source_id,
+            category_code: self.category_code,
+            category_name: self.category_name,
+            description: self.description,
+            rules_version: self.rules_version,
+        };
+        Ok(Task {
+            fields,
+            status,
+            updated_at: from_millis(id, "updated_at", self.updated_at)?,
+        })
+    }
+}
+
+/// One row of `task_history` (without its task id, which the caller knows).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct HistoryRow {
+    seq: i64,
+    from_status: Option<String>,
+    to_status: String,
+    actor: String,
+    note: Option<String>,
+    at: i64,
+}
+
+impl HistoryRow {
+    /// Binds `task_id, seq, from_status, to_status, actor, note, at`, in that order.
+    pub(crate) fn bind_insert<'q, DB>(
+        &'q self,
+        task_id: &'q str,
+        query: DbQuery<'q, DB>,
+    ) -> DbQuery<'q, DB>
+    where
+        DB: Database,
+        &'q str: Encode<'q, DB> + Type<DB>,
+        Option<&'q str>: Encode<'q, DB> + Type<DB>,
+        i64: Encode<'q, DB> + Type<DB>,
+    {
+        query
+            .bind(task_id)
+            .bind(self.seq)
+            .bind(self.from_status.as_deref())
+            .bind(self.to_status.as_str())
+            .bind(self.actor.as_str())
+            .bind(self.note.as_deref())
+            .bind(self.at)
+    }
+
+    pub(crate) fn into_change(self, task_id: &str) -> Result<StatusChange, StoreError> {
+        let status = |column: &'static str, value: &str| {
+            TaskStatus::parse(value).ok_or_else(|| StoreError::Corrupt {
+                task_id: task_id.to_owned(),
+                column,
+                reason: format!("history entry {}: unknown status `{value}`", self.seq),
+            })
+        };
+        Ok(StatusChange {
+            seq: self.seq,
+            from_status: self
+                .from_status
+                .as_deref()
+                .map(|s| status("task_history.from_status", s))
+                .transpose()?,
+            to_status: status("task_history.to_status", &self.to_status)?,
+            at: from_millis(task_id, "task_history.at", self.at)?,
+            actor: self.actor,
+            note: self.note,
+        })
+    }
+}
+
+/// The status a task has once `create_task` has stored it.
+pub(crate) fn initial_status(task: &NewTask) -> TaskStatus {
+    if task.lead_unit.is_some() {
+        TaskStatus::Dispatched
+    } else {
+        TaskStatus::Created
+    }
+}
+
+/// The history a new task starts with: created (立案), then dispatched (派遣) to its lead unit
+/// when it has one. Both entries are the router's and carry the task's creation time.
+pub(crate) fn initial_history(task: &NewTask) -> Vec<HistoryRow> {
+    let at = task.created_at.timestamp_millis();
+    let created_note = match &task.lead_unit {
+        Some(_) => format!(
+            "created from {} record {} at {}",
+            task.source_system, task.source_id, task.place.matched_area
+        ),
+        None => format!(
+            "created from {} record {} at {}; no lead unit matched, awaiting triage",
+            task.source_system, task.source_id, task.place.matched_area
+        ),
+    };
+    let mut history = vec![HistoryRow {
+        seq: 1,
+        from_status: None,
+        to_status: TaskStatus::Created.as_str().to_owned(),
+        actor: ROUTER_ACTOR.to_owned(),
+        note: Some(created_note),
+        at,
+    }];
+    if let Some(lead) = &task.lead_unit {
+        let mut note = format!(
+            "dispatched to lead unit {} ({}, {})",
+            lead.name, lead.role, lead.unit_id
+        );
+        if !task.co_handlers.is_empty() {
+            let names: Vec<&str> = task.co_handlers.iter().map(|u| u.name.as_str()).collect();
+            note.push_str(&format!("; co-handlers: {}", names.join(", ")));
+        }
+        history.push(HistoryRow {
+            seq: 2,
+            from_status: Some(TaskStatus::Created.as_str().to_owned()),
+            to_status: TaskStatus::Dispatched.as_str().to_owned(),
+            actor: ROUTER_ACTOR.to_owned(),
+            note: Some(note),
+            at,
+        });
+    }
+    history
+}
+
+/// Appends ` WHERE ...` for the filter's conditions (nothing when it has none).
+pub(crate) fn push_filter<'a, DB>(query: &mut QueryBuilder<'a, DB>, filter: &'a TaskFilter)
+where
+    DB: Database,
+    &'a str: Encode<'a, DB> + Type<DB>,
+{
+    let conditions = [
+        ("community_code", filter.community_code.as_deref()),
+        ("street_code", filter.street_code.as_deref()),
+        ("status", filter.status.map(TaskStatus::as_str)),
+        ("department", filter.department.map(Department::as_str)),
+    ];
+    let mut keyword = " WHERE ";
+    for (column, value) in conditions {
+        if let Some(value) = value {
+            query
+                .push(keyword)
+                .push(column)
+                .push(" = ")
+                .push_bind(value);
+            keyword = " AND ";
+        }
+    }
+}
+
+/// Appends the listing order (newest first, task id breaking ties) and the page.
+pub(crate) fn push_page<DB>(query: &mut QueryBuilder<'_, DB>, filter: &TaskFilter)
+where
+    DB: Database,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    query
+        .push(" ORDER BY created_at DESC, task_id DESC LIMIT ")
+        .push_bind(i64::from(filter.effective_limit()))
+        .push(" OFFSET ")
+        .push_bind(i64::from(filter.offset));
+}
+
+fn to_json<T: Serialize>(
+    task_id: &str,
+    column: &'static str,
+    value: &T,
+) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::InvalidTask {
+        task_id: task_id.to_owned(),
+        reason: format!("{column} cannot be encoded as JSON: {e}"),
+    })
+}
+
+fn from_json<T: DeserializeOwned>(
+    task_id: &str,
+    column: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        task_id: task_id.to_owned(),
+        column,
+        reason: e.to_string(),
+    })
+}
+
+/// The name a unit-like enum has in the API (its serde name), which is also how it is stored.
+fn enum_name<T: Serialize>(
+    task_id: &str,
+    column: &'static str,
+    value: &T,
+) -> Result<String, StoreError> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => Ok(name),
+        other => Err(StoreError::InvalidTask {
+            task_id: task_id.to_owned(),
+            reason: format!("{column} does not serialize to a name: {other:?}"),
+        }),
+    }
+}
+
+fn parse_enum<T: DeserializeOwned>(
+    task_id: &str,
+    column: &'static str,
+    name: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|_| {
+        StoreError::Corrupt {
+            task_id: task_id.to_owned(),
+            column,
+            reason: format!("unknown value `{name}`"),
+        }
+    })
+}
+
+fn from_millis(
+    task_id: &str,
+    column: &'static str,
+    millis: i64,
+) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(millis).ok_or_else(|| StoreError::Corrupt {
+        task_id: task_id.to_owned(),
+        column,
+        reason: format!("{millis} ms since the epoch is out of range"),
+    })
+}

@@ -1,0 +1,140 @@
+//! Harness for the end-to-end tests: a real broker per test, a store of either backend, the
+//! hub's shipped configuration pointed at them, and small clients to look at the results.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hub::broker::EmbeddedBroker;
+use hub::config::HubConfig;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// The workspace root (tests run with the crate folder as working directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
+}
+
+/// A broker for one test, in the test's temp folder.
+pub async fn start_broker(dir: &Path) -> EmbeddedBroker {
+    EmbeddedBroker::start(&dir.join("broker")).await.expect("the embedded broker starts (build it with `cargo build --workspace --bins`)")
+}
+
+/// Which store backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A store URL for a fresh store: a SQLite file in `dir`, or a new PostgreSQL database.
+pub async fn fresh_store_url(backend: Backend, dir: &Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("hub.db").display()),
+        Backend::Postgres => {
+            let admin = postgres_url();
+            let name = format!("hub_e2e_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for this test (scripts/test starts it): {e}"));
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+            let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("HUB_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// The shipped configuration, pointed at this test's broker, store and temp folder, with
+/// the API on a free port.
+pub fn hub_config(dir: &Path, brokers: &str, store_url: &str) -> HubConfig {
+    let root = workspace_root();
+    let text = std::fs::read_to_string(root.join("config/hub.toml")).expect("config/hub.toml");
+    let overrides = vec![
+        ("HUB__DATA_DIR".to_owned(), format!("\"{}\"", dir.display())),
+        ("HUB__LISTEN".to_owned(), "\"127.0.0.1:0\"".to_owned()),
+        ("HUB__STORE__URL".to_owned(), format!("\"{store_url}\"")),
+        ("HUB__KAFKA__BROKERS".to_owned(), format!("\"{brokers}\"")),
+        ("HUB__CITY__DIR".to_owned(), format!("\"{}\"", root.join("config/city").display())),
+    ];
+    HubConfig::parse(&text, &root.join("config/hub.toml"), &overrides).expect("test config parses")
+}
+
+/// Poll `check` every 100 ms until it returns `Some`, or panic with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct TopicRecord {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl TopicRecord {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Read every record of every partition of `topic` from the beginning, stopping after
+/// `idle` without a new record. Runs on a blocking thread (rdkafka's base consumer blocks).
+pub async fn read_topic(brokers: &str, topic: &str, partitions: i32, idle: Duration) -> Vec<TopicRecord> {
+    let brokers = brokers.to_owned();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", format!("test-reader-{}", uuid::Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("test consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(&topic, p, Offset::Beginning).expect("partition");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut out = Vec::new();
+        let mut last = std::time::Instant::now();
+        while last.elapsed() < idle {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    let headers = m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    out.push(TopicRecord { key: m.key().map(<[u8]>::to_vec), payload: m.payload().unwrap_or_default().to_vec(), headers });
+                    last = std::time::Instant::now();
+                }
+                Some(Err(e)) => panic!("reading {topic}: {e}"),
+                None => {}
+            }
+        }
+        out
+    })
+    .await
+    .expect("reader thread")
+}
