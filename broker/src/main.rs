@@ -12,7 +12,10 @@ use tansu_storage::StorageContainer;
 use tokio::io::AsyncReadExt;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Embedded Kafka-protocol broker (tansu, SQLite storage) for the hub")]
+#[command(
+    version,
+    about = "Embedded Kafka-protocol broker (tansu, SQLite storage) for the hub"
+)]
 struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]

@@ -18,7 +18,8 @@ How the geometry is made
 ------------------------
 1. The district's bounding box is cut into a regular lattice of rectangular cells
    (COLS x ROWS). Each cell that holds enough of the district becomes one community; its
-   cell is cut again into 2x2 .. 3x2 sub-cells, one grid each.
+   cell is cut again into sub-cells, one grid each: 3x2 where that leaves 4-6 grids of
+   land, else the first of GRID_SPLITS that does (cells the outline cuts through).
 2. The outline is "densified" first: wherever a lattice line (a cell side or a sub-cell
    side) crosses an outline edge, the crossing point is inserted into the outline, rounded
    to 6 decimals, with its lattice coordinate exact. Every cell and sub-cell is then cut out
@@ -492,7 +493,7 @@ def main():
 
     write_boundaries(dense, streets, communities)
     write_city(streets, communities)
-    addresses = write_addresses(streets, communities)
+    addresses = write_addresses(communities)
 
     grids = [g for c in communities for g in c["grids"]]
     vertices = len(dense) + sum(len(r) for c in communities for r in c["pieces"]) + sum(len(r) for g in grids for r in g["pieces"])
@@ -594,7 +595,7 @@ def write_city(streets, communities):
     (HERE / "city.toml").write_text(text, encoding="utf-8")
 
 
-def write_addresses(streets, communities):
+def write_addresses(communities):
     rng = random.Random(SEED)
     grids = [(c, g) for c in communities for g in c["grids"]]
     road_numbers = {}

@@ -40,7 +40,11 @@ pub enum PollError {
     #[error("{url}: credentials refused (HTTP {status}); check the connector's token")]
     Unauthorized { url: String, status: u16 },
     #[error("{url}: HTTP {status}: {body}")]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("{url}: {source}")]
     Transport { url: String, source: reqwest::Error },
     #[error("{url}: unusable page: {reason}")]
@@ -89,7 +93,10 @@ impl HttpPoller {
             .query(&query)
             .send()
             .await
-            .map_err(|source| PollError::Transport { url: url.clone(), source })?;
+            .map_err(|source| PollError::Transport {
+                url: url.clone(),
+                source,
+            })?;
         let status = response.status().as_u16();
         if status == 401 || status == 403 {
             return Err(PollError::Unauthorized { url, status });
@@ -97,7 +104,10 @@ impl HttpPoller {
         let body = response
             .bytes()
             .await
-            .map_err(|source| PollError::Transport { url: url.clone(), source })?;
+            .map_err(|source| PollError::Transport {
+                url: url.clone(),
+                source,
+            })?;
         if !(200..300).contains(&status) {
             let body = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
             return Err(PollError::Status { url, status, body });
@@ -129,9 +139,15 @@ pub fn parse_page(
     };
     let records = items
         .into_iter()
-        .map(|item| RawRecord { bytes: item.get().as_bytes().to_vec(), uri: uri.to_owned() })
+        .map(|item| RawRecord {
+            bytes: item.get().as_bytes().to_vec(),
+            uri: uri.to_owned(),
+        })
         .collect();
-    Ok(Page { records, next_cursor })
+    Ok(Page {
+        records,
+        next_cursor,
+    })
 }
 
 /// Walk a pointer of object keys without re-serialising anything, so the leaves keep their

@@ -44,14 +44,21 @@ impl IntoResponse for ApiError {
 impl From<hub_store::StoreError> for ApiError {
     fn from(e: hub_store::StoreError) -> Self {
         tracing::error!(error = %e, "store error while serving the API");
-        ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("task store unavailable: {e}"))
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("task store unavailable: {e}"),
+        )
     }
 }
 
 async fn healthz(State(s): State<ApiState>) -> Response {
     let connectors = s.health.snapshot();
     let store_ok = s.store.count_tasks(&TaskFilter::default()).await.is_ok();
-    let status = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if store_ok { "ok" } else { "store_unavailable" },
         "store": s.store.backend(),
@@ -61,7 +68,11 @@ async fn healthz(State(s): State<ApiState>) -> Response {
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {
-    ([("content-type", "text/plain; version=0.0.4")], s.metrics.render()).into_response()
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
 }
 
 /// `GET /api/v1/tasks?community=&street=&status=&department=&limit=&offset=`
@@ -72,7 +83,9 @@ async fn list_tasks(
     let filter = parse_filter(&q).map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?;
     let total = s.store.count_tasks(&filter).await?;
     let tasks = s.store.list_tasks(&filter).await?;
-    Ok(Json(json!({ "total": total, "limit": filter.limit, "offset": filter.offset, "tasks": tasks })))
+    Ok(Json(
+        json!({ "total": total, "limit": filter.limit, "offset": filter.offset, "tasks": tasks }),
+    ))
 }
 
 /// `GET /api/v1/tasks/{id}`: the task, why it went where it went, and its history.
@@ -90,11 +103,24 @@ async fn get_task(
 }
 
 fn parse_filter(q: &HashMap<String, String>) -> Result<TaskFilter, String> {
-    const KNOWN: [&str; 6] = ["community", "street", "status", "department", "limit", "offset"];
+    const KNOWN: [&str; 6] = [
+        "community",
+        "street",
+        "status",
+        "department",
+        "limit",
+        "offset",
+    ];
     if let Some(unknown) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(format!("unknown query parameter `{unknown}` (known: {})", KNOWN.join(", ")));
+        return Err(format!(
+            "unknown query parameter `{unknown}` (known: {})",
+            KNOWN.join(", ")
+        ));
     }
-    let mut filter = TaskFilter { limit: 100, ..TaskFilter::default() };
+    let mut filter = TaskFilter {
+        limit: 100,
+        ..TaskFilter::default()
+    };
     filter.community_code = q.get("community").cloned();
     filter.street_code = q.get("street").cloned();
     if let Some(s) = q.get("status") {
@@ -117,7 +143,9 @@ fn parse_filter(q: &HashMap<String, String>) -> Result<TaskFilter, String> {
             .ok_or_else(|| format!("limit `{l}` must be a number from 1 to 1000"))?;
     }
     if let Some(o) = q.get("offset") {
-        filter.offset = o.parse().map_err(|_| format!("offset `{o}` must be a non-negative number"))?;
+        filter.offset = o
+            .parse()
+            .map_err(|_| format!("offset `{o}` must be a non-negative number"))?;
     }
     Ok(filter)
 }

@@ -30,7 +30,11 @@ pub struct Roles {
 }
 
 impl Roles {
-    pub const ALL: Roles = Roles { connectors: true, router: true, api: true };
+    pub const ALL: Roles = Roles {
+        connectors: true,
+        router: true,
+        api: true,
+    };
 }
 
 /// Looks up a connector's secret by the environment variable name its config gives.
@@ -72,7 +76,9 @@ impl RunningHub {
 
     /// Run until Ctrl-C, then stop.
     pub async fn run_until_interrupted(self) -> anyhow::Result<()> {
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
         tracing::info!("interrupted; stopping");
         self.stop().await;
         Ok(())
@@ -80,15 +86,22 @@ impl RunningHub {
 }
 
 /// Start a hub process. With no brokers configured it starts the embedded broker first.
-pub async fn start(config: &HubConfig, roles: Roles, secrets: Secrets) -> anyhow::Result<RunningHub> {
+pub async fn start(
+    config: &HubConfig,
+    roles: Roles,
+    secrets: Secrets,
+) -> anyhow::Result<RunningHub> {
     let metrics = telemetry::metrics_handle();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
 
     let city = Arc::new(
-        City::load(&config.city.dir).with_context(|| format!("loading the city from {}", config.city.dir.display()))?,
+        City::load(&config.city.dir)
+            .with_context(|| format!("loading the city from {}", config.city.dir.display()))?,
     );
-    let store = hub_store::open(&config.store.url).await.with_context(|| format!("opening store {}", redact_url(&config.store.url)))?;
+    let store = hub_store::open(&config.store.url)
+        .await
+        .with_context(|| format!("opening store {}", redact_url(&config.store.url)))?;
 
     let broker = if config.kafka.brokers.trim().is_empty() {
         let broker = EmbeddedBroker::start(&config.data_dir.join("broker")).await?;
@@ -97,12 +110,17 @@ pub async fn start(config: &HubConfig, roles: Roles, secrets: Secrets) -> anyhow
     } else {
         None
     };
-    let brokers = broker.as_ref().map(|b| b.bootstrap().to_owned()).unwrap_or_else(|| config.kafka.brokers.clone());
+    let brokers = broker
+        .as_ref()
+        .map(|b| b.bootstrap().to_owned())
+        .unwrap_or_else(|| config.kafka.brokers.clone());
     let kafka = Kafka::connect(&brokers, &config.kafka.client_id)?;
     kafka.ensure_topics(&config.all_topics()).await?;
 
     let registry = if config.schema_registry.url.trim().is_empty() {
-        Registry::from(LocalRegistry::open(&config.data_dir.join("schema-ids.json"))?)
+        Registry::from(LocalRegistry::open(
+            config.data_dir.join("schema-ids.json"),
+        )?)
     } else {
         Registry::from(HttpRegistry::new(&config.schema_registry.url)?)
     };
@@ -121,17 +139,31 @@ pub async fn start(config: &HubConfig, roles: Roles, secrets: Secrets) -> anyhow
     if roles.connectors {
         for c in &config.connectors {
             let token = secrets(&c.token_env).with_context(|| {
-                format!("connector {}: environment variable {} (its token) is not set", c.name, c.token_env)
+                format!(
+                    "connector {}: environment variable {} (its token) is not set",
+                    c.name, c.token_env
+                )
             })?;
             let feed = config.feed_topic(c.department()).name.clone();
-            let connector = Connector::from_config(c, token, feed, dead_letter_topic.clone(), &shared)?;
+            let connector =
+                Connector::from_config(c, token, feed, dead_letter_topic.clone(), &shared)?;
             tasks.spawn(connector.run(shutdown.clone()));
         }
     }
     if roles.router {
-        let feeds: Vec<&str> = config.kafka.topics.feeds.values().map(|t| t.name.as_str()).collect();
+        let feeds: Vec<&str> = config
+            .kafka
+            .topics
+            .feeds
+            .values()
+            .map(|t| t.name.as_str())
+            .collect();
         let dispatcher = Dispatcher {
-            consumer: kafka.consumer(&config.kafka.router_group, &feeds)?,
+            consumer: kafka.consumer(
+                &config.kafka.router_group,
+                config.kafka.router_assignment,
+                &feeds,
+            )?,
             kafka: kafka.clone(),
             codec: shared.codec.clone(),
             router: Arc::new(Router::new(city.clone())),
@@ -146,16 +178,29 @@ pub async fn start(config: &HubConfig, roles: Roles, secrets: Secrets) -> anyhow
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         api_addr = Some(listener.local_addr()?);
-        let app = api::routes(api::ApiState { store: store.clone(), health: shared.health.clone(), metrics });
+        let app = api::routes(api::ApiState {
+            store: store.clone(),
+            health: shared.health.clone(),
+            metrics,
+        });
         let mut stop = shutdown.clone();
         tasks.spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.wait().await }).await;
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.wait().await })
+                .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "HTTP API stopped");
             }
         });
     }
-    Ok(RunningHub { api_addr, kafka_brokers: brokers, store, trigger, tasks, broker })
+    Ok(RunningHub {
+        api_addr,
+        kafka_brokers: brokers,
+        store,
+        trigger,
+        tasks,
+        broker,
+    })
 }
 
 /// Hide a password in a database URL before it reaches a log or an error.
@@ -174,15 +219,27 @@ pub fn redact_url(url: &str) -> String {
 
 /// Data directories are relative to the working directory; make that visible in messages.
 pub fn display_dir(p: &Path) -> String {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_owned()).display().to_string()
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_owned())
+        .display()
+        .to_string()
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn passwords_are_redacted_from_urls() {
-        assert_eq!(super::redact_url("postgres://hub:s3cret@db:5432/hub"), "postgres://hub:***@db:5432/hub");
-        assert_eq!(super::redact_url("postgres://postgres@db/hub"), "postgres://postgres@db/hub");
-        assert_eq!(super::redact_url("sqlite://data/hub.db"), "sqlite://data/hub.db");
+        assert_eq!(
+            super::redact_url("postgres://hub:s3cret@db:5432/hub"),
+            "postgres://hub:***@db:5432/hub"
+        );
+        assert_eq!(
+            super::redact_url("postgres://postgres@db/hub"),
+            "postgres://postgres@db/hub"
+        );
+        assert_eq!(
+            super::redact_url("sqlite://data/hub.db"),
+            "sqlite://data/hub.db"
+        );
     }
 }

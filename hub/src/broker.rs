@@ -50,7 +50,10 @@ impl EmbeddedBroker {
         .await;
         let bootstrap = match ready {
             Ok(Ok(Some(addr))) => addr,
-            Ok(Ok(None)) => bail!("{} exited before it was ready (see its error above)", bin.display()),
+            Ok(Ok(None)) => bail!(
+                "{} exited before it was ready (see its error above)",
+                bin.display()
+            ),
             Ok(Err(e)) => bail!("reading from {}: {e}", bin.display()),
             Err(_) => bail!("{} was not ready within 30 s", bin.display()),
         };
@@ -92,6 +95,10 @@ fn broker_binary() -> anyhow::Result<PathBuf> {
     bail!(
         "the embedded broker `hub-broker` was not found (looked at {}). Build it with \
          `cargo build --workspace --bins`, or set kafka.brokers to use an existing Kafka cluster",
-        candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }

@@ -35,7 +35,25 @@ pub struct KafkaConfig {
     pub brokers: String,
     pub client_id: String,
     pub router_group: String,
+    /// How the routing pipeline gets its feed partitions; see [`RouterAssignment`].
+    #[serde(default)]
+    pub router_assignment: RouterAssignment,
     pub topics: TopicsConfig,
+}
+
+/// How a hub process's routing pipeline is given feed partitions.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RouterAssignment {
+    /// This process reads every partition of every feed topic, resuming from the offsets
+    /// committed for `router_group`. Right for one routing process, and the only safe choice
+    /// with the embedded broker, whose group coordinator never hands partitions to a new
+    /// member after a member crashed (measured with tansu 0.6.0).
+    #[default]
+    Static,
+    /// Kafka consumer-group subscription: several hub processes split the partitions and take
+    /// over from each other. Use it with a real Kafka cluster.
+    Group,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -121,7 +139,10 @@ fn default_timeout_ms() -> u64 {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("environment variable {var}: {message}")]
@@ -131,21 +152,34 @@ pub enum ConfigError {
 impl HubConfig {
     /// Read a config file and apply `HUB__SECTION__KEY` environment overrides.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let overrides: Vec<(String, String)> =
-            std::env::vars().filter(|(k, _)| k.starts_with("HUB__")).collect();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let overrides: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("HUB__"))
+            .collect();
         Self::parse(&text, path, &overrides)
     }
 
-    pub fn parse(text: &str, path: &Path, overrides: &[(String, String)]) -> Result<Self, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid { path: path.to_owned(), message };
-        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        overrides: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let mut doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
         for (var, value) in overrides {
             apply_override(&mut doc, var, value)?;
         }
-        let config: HubConfig =
-            toml::Value::Table(doc).try_into().map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        let config: HubConfig = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
         config.validate().map_err(invalid)?;
         Ok(config)
     }
@@ -158,7 +192,9 @@ impl HubConfig {
         }
         for d in Department::ALL {
             if !self.kafka.topics.feeds.contains_key(d.as_str()) {
-                return Err(format!("kafka.topics.feeds: no feed topic for department `{d}`"));
+                return Err(format!(
+                    "kafka.topics.feeds: no feed topic for department `{d}`"
+                ));
             }
         }
         let mut names = std::collections::BTreeSet::new();
@@ -170,7 +206,10 @@ impl HubConfig {
                 ));
             }
             if !names.insert(c.name.as_str()) {
-                return Err(format!("connectors[{i}]: duplicate connector name `{}`", c.name));
+                return Err(format!(
+                    "connectors[{i}]: duplicate connector name `{}`",
+                    c.name
+                ));
             }
         }
         Ok(())
@@ -184,7 +223,11 @@ impl HubConfig {
     /// Every topic the hub uses, for creation at start-up.
     pub fn all_topics(&self) -> Vec<TopicConfig> {
         let t = &self.kafka.topics;
-        let mut all = vec![t.dead_letter.clone(), t.tasks.clone(), t.task_status.clone()];
+        let mut all = vec![
+            t.dead_letter.clone(),
+            t.tasks.clone(),
+            t.task_status.clone(),
+        ];
         all.extend(t.feeds.values().cloned());
         all
     }
@@ -204,9 +247,15 @@ impl ConnectorConfig {
 /// `HUB__KAFKA__BROKERS=x` sets `kafka.brokers = "x"`. The value is read as TOML when it
 /// parses as a TOML value (numbers, booleans, inline tables), else as a plain string.
 fn apply_override(doc: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
-    let path: Vec<String> =
-        var.trim_start_matches("HUB__").split("__").map(|s| s.to_ascii_lowercase()).collect();
-    let env_err = |message: &str| ConfigError::Env { var: var.to_owned(), message: message.to_owned() };
+    let path: Vec<String> = var
+        .trim_start_matches("HUB__")
+        .split("__")
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    let env_err = |message: &str| ConfigError::Env {
+        var: var.to_owned(),
+        message: message.to_owned(),
+    };
     let (last, parents) = path.split_last().ok_or_else(|| env_err("names no key"))?;
     let mut table = doc;
     for key in parents {
@@ -235,11 +284,20 @@ mod tests {
     fn shipped_config_parses_and_env_overrides_apply() {
         let c = HubConfig::parse(SHIPPED, Path::new("hub.toml"), &[]).unwrap();
         assert_eq!(c.kafka.brokers, "");
-        assert_eq!(c.feed_topic(Department::UrbanManagement).name, "hub.feed.urban-management");
+        assert_eq!(
+            c.feed_topic(Department::UrbanManagement).name,
+            "hub.feed.urban-management"
+        );
         let overrides = vec![
             ("HUB__KAFKA__BROKERS".to_owned(), "kafka:9092".to_owned()),
-            ("HUB__STORE__URL".to_owned(), "postgres://postgres@db/hub".to_owned()),
-            ("HUB__KAFKA__TOPICS__TASKS__PARTITIONS".to_owned(), "12".to_owned()),
+            (
+                "HUB__STORE__URL".to_owned(),
+                "postgres://postgres@db/hub".to_owned(),
+            ),
+            (
+                "HUB__KAFKA__TOPICS__TASKS__PARTITIONS".to_owned(),
+                "12".to_owned(),
+            ),
         ];
         let c = HubConfig::parse(SHIPPED, Path::new("hub.toml"), &overrides).unwrap();
         assert_eq!(c.kafka.brokers, "kafka:9092");
@@ -250,11 +308,15 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_key() {
         let bad = SHIPPED.replace("router_group", "routr_group");
-        let err = HubConfig::parse(&bad, Path::new("x/hub.toml"), &[]).unwrap_err().to_string();
+        let err = HubConfig::parse(&bad, Path::new("x/hub.toml"), &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("x/hub.toml"), "{err}");
         assert!(err.contains("routr_group"), "{err}");
         let bad = format!("{SHIPPED}\n[[connectors]]\nname='a'\ndepartment='fire'\nkind='http_poll'\nbase_url='x'\npath='/'\ntoken_env='T'\n");
-        let err = HubConfig::parse(&bad, Path::new("hub.toml"), &[]).unwrap_err().to_string();
+        let err = HubConfig::parse(&bad, Path::new("hub.toml"), &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown department `fire`"), "{err}");
     }
 }

@@ -36,7 +36,10 @@ pub async fn send(kafka: &Kafka, topic: &str, letter: &DeadLetter<'_>) {
     ];
     let mut delay = Duration::from_millis(200);
     loop {
-        match kafka.produce(topic, letter.key, letter.original, &headers).await {
+        match kafka
+            .produce(topic, letter.key, letter.original, &headers)
+            .await
+        {
             Ok(()) => break,
             Err(e) => {
                 tracing::warn!(error = %e, topic, "dead-letter write failed; retrying");
@@ -45,6 +48,12 @@ pub async fn send(kafka: &Kafka, topic: &str, letter: &DeadLetter<'_>) {
             }
         }
     }
-    tracing::warn!(stage = letter.stage, source = letter.source, origin = letter.origin, reason = letter.reason, "record dead-lettered");
+    tracing::warn!(
+        stage = letter.stage,
+        source = letter.source,
+        origin = letter.origin,
+        reason = letter.reason,
+        "record dead-lettered"
+    );
     metrics::counter!(telemetry::DEAD_LETTERS, "stage" => letter.stage).increment(1);
 }

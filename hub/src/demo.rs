@@ -26,18 +26,26 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     }
     let mut config = HubConfig::load(shipped)?;
     if data_dir.exists() {
-        std::fs::remove_dir_all(&data_dir).with_context(|| format!("clearing {}", display_dir(&data_dir)))?;
+        std::fs::remove_dir_all(&data_dir)
+            .with_context(|| format!("clearing {}", display_dir(&data_dir)))?;
     }
     config.store.url = format!("sqlite://{}/hub.db", data_dir.display());
     config.data_dir = data_dir;
     config.listen = listen;
     config.kafka.brokers.clear();
 
-    let addresses = load_addresses(&config.city.dir.join("addresses.csv")).map_err(anyhow::Error::msg)?;
+    let addresses =
+        load_addresses(&config.city.dir.join("addresses.csv")).map_err(anyhow::Error::msg)?;
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let sim = Simulation::start(addresses, DEMO_TOKEN, |_| loopback, 3, Duration::from_millis(700))
-        .await
-        .context("starting the simulated departmental systems")?;
+    let sim = Simulation::start(
+        addresses,
+        DEMO_TOKEN,
+        |_| loopback,
+        3,
+        Duration::from_millis(700),
+    )
+    .await
+    .context("starting the simulated departmental systems")?;
     config.connectors = sim
         .fakes
         .iter()
@@ -60,28 +68,45 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         })
         .collect();
 
-    let hub = app::start(&config, Roles::ALL, Arc::new(|_: &str| Some(DEMO_TOKEN.to_owned())))
-        .await
-        .context("starting the hub")?;
-    let api = hub.api_addr.map(|a| format!("http://{a}")).unwrap_or_default();
+    let hub = app::start(
+        &config,
+        Roles::ALL,
+        Arc::new(|_: &str| Some(DEMO_TOKEN.to_owned())),
+    )
+    .await
+    .context("starting the hub")?;
+    let api = hub
+        .api_addr
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_default();
     println!();
     println!("Civic integration hub demo: sample city 龙马潭区（示例城市）, 34 communities");
     println!("  Kafka (embedded broker):  {}", hub.kafka_brokers);
     println!("  task store:               {}", config.store.url);
     for fake in &sim.fakes {
-        println!("  simulated {:<16} {}{} (token {DEMO_TOKEN})", fake.department().as_str(), fake.base_url(), fake.shape().path);
+        println!(
+            "  simulated {:<16} {}{} (token {DEMO_TOKEN})",
+            fake.department().as_str(),
+            fake.base_url(),
+            fake.shape().path
+        );
     }
     println!();
     println!("Try:");
     println!("  curl -s {api}/api/v1/tasks?limit=5");
     println!("  curl -s '{api}/api/v1/tasks?department=police&status=dispatched'");
     println!("  curl -s {api}/api/v1/tasks?community=510504001001");
-    println!("  curl -s {api}/api/v1/tasks/<task_id>      # with the routing explanation and history");
+    println!(
+        "  curl -s {api}/api/v1/tasks/<task_id>      # with the routing explanation and history"
+    );
     println!("  curl -s {api}/healthz");
     println!("  curl -s {api}/metrics");
     println!("  kcat -C -b {} -t hub.feed.urban-management -c 1 -e | xxd | head   # Avro, Confluent wire format", hub.kafka_brokers);
     println!();
-    println!("The API needs no token yet. Ctrl-C stops the demo; its data stays in {}.", display_dir(&config.data_dir));
+    println!(
+        "The API needs no token yet. Ctrl-C stops the demo; its data stays in {}.",
+        display_dir(&config.data_dir)
+    );
     let result = hub.run_until_interrupted().await;
     drop(sim);
     result

@@ -76,7 +76,10 @@ impl Dispatcher {
         let event = match self.decode(payload, shutdown).await {
             Some(Ok(event)) => event,
             Some(Err(e)) => {
-                let key = msg.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+                let key = msg
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned())
+                    .unwrap_or_default();
                 dead_letter::send(
                     &self.kafka,
                     &self.dead_letter_topic,
@@ -90,7 +93,8 @@ impl Dispatcher {
                     },
                 )
                 .await;
-                metrics::counter!(telemetry::ROUTER_EVENTS, "outcome" => "dead_lettered").increment(1);
+                metrics::counter!(telemetry::ROUTER_EVENTS, "outcome" => "dead_lettered")
+                    .increment(1);
                 return true;
             }
             None => return false,
@@ -107,18 +111,25 @@ impl Dispatcher {
                             CreateOutcome::Created { .. } => "created",
                             CreateOutcome::AlreadyExists { .. } => "duplicate",
                         };
-                        metrics::counter!(telemetry::ROUTER_EVENTS, "outcome" => label).increment(1);
-                        metrics::histogram!(telemetry::ROUTER_EVENT_SECONDS).record(started.elapsed().as_secs_f64());
+                        metrics::counter!(telemetry::ROUTER_EVENTS, "outcome" => label)
+                            .increment(1);
+                        metrics::histogram!(telemetry::ROUTER_EVENT_SECONDS)
+                            .record(started.elapsed().as_secs_f64());
                         tracing::info!(
                             outcome = label,
                             community = task.place.community_code.as_deref().unwrap_or("-"),
-                            lead = task.lead_unit.as_ref().map(|u| u.unit_id.as_str()).unwrap_or("triage"),
+                            lead = task
+                                .lead_unit
+                                .as_ref()
+                                .map(|u| u.unit_id.as_str())
+                                .unwrap_or("triage"),
                             "task stored"
                         );
                         return true;
                     }
                     Err(e) => {
-                        metrics::counter!(telemetry::STORE_ERRORS, "operation" => "create_task").increment(1);
+                        metrics::counter!(telemetry::STORE_ERRORS, "operation" => "create_task")
+                            .increment(1);
                         tracing::warn!(error = %e, "storing the task failed; retrying");
                         if !shutdown.sleep(backoff.next_delay()).await {
                             return false;
@@ -133,7 +144,11 @@ impl Dispatcher {
 
     /// Decode, retrying while the schema registry is unreachable (that is no fault of the
     /// record). `None`: shutdown came first.
-    async fn decode(&self, payload: &[u8], shutdown: &mut Shutdown) -> Option<Result<CivicEvent, DecodeError>> {
+    async fn decode(
+        &self,
+        payload: &[u8],
+        shutdown: &mut Shutdown,
+    ) -> Option<Result<CivicEvent, DecodeError>> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         loop {
             match self.codec.decode::<CivicEvent>(payload).await {

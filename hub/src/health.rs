@@ -35,16 +35,18 @@ pub struct Health {
 
 impl Health {
     pub fn register(&self, connector: &str) {
-        self.connectors.write().expect("health lock").entry(connector.to_owned()).or_insert(
-            ConnectorHealth {
+        self.connectors
+            .write()
+            .expect("health lock")
+            .entry(connector.to_owned())
+            .or_insert(ConnectorHealth {
                 state: ConnectorState::Starting,
                 last_success_at: None,
                 last_error: None,
                 last_error_at: None,
                 records_produced: 0,
                 records_dead_lettered: 0,
-            },
-        );
+            });
     }
 
     pub fn success(&self, connector: &str, produced: u64, dead_lettered: u64) {
@@ -58,7 +60,11 @@ impl Health {
 
     pub fn failure(&self, connector: &str, error: &str, operator_must_act: bool) {
         self.update(connector, |h| {
-            h.state = if operator_must_act { ConnectorState::Failing } else { ConnectorState::Degraded };
+            h.state = if operator_must_act {
+                ConnectorState::Failing
+            } else {
+                ConnectorState::Degraded
+            };
             h.last_error = Some(error.to_owned());
             h.last_error_at = Some(Utc::now());
         });
@@ -70,7 +76,12 @@ impl Health {
 
     fn update(&self, connector: &str, f: impl FnOnce(&mut ConnectorHealth)) {
         self.register(connector);
-        if let Some(h) = self.connectors.write().expect("health lock").get_mut(connector) {
+        if let Some(h) = self
+            .connectors
+            .write()
+            .expect("health lock")
+            .get_mut(connector)
+        {
             f(h);
         }
     }

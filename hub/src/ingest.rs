@@ -134,7 +134,10 @@ impl Connector {
     /// acknowledged all of them.
     async fn publish(&self, page: &Page) -> anyhow::Result<(u64, u64)> {
         let received_at = Utc::now();
-        let ctx = MappingContext { source_system: &self.name, received_at };
+        let ctx = MappingContext {
+            source_system: &self.name,
+            received_at,
+        };
         let mut events = Vec::new();
         let mut dead = 0u64;
         for record in &page.records {
@@ -173,7 +176,12 @@ impl Connector {
             let event_id = event.event_id.clone();
             async move {
                 self.kafka
-                    .produce(&self.feed_topic, &key, payload, &[("hub.event_id", event_id.as_bytes())])
+                    .produce(
+                        &self.feed_topic,
+                        &key,
+                        payload,
+                        &[("hub.event_id", event_id.as_bytes())],
+                    )
                     .await
                     .with_context(|| format!("event {event_id}"))
             }
@@ -202,8 +210,10 @@ impl Connector {
             match self.store.load_cursor(&self.name).await {
                 Ok(c) => return c,
                 Err(e) => {
-                    metrics::counter!(telemetry::STORE_ERRORS, "operation" => "load_cursor").increment(1);
-                    self.health.failure(&self.name, &format!("loading cursor: {e}"), false);
+                    metrics::counter!(telemetry::STORE_ERRORS, "operation" => "load_cursor")
+                        .increment(1);
+                    self.health
+                        .failure(&self.name, &format!("loading cursor: {e}"), false);
                     if !shutdown.sleep(backoff.next_delay()).await {
                         return None;
                     }
@@ -216,7 +226,8 @@ impl Connector {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         while let Err(e) = self.store.save_cursor(&self.name, cursor).await {
             metrics::counter!(telemetry::STORE_ERRORS, "operation" => "save_cursor").increment(1);
-            self.health.failure(&self.name, &format!("saving cursor: {e}"), false);
+            self.health
+                .failure(&self.name, &format!("saving cursor: {e}"), false);
             if !shutdown.sleep(backoff.next_delay()).await {
                 return;
             }

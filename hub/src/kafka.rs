@@ -12,8 +12,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::TopicConfig;
+use crate::config::{RouterAssignment, TopicConfig};
 
 /// Connection to the cluster shared by every component of one hub process.
 #[derive(Clone)]
@@ -36,7 +37,11 @@ impl Kafka {
             .set("message.timeout.ms", "300000")
             .create()
             .context("creating the Kafka producer")?;
-        Ok(Kafka { brokers: brokers.to_owned(), client_id: client_id.to_owned(), producer })
+        Ok(Kafka {
+            brokers: brokers.to_owned(),
+            client_id: client_id.to_owned(),
+            producer,
+        })
     }
 
     pub fn brokers(&self) -> &str {
@@ -55,7 +60,10 @@ impl Kafka {
             .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)))
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results = admin.create_topics(&new, &options).await.context("creating topics")?;
+        let results = admin
+            .create_topics(&new, &options)
+            .await
+            .context("creating topics")?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -76,19 +84,39 @@ impl Kafka {
     ) -> Result<(), KafkaError> {
         let mut owned = OwnedHeaders::new_with_capacity(headers.len());
         for (name, value) in headers {
-            owned = owned.insert(Header { key: name, value: Some(*value) });
+            owned = owned.insert(Header {
+                key: name,
+                value: Some(*value),
+            });
         }
-        let record = FutureRecord::to(topic).key(key).payload(payload).headers(owned);
+        let record = FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(owned);
         match self.producer.send(record, Timeout::Never).await {
             Ok(_) => Ok(()),
             Err((e, _)) => Err(e),
         }
     }
 
-    /// A member of consumer group `group` subscribed to `topics`. Offsets are stored by the
-    /// caller only after its database transaction commits, and committed in the background.
-    pub fn consumer(&self, group: &str, topics: &[&str]) -> anyhow::Result<StreamConsumer> {
-        let consumer: StreamConsumer = ClientConfig::new()
+    /// A consumer of `topics` for group `group`. Offsets are stored by the caller only after
+    /// its database transaction commits, and committed in the background.
+    ///
+    /// With [`RouterAssignment::Group`] it subscribes as a group member; with
+    /// [`RouterAssignment::Static`] it assigns itself every partition the topics have now and
+    /// resumes each from the group's committed offset.
+    pub fn consumer(
+        &self,
+        group: &str,
+        assignment: RouterAssignment,
+        topics: &[&str],
+    ) -> anyhow::Result<StreamConsumer> {
+        let mut config = ClientConfig::new();
+        // librdkafka's own debug contexts (e.g. `cgrp,fetch`) for diagnosing group issues.
+        if let Ok(contexts) = std::env::var("HUB_KAFKA_DEBUG") {
+            config.set("debug", contexts);
+        }
+        let consumer: StreamConsumer = config
             .set("bootstrap.servers", &self.brokers)
             .set("client.id", &self.client_id)
             .set("group.id", group)
@@ -99,7 +127,30 @@ impl Kafka {
             .set("session.timeout.ms", "10000")
             .create()
             .context("creating the Kafka consumer")?;
-        consumer.subscribe(topics).context("subscribing to topics")?;
+        match assignment {
+            RouterAssignment::Group => consumer
+                .subscribe(topics)
+                .context("subscribing to topics")?,
+            RouterAssignment::Static => {
+                let mut partitions = TopicPartitionList::new();
+                for topic in topics {
+                    // Metadata calls block: keep them off the async workers' hot path.
+                    let metadata = tokio::task::block_in_place(|| {
+                        consumer.fetch_metadata(Some(topic), Duration::from_secs(30))
+                    })
+                    .with_context(|| format!("reading the partitions of {topic}"))?;
+                    for t in metadata.topics() {
+                        for p in t.partitions() {
+                            // `Stored`: resume from the group's committed offset.
+                            partitions.add_partition_offset(t.name(), p.id(), Offset::Stored)?;
+                        }
+                    }
+                }
+                consumer
+                    .assign(&partitions)
+                    .context("assigning feed partitions")?;
+            }
+        }
         Ok(consumer)
     }
 }

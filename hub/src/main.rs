@@ -32,6 +32,10 @@ enum Command {
         /// HTTP API address (overrides `listen` in the file).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// What this process runs, comma-separated: connectors, router, api. A city can run
+        /// connectors and routers in separate processes; routers share one consumer group.
+        #[arg(long, value_delimiter = ',', default_values = ["connectors", "router", "api"])]
+        roles: Vec<Role>,
     },
     /// Run the hub with the shipped sample city and simulated departmental systems feeding
     /// live events. Needs no arguments. Run it from the project folder.
@@ -45,12 +49,30 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    Connectors,
+    Router,
+    Api,
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     hub::telemetry::init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config, listen } => run(config, listen).await,
+        Command::Run {
+            config,
+            listen,
+            roles,
+        } => {
+            let roles = Roles {
+                connectors: roles.contains(&Role::Connectors),
+                router: roles.contains(&Role::Router),
+                api: roles.contains(&Role::Api),
+            };
+            run(config, listen, roles).await
+        }
         Command::Demo { listen, data_dir } => hub::demo::run(listen, data_dir).await,
     };
     match result {
@@ -62,12 +84,12 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(config_path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+async fn run(config_path: PathBuf, listen: Option<SocketAddr>, roles: Roles) -> anyhow::Result<()> {
     let mut config = HubConfig::load(&config_path)?;
     if let Some(listen) = listen {
         config.listen = listen;
     }
-    let hub = app::start(&config, Roles::ALL, app::env_secrets())
+    let hub = app::start(&config, roles, app::env_secrets())
         .await
         .with_context(|| format!("starting the hub from {}", config_path.display()))?;
     if let Some(addr) = hub.api_addr {

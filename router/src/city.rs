@@ -38,11 +38,18 @@ const LEVEL_DIGITS: usize = 3;
 #[derive(Debug, thiserror::Error)]
 pub enum CityError {
     #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}: {message}")]
     Syntax { file: String, message: String },
     #[error("{file}: {at}: {problem}")]
-    Invalid { file: String, at: String, problem: Problem },
+    Invalid {
+        file: String,
+        at: String,
+        problem: Problem,
+    },
 }
 
 impl CityError {
@@ -82,8 +89,15 @@ pub enum Problem {
     NoBoundary,
     #[error("names no {level} declared in the city config")]
     UnknownArea { level: AreaLevel },
-    #[error("parent is {found:?} but the city config says {expected:?}")]
-    ParentMismatch { expected: Option<String>, found: Option<String> },
+    #[error(
+        "parent is {} but the city config says {}",
+        .found.as_deref().unwrap_or("(none)"),
+        .expected.as_deref().unwrap_or("(none)")
+    )]
+    ParentMismatch {
+        expected: Option<String>,
+        found: Option<String>,
+    },
     #[error("unknown level {0:?} (expected district, street, community or grid)")]
     UnknownLevel(String),
     #[error("{0}")]
@@ -93,7 +107,7 @@ pub enum Problem {
     #[error("address {0:?} is listed twice")]
     DuplicateAddress(String),
     #[error("{0}")]
-    BadRow(String),
+    Malformed(String),
 }
 
 // ------------------------------------------------------------------------------ raw config
@@ -168,7 +182,10 @@ pub struct GridConfig {
 impl CityConfig {
     /// Parses `city.toml` text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<CityConfig, CityError> {
-        toml::from_str(text).map_err(|e| CityError::Syntax { file: file.to_owned(), message: e.to_string() })
+        toml::from_str(text).map_err(|e| CityError::Syntax {
+            file: file.to_owned(),
+            message: e.to_string(),
+        })
     }
 }
 
@@ -205,17 +222,23 @@ pub fn parse_boundaries(text: &str, file: &str) -> Result<Vec<Boundary>, CityErr
         parent: Option<String>,
     }
 
-    let syntax = |message: String| CityError::Syntax { file: file.to_owned(), message };
+    let syntax = |message: String| CityError::Syntax {
+        file: file.to_owned(),
+        message,
+    };
     let collection: Collection = serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?;
     if collection.kind != "FeatureCollection" {
-        return Err(syntax(format!("type is {:?}, expected \"FeatureCollection\"", collection.kind)));
+        return Err(syntax(format!(
+            "type is {:?}, expected \"FeatureCollection\"",
+            collection.kind
+        )));
     }
     let mut boundaries = Vec::with_capacity(collection.features.len());
     for (index, value) in collection.features.into_iter().enumerate() {
         let feature: Feature = serde_json::from_value(value).map_err(|e| CityError::Invalid {
             file: file.to_owned(),
             at: format!("feature {index}"),
-            problem: Problem::BadRow(e.to_string()),
+            problem: Problem::Malformed(e.to_string()),
         })?;
         let p = feature.properties;
         let invalid = |problem| CityError::Invalid {
@@ -223,13 +246,19 @@ pub fn parse_boundaries(text: &str, file: &str) -> Result<Vec<Boundary>, CityErr
             at: format!("feature {index} ({} {})", p.level, p.code),
             problem,
         };
-        let level = AreaLevel::parse(&p.level).ok_or_else(|| invalid(Problem::UnknownLevel(p.level.clone())))?;
+        let level = AreaLevel::parse(&p.level)
+            .ok_or_else(|| invalid(Problem::UnknownLevel(p.level.clone())))?;
         let geometry = match MultiPolygon::from_geojson(&feature.geometry) {
             Ok(g) => Some(g),
             Err(GeometryError::Missing) if level == AreaLevel::Street => None,
             Err(e) => return Err(invalid(Problem::Geometry(e))),
         };
-        boundaries.push(Boundary { level, code: p.code, parent: p.parent, geometry });
+        boundaries.push(Boundary {
+            level,
+            code: p.code,
+            parent: p.parent,
+            geometry,
+        });
     }
     Ok(boundaries)
 }
@@ -249,9 +278,12 @@ pub fn parse_gazetteer(text: &str, file: &str) -> Result<Vec<GazetteerEntry>, Ci
     let bad = |line: usize, what: String| CityError::Invalid {
         file: file.to_owned(),
         at: format!("line {line}"),
-        problem: Problem::BadRow(what),
+        problem: Problem::Malformed(what),
     };
-    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
     match lines.next() {
         Some((_, header)) if header.trim_start_matches('\u{feff}') == HEADER => {}
         _ => return Err(bad(1, format!("expected the header {HEADER:?}"))),
@@ -263,10 +295,14 @@ pub fn parse_gazetteer(text: &str, file: &str) -> Result<Vec<GazetteerEntry>, Ci
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         let [address, lon, lat, grid_code] = fields[..] else {
-            return Err(bad(n, format!("{} fields, expected 4 ({HEADER})", fields.len())));
+            return Err(bad(
+                n,
+                format!("{} fields, expected 4 ({HEADER})", fields.len()),
+            ));
         };
         let number = |name: &str, s: &str| {
-            s.parse::<f64>().map_err(|_| bad(n, format!("{name} {s:?} is not a number")))
+            s.parse::<f64>()
+                .map_err(|_| bad(n, format!("{name} {s:?} is not a number")))
         };
         let point = Point::new(number("lon", lon)?, number("lat", lat)?);
         if !point.is_valid() {
@@ -275,7 +311,11 @@ pub fn parse_gazetteer(text: &str, file: &str) -> Result<Vec<GazetteerEntry>, Ci
         if normalise_address(address).is_empty() {
             return Err(bad(n, "empty address".into()));
         }
-        entries.push(GazetteerEntry { address: address.to_owned(), point, grid_code: grid_code.to_owned() });
+        entries.push(GazetteerEntry {
+            address: address.to_owned(),
+            point,
+            grid_code: grid_code.to_owned(),
+        });
     }
     Ok(entries)
 }
@@ -317,9 +357,14 @@ impl AreaLevel {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [AreaLevel::District, AreaLevel::Street, AreaLevel::Community, AreaLevel::Grid]
-            .into_iter()
-            .find(|l| l.as_str() == s)
+        [
+            AreaLevel::District,
+            AreaLevel::Street,
+            AreaLevel::Community,
+            AreaLevel::Grid,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == s)
     }
 }
 
@@ -385,7 +430,11 @@ impl UnitRole {
     ];
 
     /// The "1+2" every community must have.
-    pub const CORE: [UnitRole; 3] = [UnitRole::PartyBranch, UnitRole::Workstation, UnitRole::ResidentsCommittee];
+    pub const CORE: [UnitRole; 3] = [
+        UnitRole::PartyBranch,
+        UnitRole::Workstation,
+        UnitRole::ResidentsCommittee,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -598,7 +647,9 @@ struct CommunityIndex {
 
 impl CommunityIndex {
     fn new(communities: &[Community]) -> Self {
-        CommunityIndex { boxes: communities.iter().map(|c| c.boundary.bbox()).collect() }
+        CommunityIndex {
+            boxes: communities.iter().map(|c| c.boundary.bbox()).collect(),
+        }
     }
 
     /// The first community, in config order, containing `p`; communities do not overlap, so
@@ -678,7 +729,11 @@ impl City {
         gazetteer: Vec<GazetteerEntry>,
         sources: &Sources,
     ) -> Result<City, CityError> {
-        let in_config = |at: String, problem| CityError::Invalid { file: sources.config.clone(), at, problem };
+        let in_config = |at: String, problem| CityError::Invalid {
+            file: sources.config.clone(),
+            at,
+            problem,
+        };
         let no_geometry = |at: &str| CityError::Invalid {
             file: sources.boundaries.clone(),
             at: at.to_owned(),
@@ -700,12 +755,9 @@ impl City {
             shapes.insert(key, (index, b));
         }
         let mut take_shape = |level: AreaLevel, code: &str, parent: Option<&str>, at: &str| {
-            let no_boundary = || CityError::Invalid {
-                file: sources.boundaries.clone(),
-                at: at.to_owned(),
-                problem: Problem::NoBoundary,
-            };
-            let (index, b) = shapes.remove(&(level, code.to_owned())).ok_or_else(no_boundary)?;
+            let (index, b) = shapes
+                .remove(&(level, code.to_owned()))
+                .ok_or_else(|| no_geometry(at))?;
             if b.parent.as_deref() != parent {
                 return Err(CityError::Invalid {
                     file: sources.boundaries.clone(),
@@ -719,28 +771,41 @@ impl City {
             Ok(b.geometry)
         };
 
-        let check_code = |code: &str, parent: &str, digits: usize, at: &str| -> Result<(), CityError> {
-            let ok = code.len() == parent.len() + digits
-                && code.starts_with(parent)
-                && code.bytes().all(|b| b.is_ascii_digit());
-            if ok {
-                Ok(())
-            } else {
-                let expected = if parent.is_empty() {
-                    format!("{digits} digits")
+        let check_code =
+            |code: &str, parent: &str, digits: usize, at: &str| -> Result<(), CityError> {
+                let ok = code.len() == parent.len() + digits
+                    && code.starts_with(parent)
+                    && code.bytes().all(|b| b.is_ascii_digit());
+                if ok {
+                    Ok(())
                 } else {
-                    format!("{parent} followed by {digits} digits")
-                };
-                Err(in_config(at.to_owned(), Problem::CodeScheme { code: code.to_owned(), expected }))
-            }
-        };
+                    let expected = if parent.is_empty() {
+                        format!("{digits} digits")
+                    } else {
+                        format!("{parent} followed by {digits} digits")
+                    };
+                    Err(in_config(
+                        at.to_owned(),
+                        Problem::CodeScheme {
+                            code: code.to_owned(),
+                            expected,
+                        },
+                    ))
+                }
+            };
 
         // District.
         let d = config.district;
         let district_at = format!("district {} ({})", d.code, d.name);
         check_code(&d.code, "", DISTRICT_DIGITS, &district_at)?;
         let district_units = build_units(d.units, &d.code, &district_at, &in_config)?;
-        let triage_desk = require_role(&district_units, UnitRole::TriageDesk, "district", &district_at, &in_config)?;
+        let triage_desk = require_role(
+            &district_units,
+            UnitRole::TriageDesk,
+            "district",
+            &district_at,
+            &in_config,
+        )?;
         let boundary = take_shape(AreaLevel::District, &d.code, None, &district_at)?
             .ok_or_else(|| no_geometry(&district_at))?;
         let district = District {
@@ -763,14 +828,25 @@ impl City {
                 return Err(in_config(at, Problem::DuplicateCode(s.code)));
             }
             let units = build_units(s.units, &s.code, &at, &in_config)?;
-            let triage_desk = require_role(&units, UnitRole::TriageDesk, "street", &at, &in_config)?;
+            let triage_desk =
+                require_role(&units, UnitRole::TriageDesk, "street", &at, &in_config)?;
             // A missing street outline is allowed: a street is the union of its communities.
             let boundary = match take_shape(AreaLevel::Street, &s.code, Some(&district.code), &at) {
                 Ok(b) => b,
-                Err(CityError::Invalid { problem: Problem::NoBoundary, .. }) => None,
+                Err(CityError::Invalid {
+                    problem: Problem::NoBoundary,
+                    ..
+                }) => None,
                 Err(e) => return Err(e),
             };
-            streets.push(Street { code: s.code, name: s.name, boundary, units, triage_desk, communities: Vec::new() });
+            streets.push(Street {
+                code: s.code,
+                name: s.name,
+                boundary,
+                units,
+                triage_desk,
+                communities: Vec::new(),
+            });
         }
 
         // Communities and their grids.
@@ -790,7 +866,10 @@ impl City {
             let ladder = c
                 .ladder
                 .iter()
-                .map(|s| LadderStep::parse(s).ok_or_else(|| in_config(at.clone(), Problem::UnknownLadderStep(s.clone()))))
+                .map(|s| {
+                    LadderStep::parse(s)
+                        .ok_or_else(|| in_config(at.clone(), Problem::UnknownLadderStep(s.clone())))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let admission = build_admission(c.admission, &at, &in_config)?;
             let units = build_units(c.units, &c.code, &at, &in_config)?;
@@ -842,13 +921,24 @@ impl City {
 
         // Unit ids are unique across the city.
         let mut unit_index = HashMap::new();
-        let district_slots = district.units.iter().enumerate().map(|(u, unit)| (unit, UnitSlot::District(u)));
-        let street_slots = streets
+        let district_slots = district
+            .units
             .iter()
             .enumerate()
-            .flat_map(|(s, street)| street.units.iter().enumerate().map(move |(u, unit)| (unit, UnitSlot::Street(s, u))));
+            .map(|(u, unit)| (unit, UnitSlot::District(u)));
+        let street_slots = streets.iter().enumerate().flat_map(|(s, street)| {
+            street
+                .units
+                .iter()
+                .enumerate()
+                .map(move |(u, unit)| (unit, UnitSlot::Street(s, u)))
+        });
         let community_slots = communities.iter().enumerate().flat_map(|(c, community)| {
-            community.units.iter().enumerate().map(move |(u, unit)| (unit, UnitSlot::Community(c, u)))
+            community
+                .units
+                .iter()
+                .enumerate()
+                .map(move |(u, unit)| (unit, UnitSlot::Community(c, u)))
         });
         for (unit, slot) in district_slots.chain(street_slots).chain(community_slots) {
             if unit_index.insert(unit.id.clone(), slot).is_some() {
@@ -868,7 +958,10 @@ impl City {
             if !grid_index.contains_key(&entry.grid_code) {
                 return Err(invalid(Problem::UnknownGrid(entry.grid_code.clone())));
             }
-            if address_index.insert(normalise_address(&entry.address), i).is_some() {
+            if address_index
+                .insert(normalise_address(&entry.address), i)
+                .is_some()
+            {
                 return Err(invalid(Problem::DuplicateAddress(entry.address.clone())));
             }
         }
@@ -910,7 +1003,9 @@ impl City {
     }
 
     pub fn community(&self, code: &str) -> Option<&Community> {
-        self.community_index.get(code).map(|&i| &self.communities[i])
+        self.community_index
+            .get(code)
+            .map(|&i| &self.communities[i])
     }
 
     pub fn grid(&self, code: &str) -> Option<&Grid> {
@@ -933,7 +1028,9 @@ impl City {
 
     /// The units of a community that play `role` (empty for an unknown community).
     pub fn community_units(&self, community_code: &str, role: UnitRole) -> Vec<&Unit> {
-        self.community(community_code).map(|c| c.units_with_role(role).collect()).unwrap_or_default()
+        self.community(community_code)
+            .map(|c| c.units_with_role(role).collect())
+            .unwrap_or_default()
     }
 
     pub fn gazetteer(&self) -> &[GazetteerEntry] {
@@ -942,12 +1039,16 @@ impl City {
 
     /// The gazetteer entry for an address, matched in normalised form.
     pub fn lookup_address(&self, address: &str) -> Option<&GazetteerEntry> {
-        self.address_index.get(&normalise_address(address)).map(|&i| &self.gazetteer[i])
+        self.address_index
+            .get(&normalise_address(address))
+            .map(|&i| &self.gazetteer[i])
     }
 
     /// The community whose boundary contains `p` (see `geo` for the border rule).
     pub fn community_at(&self, p: Point) -> Option<&Community> {
-        self.point_index.lookup(&self.communities, p).map(|i| &self.communities[i])
+        self.point_index
+            .lookup(&self.communities, p)
+            .map(|i| &self.communities[i])
     }
 
     /// The grid of `community` whose boundary contains `p`.
@@ -966,16 +1067,34 @@ fn build_units(
         .into_iter()
         .map(|u| {
             let unit_at = format!("{at}, unit {}", u.id);
-            let role = UnitRole::parse(&u.role).ok_or_else(|| in_config(unit_at.clone(), Problem::UnknownRole(u.role.clone())))?;
+            let role = UnitRole::parse(&u.role)
+                .ok_or_else(|| in_config(unit_at.clone(), Problem::UnknownRole(u.role.clone())))?;
             let department = u
                 .department
-                .map(|d| Department::parse(&d).ok_or_else(|| in_config(unit_at.clone(), Problem::UnknownDepartment(d))))
+                .map(|d| {
+                    Department::parse(&d)
+                        .ok_or_else(|| in_config(unit_at.clone(), Problem::UnknownDepartment(d)))
+                })
                 .transpose()?;
-            let owned = u.id.strip_prefix(owner).is_some_and(|rest| rest.len() > 1 && rest.starts_with('.'));
+            let owned =
+                u.id.strip_prefix(owner)
+                    .is_some_and(|rest| rest.len() > 1 && rest.starts_with('.'));
             if !owned {
-                return Err(in_config(unit_at, Problem::UnitIdOutsideOwner { id: u.id, owner: owner.to_owned() }));
+                return Err(in_config(
+                    unit_at,
+                    Problem::UnitIdOutsideOwner {
+                        id: u.id,
+                        owner: owner.to_owned(),
+                    },
+                ));
             }
-            Ok(Unit { id: u.id, role, name: u.name, department, owner_code: owner.to_owned() })
+            Ok(Unit {
+                id: u.id,
+                role,
+                name: u.name,
+                department,
+                owner_code: owner.to_owned(),
+            })
         })
         .collect()
 }
@@ -1002,8 +1121,12 @@ fn build_admission(
     let mut by_department = BTreeMap::new();
     for (department, codes) in lists {
         let admission_at = format!("{at}, admission.{department}");
-        let dept = Department::parse(&department)
-            .ok_or_else(|| in_config(admission_at.clone(), Problem::UnknownDepartment(department.clone())))?;
+        let dept = Department::parse(&department).ok_or_else(|| {
+            in_config(
+                admission_at.clone(),
+                Problem::UnknownDepartment(department.clone()),
+            )
+        })?;
         let admitted = if codes.iter().any(|c| c == "*") {
             if codes.len() > 1 {
                 return Err(in_config(admission_at, Problem::MixedAdmission));

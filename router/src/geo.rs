@@ -72,7 +72,12 @@ impl BBox {
     /// The box around `points`; `None` when there are none.
     fn around<'a>(points: impl IntoIterator<Item = &'a Point>) -> Option<BBox> {
         points.into_iter().fold(None, |acc, p| {
-            let b = BBox { min_lon: p.lon, min_lat: p.lat, max_lon: p.lon, max_lat: p.lat };
+            let b = BBox {
+                min_lon: p.lon,
+                min_lat: p.lat,
+                max_lon: p.lon,
+                max_lat: p.lat,
+            };
             Some(acc.map_or(b, |a: BBox| a.union(&b)))
         })
     }
@@ -87,7 +92,10 @@ impl BBox {
     }
 
     pub fn contains(&self, p: Point) -> bool {
-        self.min_lon <= p.lon && p.lon <= self.max_lon && self.min_lat <= p.lat && p.lat <= self.max_lat
+        self.min_lon <= p.lon
+            && p.lon <= self.max_lon
+            && self.min_lat <= p.lat
+            && p.lat <= self.max_lat
     }
 }
 
@@ -100,10 +108,16 @@ pub enum GeometryError {
     UnsupportedType(String),
     #[error("{at}: expected {expected}")]
     Malformed { at: String, expected: &'static str },
-    #[error("{at}: {count} positions, a ring needs at least 4 (three corners and the closing position)")]
+    #[error(
+        "{at}: {count} positions, a ring needs at least 4 (three corners and the closing position)"
+    )]
     TooFewPositions { at: String, count: usize },
     #[error("{at}: ring is not closed: first position {first} differs from last {last}")]
-    UnclosedRing { at: String, first: Point, last: Point },
+    UnclosedRing {
+        at: String,
+        first: Point,
+        last: Point,
+    },
     #[error("{at}: coordinate is not a finite number")]
     NonFiniteCoordinate { at: String },
     #[error("{at}: {point} is outside lon -180..180 / lat -90..90")]
@@ -126,13 +140,22 @@ pub struct Polygon {
 impl Polygon {
     /// Builds a polygon from closed rings (first position repeated last, as in GeoJSON).
     pub fn new(exterior: Vec<Point>, holes: Vec<Vec<Point>>) -> Result<Polygon, GeometryError> {
-        Self::from_rings(std::iter::once(exterior).chain(holes).collect(), "polygon 0")
+        Self::from_rings(
+            std::iter::once(exterior).chain(holes).collect(),
+            "polygon 0",
+        )
     }
 
     /// The axis-aligned rectangle with the given corners.
     pub fn rectangle(min: Point, max: Point) -> Result<Polygon, GeometryError> {
         Polygon::new(
-            vec![min, Point::new(max.lon, min.lat), max, Point::new(min.lon, max.lat), min],
+            vec![
+                min,
+                Point::new(max.lon, min.lat),
+                max,
+                Point::new(min.lon, max.lat),
+                min,
+            ],
             Vec::new(),
         )
     }
@@ -148,23 +171,40 @@ impl Polygon {
                     return Err(GeometryError::NonFiniteCoordinate { at: at() });
                 }
                 if !p.is_valid() {
-                    return Err(GeometryError::OutOfRange { at: at(), point: *p });
+                    return Err(GeometryError::OutOfRange {
+                        at: at(),
+                        point: *p,
+                    });
                 }
             }
             if ring.len() < 4 {
-                return Err(GeometryError::TooFewPositions { at: ring_at, count: ring.len() });
+                return Err(GeometryError::TooFewPositions {
+                    at: ring_at,
+                    count: ring.len(),
+                });
             }
             let (first, last) = (ring[0], ring[ring.len() - 1]);
             if first != last {
-                return Err(GeometryError::UnclosedRing { at: ring_at, first, last });
+                return Err(GeometryError::UnclosedRing {
+                    at: ring_at,
+                    first,
+                    last,
+                });
             }
             ring.pop();
             open.push(ring);
         }
         let mut rings = open.into_iter();
-        let exterior = rings.next().ok_or_else(|| GeometryError::NoRings { at: at.to_owned() })?;
-        let bbox = BBox::around(&exterior).ok_or_else(|| GeometryError::NoRings { at: at.to_owned() })?;
-        Ok(Polygon { exterior, holes: rings.collect(), bbox })
+        let exterior = rings
+            .next()
+            .ok_or_else(|| GeometryError::NoRings { at: at.to_owned() })?;
+        let bbox =
+            BBox::around(&exterior).ok_or_else(|| GeometryError::NoRings { at: at.to_owned() })?;
+        Ok(Polygon {
+            exterior,
+            holes: rings.collect(),
+            bbox,
+        })
     }
 
     pub fn exterior(&self) -> &[Point] {
@@ -200,11 +240,12 @@ fn ring_crossings_odd(ring: &[Point], p: Point) -> bool {
     let mut odd = false;
     for (i, &a) in ring.iter().enumerate() {
         let b = ring[(i + 1) % ring.len()];
-        let (low, high) = if a.lat < b.lat { (a, b) } else { (b, a) }; let (low, high) = if a.lat < b.lat {(low, high)} else {(a, b)}; let (low, high) = (if low.lat<=high.lat {low} else {high}, if low.lat<=high.lat {high} else {low});
+        let (low, high) = if a.lat < b.lat { (a, b) } else { (b, a) };
         if !(low.lat <= p.lat && p.lat < high.lat) {
             continue;
         }
-        let cross = (high.lon - low.lon) * (p.lat - low.lat) - (high.lat - low.lat) * (p.lon - low.lon);
+        let cross =
+            (high.lon - low.lon) * (p.lat - low.lat) - (high.lat - low.lat) * (p.lon - low.lon);
         if cross > 0.0 {
             odd = !odd;
         }
@@ -237,10 +278,16 @@ impl MultiPolygon {
         let kind = geometry
             .get("type")
             .and_then(serde_json::Value::as_str)
-            .ok_or(GeometryError::Malformed { at: "geometry".into(), expected: "a \"type\" string" })?;
+            .ok_or(GeometryError::Malformed {
+                at: "geometry".into(),
+                expected: "a \"type\" string",
+            })?;
         let coordinates = geometry
             .get("coordinates")
-            .ok_or(GeometryError::Malformed { at: "geometry".into(), expected: "\"coordinates\"" })?;
+            .ok_or(GeometryError::Malformed {
+                at: "geometry".into(),
+                expected: "\"coordinates\"",
+            })?;
         match kind {
             "Polygon" => MultiPolygon::new(vec![parse_polygon(coordinates, "polygon 0")?]),
             "MultiPolygon" => {
@@ -276,7 +323,10 @@ impl MultiPolygon {
 impl From<Polygon> for MultiPolygon {
     fn from(polygon: Polygon) -> Self {
         let bbox = polygon.bbox;
-        MultiPolygon { polygons: vec![polygon], bbox }
+        MultiPolygon {
+            polygons: vec![polygon],
+            bbox,
+        }
     }
 }
 
@@ -285,7 +335,10 @@ fn as_array<'a>(
     at: &str,
     expected: &'static str,
 ) -> Result<&'a Vec<serde_json::Value>, GeometryError> {
-    value.as_array().ok_or_else(|| GeometryError::Malformed { at: at.to_owned(), expected })
+    value.as_array().ok_or_else(|| GeometryError::Malformed {
+        at: at.to_owned(),
+        expected,
+    })
 }
 
 fn parse_polygon(value: &serde_json::Value, at: &str) -> Result<Polygon, GeometryError> {
@@ -299,12 +352,14 @@ fn parse_polygon(value: &serde_json::Value, at: &str) -> Result<Polygon, Geometr
             let pos_at = || format!("{ring_at}, position {i}");
             let numbers = as_array(position, &pos_at(), "a position [lon, lat]")?;
             let coordinate = |k: usize| -> Result<f64, GeometryError> {
-                let v = numbers
-                    .get(k)
-                    .ok_or_else(|| GeometryError::Malformed { at: pos_at(), expected: "a position [lon, lat]" })?;
-                let x = v
-                    .as_f64()
-                    .ok_or_else(|| GeometryError::Malformed { at: pos_at(), expected: "numbers in a position" })?;
+                let v = numbers.get(k).ok_or_else(|| GeometryError::Malformed {
+                    at: pos_at(),
+                    expected: "a position [lon, lat]",
+                })?;
+                let x = v.as_f64().ok_or_else(|| GeometryError::Malformed {
+                    at: pos_at(),
+                    expected: "numbers in a position",
+                })?;
                 if x.is_finite() {
                     Ok(x)
                 } else {
@@ -354,7 +409,11 @@ mod tests {
         ];
         let corner = Point::new(1.0, 1.0);
         let holders: Vec<usize> = (0..4).filter(|&i| squares[i].contains(corner)).collect();
-        assert_eq!(holders, vec![3], "the north-east square owns the shared corner");
+        assert_eq!(
+            holders,
+            vec![3],
+            "the north-east square owns the shared corner"
+        );
     }
 
     #[test]
@@ -362,8 +421,16 @@ mod tests {
         // Two triangles split a square along its diagonal; the west one is wound clockwise,
         // the east one counter-clockwise, so they walk the shared edge in opposite directions.
         let p = |lon, lat| Point::new(lon, lat);
-        let west = Polygon::new(vec![p(0.0, 0.0), p(0.0, 3.0), p(3.0, 3.0), p(0.0, 0.0)], vec![]).unwrap();
-        let east = Polygon::new(vec![p(0.0, 0.0), p(3.0, 0.0), p(3.0, 3.0), p(0.0, 0.0)], vec![]).unwrap();
+        let west = Polygon::new(
+            vec![p(0.0, 0.0), p(0.0, 3.0), p(3.0, 3.0), p(0.0, 0.0)],
+            vec![],
+        )
+        .unwrap();
+        let east = Polygon::new(
+            vec![p(0.0, 0.0), p(3.0, 0.0), p(3.0, 3.0), p(0.0, 0.0)],
+            vec![],
+        )
+        .unwrap();
         for k in 1..300 {
             let t = f64::from(k) / 100.0;
             let on_diagonal = p(t, t);
@@ -377,8 +444,20 @@ mod tests {
     #[test]
     fn hole_is_outside() {
         let p = |lon, lat| Point::new(lon, lat);
-        let outer = vec![p(0.0, 0.0), p(4.0, 0.0), p(4.0, 4.0), p(0.0, 4.0), p(0.0, 0.0)];
-        let hole = vec![p(1.0, 1.0), p(3.0, 1.0), p(3.0, 3.0), p(1.0, 3.0), p(1.0, 1.0)];
+        let outer = vec![
+            p(0.0, 0.0),
+            p(4.0, 0.0),
+            p(4.0, 4.0),
+            p(0.0, 4.0),
+            p(0.0, 0.0),
+        ];
+        let hole = vec![
+            p(1.0, 1.0),
+            p(3.0, 1.0),
+            p(3.0, 3.0),
+            p(1.0, 3.0),
+            p(1.0, 1.0),
+        ];
         let poly = Polygon::new(outer, vec![hole]).unwrap();
         assert!(!poly.contains(p(2.0, 2.0)));
         assert!(poly.contains(p(0.5, 2.0)));
@@ -425,12 +504,21 @@ mod tests {
             "polygon 1, ring 0: 3 positions, a ring needs at least 4 (three corners and the closing position)"
         );
         let text = serde_json::json!({"type": "Polygon", "coordinates": [[[0, 0], [1, "x"], [1, 1], [0, 0]]]});
-        assert_eq!(err(text), "polygon 0, ring 0, position 1: expected numbers in a position");
+        assert_eq!(
+            err(text),
+            "polygon 0, ring 0, position 1: expected numbers in a position"
+        );
         let far = serde_json::json!({"type": "Polygon", "coordinates": [[[0, 0], [200, 0], [1, 1], [0, 0]]]});
-        assert_eq!(err(far), "polygon 0, ring 0, position 1: (200, 0) is outside lon -180..180 / lat -90..90");
+        assert_eq!(
+            err(far),
+            "polygon 0, ring 0, position 1: (200, 0) is outside lon -180..180 / lat -90..90"
+        );
         let point = serde_json::json!({"type": "Point", "coordinates": [0, 0]});
         assert!(err(point).contains("\"Point\" is not supported"));
-        assert_eq!(err(serde_json::Value::Null), "no geometry (null or missing)");
+        assert_eq!(
+            err(serde_json::Value::Null),
+            "no geometry (null or missing)"
+        );
     }
 
     #[test]
@@ -439,7 +527,9 @@ mod tests {
         let ring = vec![p(0.0, 0.0), p(f64::INFINITY, 0.0), p(1.0, 1.0), p(0.0, 0.0)];
         assert_eq!(
             Polygon::new(ring, vec![]).unwrap_err(),
-            GeometryError::NonFiniteCoordinate { at: "polygon 0, ring 0, position 1".into() }
+            GeometryError::NonFiniteCoordinate {
+                at: "polygon 0, ring 0, position 1".into()
+            }
         );
     }
 }

@@ -84,19 +84,32 @@ impl City {
         let valid_point = point.filter(|p| p.is_valid());
         if let Some(p) = valid_point {
             if let Some(community) = self.community_at(p) {
-                let area = self.grid_at(community, p).map_or(Area::Community(community), Area::Grid);
+                let area = self
+                    .grid_at(community, p)
+                    .map_or(Area::Community(community), Area::Grid);
                 return self.place(area, PlaceMethod::Point);
             }
         }
 
-        let code = location.grid_code.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        let code = location
+            .grid_code
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
         let by_code = code.and_then(|c| self.area_of_code(c));
         if let Some(area @ (Area::Grid(_) | Area::Community(_) | Area::Street(_))) = by_code {
             return self.place(area, PlaceMethod::GridCode);
         }
 
-        let address = location.address.as_deref().map(str::trim).filter(|a| !a.is_empty());
-        if let Some(grid) = address.and_then(|a| self.lookup_address(a)).and_then(|e| self.grid(&e.grid_code)) {
+        let address = location
+            .address
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty());
+        if let Some(grid) = address
+            .and_then(|a| self.lookup_address(a))
+            .and_then(|e| self.grid(&e.grid_code))
+        {
             return self.place(Area::Grid(grid), PlaceMethod::Address);
         }
 
@@ -109,7 +122,9 @@ impl City {
 
         let mut why = Vec::new();
         match point {
-            Some(p) if p.is_valid() => why.push(format!("point {p} is outside {}", self.district().name)),
+            Some(p) if p.is_valid() => {
+                why.push(format!("point {p} is outside {}", self.district().name))
+            }
             Some(p) => why.push(format!("point {p} is not a valid lon/lat")),
             None => {}
         }
@@ -122,7 +137,11 @@ impl City {
         if why.is_empty() {
             why.push("no point, grid code or address given".to_owned());
         }
-        let method = if valid_point.is_some() { PlaceMethod::Point } else { PlaceMethod::Unplaced };
+        let method = if valid_point.is_some() {
+            PlaceMethod::Point
+        } else {
+            PlaceMethod::Unplaced
+        };
         ResolvedPlace::triage(method, &why.join("; "))
     }
 
@@ -142,7 +161,8 @@ impl City {
         if let Some(street) = code.get(..street_len).and_then(|c| self.street(c)) {
             return Some(Area::Street(street));
         }
-        code.starts_with(district.as_str()).then_some(Area::District)
+        code.starts_with(district.as_str())
+            .then_some(Area::District)
     }
 
     fn place(&self, area: Area<'_>, method: PlaceMethod) -> ResolvedPlace {
@@ -152,13 +172,31 @@ impl City {
                 let community = self.community(&g.community_code);
                 let community_name = community.map_or("", |c| c.name.as_str());
                 let name = format!("{community_name} {} ({})", g.name, g.code);
-                (PlaceLevel::Grid, Some(g), community, community.and_then(|c| self.street(&c.street_code)), name)
+                (
+                    PlaceLevel::Grid,
+                    Some(g),
+                    community,
+                    community.and_then(|c| self.street(&c.street_code)),
+                    name,
+                )
             }
             Area::Community(c) => {
                 let name = format!("{} ({})", c.name, c.code);
-                (PlaceLevel::Community, None, Some(c), self.street(&c.street_code), name)
+                (
+                    PlaceLevel::Community,
+                    None,
+                    Some(c),
+                    self.street(&c.street_code),
+                    name,
+                )
             }
-            Area::Street(s) => (PlaceLevel::Street, None, None, Some(s), format!("{} ({})", s.name, s.code)),
+            Area::Street(s) => (
+                PlaceLevel::Street,
+                None,
+                None,
+                Some(s),
+                format!("{} ({})", s.name, s.code),
+            ),
             Area::District => {
                 let name = format!("{} ({})", district.name, district.code);
                 (PlaceLevel::District, None, None, None, name)

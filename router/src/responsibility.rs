@@ -58,16 +58,29 @@ pub fn assign(city: &City, place: &ResolvedPlace, department: Department) -> Ass
                 .as_deref()
                 .and_then(|s| city.street(s))
                 .map(|s| s.triage_desk())
-                .or_else(|| place.district_code.as_ref().map(|_| city.district().triage_desk()));
+                .or_else(|| {
+                    place
+                        .district_code
+                        .as_ref()
+                        .map(|_| city.district().triage_desk())
+                });
             Assignment {
                 lead: desk.map(assigned),
                 co_handlers: Vec::new(),
-                rule_id: if desk.is_some() { "default.level-above-owns".into() } else { "default.city-triage".into() },
+                rule_id: if desk.is_some() {
+                    "default.level-above-owns".into()
+                } else {
+                    "default.city-triage".into()
+                },
             }
         }
     }
 }
 
 fn assigned(unit: &Unit) -> AssignedUnit {
-    AssignedUnit { unit_id: unit.id.clone(), role: unit.role.as_str().to_owned(), name: unit.name.clone() }
+    AssignedUnit {
+        unit_id: unit.id.clone(),
+        role: unit.role.as_str().to_owned(),
+        name: unit.name.clone(),
+    }
 }

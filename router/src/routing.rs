@@ -31,7 +31,10 @@ impl Router {
         let assignment = responsibility::assign(&self.city, &place, event.department);
         let place_detail = match place.method {
             PlaceMethod::Point => match event.location.point {
-                Some(p) => format!("point ({:.6}, {:.6}) inside {}", p.lon, p.lat, place.matched_area),
+                Some(p) => format!(
+                    "point ({:.6}, {:.6}) inside {}",
+                    p.lon, p.lat, place.matched_area
+                ),
                 None => place.matched_area.clone(),
             },
             PlaceMethod::GridCode => format!(

@@ -106,7 +106,8 @@ impl NewTask {
     /// The task id is derived from the event id so that a redelivered event maps onto the
     /// same task id (creation is idempotent on source system + source id).
     pub fn derive_id(event_id: &str) -> String {
-        const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x2b7c_91d0_55e3_4a8f_b6c1_0d9e_8f7a_6b5c);
+        const NAMESPACE: uuid::Uuid =
+            uuid::Uuid::from_u128(0x2b7c_91d0_55e3_4a8f_b6c1_0d9e_8f7a_6b5c);
         uuid::Uuid::new_v5(&NAMESPACE, event_id.as_bytes()).to_string()
     }
 }

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use hub_router::city::{
-    parse_boundaries, AreaLevel, Boundary, City, CityConfig, CityError, GazetteerEntry, Problem, UnitRole,
+    parse_boundaries, AreaLevel, Boundary, City, CityConfig, CityError, GazetteerEntry, Problem,
+    UnitRole,
 };
 use hub_router::geo::{MultiPolygon, Point, Polygon};
 use hub_router::place::{PlaceLevel, PlaceMethod, ResolvedPlace};
@@ -22,20 +23,33 @@ fn sample() -> &'static City {
 }
 
 fn at(lon: f64, lat: f64) -> Location {
-    Location { point: Some(GeoPoint { lon, lat }), ..Location::default() }
+    Location {
+        point: Some(GeoPoint { lon, lat }),
+        ..Location::default()
+    }
 }
 
 fn by_code(code: &str) -> Location {
-    Location { grid_code: Some(code.to_owned()), ..Location::default() }
+    Location {
+        grid_code: Some(code.to_owned()),
+        ..Location::default()
+    }
 }
 
 fn by_address(address: &str) -> Location {
-    Location { address: Some(address.to_owned()), ..Location::default() }
+    Location {
+        address: Some(address.to_owned()),
+        ..Location::default()
+    }
 }
 
 /// Every community whose polygon contains `p`, by brute force over all of them.
 fn holders(city: &City, p: Point) -> Vec<&str> {
-    city.communities().iter().filter(|c| c.boundary.contains(p)).map(|c| c.code.as_str()).collect()
+    city.communities()
+        .iter()
+        .filter(|c| c.boundary.contains(p))
+        .map(|c| c.code.as_str())
+        .collect()
 }
 
 // ------------------------------------------------------------------ the shipped sample city
@@ -46,28 +60,59 @@ fn sample_city_loads_with_the_organisation_the_domain_needs() {
     assert_eq!(city.district().code, "510504");
     assert_eq!(city.district().datum, "GCJ-02");
     assert_eq!(city.district().triage_desk().role, UnitRole::TriageDesk);
-    assert!(city.streets().len() >= 4, "{} streets", city.streets().len());
-    assert!(city.communities().len() >= 20, "{} communities", city.communities().len());
+    assert!(
+        city.streets().len() >= 4,
+        "{} streets",
+        city.streets().len()
+    );
+    assert!(
+        city.communities().len() >= 20,
+        "{} communities",
+        city.communities().len()
+    );
     for street in city.streets() {
-        assert_eq!(street.triage_desk().role, UnitRole::TriageDesk, "street {}", street.code);
-        assert!(!street.community_codes().is_empty(), "street {} has no community", street.code);
+        assert_eq!(
+            street.triage_desk().role,
+            UnitRole::TriageDesk,
+            "street {}",
+            street.code
+        );
+        assert!(
+            !street.community_codes().is_empty(),
+            "street {} has no community",
+            street.code
+        );
     }
     for c in city.communities() {
-        assert!(city.grids_of(c).count() >= 1, "community {} has no grid", c.code);
+        assert!(
+            city.grids_of(c).count() >= 1,
+            "community {} has no grid",
+            c.code
+        );
         for role in UnitRole::CORE {
             let units = city.community_units(&c.code, role);
             assert!(!units.is_empty(), "community {} lacks {role}", c.code);
             assert_eq!(city.unit(&units[0].id), Some(units[0]));
         }
         assert!(c.admission.admits(Department::Sanitation, "any category"));
-        assert_eq!(city.street(&c.street_code).map(|s| s.code.as_str()), Some(c.street_code.as_str()));
+        assert_eq!(
+            city.street(&c.street_code).map(|s| s.code.as_str()),
+            Some(c.street_code.as_str())
+        );
     }
     let old_neighbourhoods = city
         .communities()
         .iter()
-        .filter(|c| c.units_with_role(UnitRole::PropertyCompany).next().is_none())
+        .filter(|c| {
+            c.units_with_role(UnitRole::PropertyCompany)
+                .next()
+                .is_none()
+        })
         .count();
-    assert!(old_neighbourhoods > 0, "some communities have no property company");
+    assert!(
+        old_neighbourhoods > 0,
+        "some communities have no property company"
+    );
     let police = city.community_units(&city.communities()[0].code, UnitRole::PoliceStation);
     assert_eq!(police[0].department, Some(Department::Police));
     assert!(city.unit("510504.triage_desk").is_some());
@@ -77,12 +122,24 @@ fn sample_city_loads_with_the_organisation_the_domain_needs() {
 #[test]
 fn every_gazetteer_address_lies_in_its_grid_by_point_too() {
     let city = sample();
-    assert!(city.gazetteer().len() >= 90, "{} addresses", city.gazetteer().len());
+    assert!(
+        city.gazetteer().len() >= 90,
+        "{} addresses",
+        city.gazetteer().len()
+    );
     for entry in city.gazetteer() {
         let by_point = city.resolve(&at(entry.point.lon, entry.point.lat));
-        assert_eq!(by_point.grid_code.as_deref(), Some(entry.grid_code.as_str()), "{}", entry.address);
+        assert_eq!(
+            by_point.grid_code.as_deref(),
+            Some(entry.grid_code.as_str()),
+            "{}",
+            entry.address
+        );
         let by_name = city.resolve(&by_address(&entry.address));
-        assert_eq!((by_name.level, by_name.method), (PlaceLevel::Grid, PlaceMethod::Address));
+        assert_eq!(
+            (by_name.level, by_name.method),
+            (PlaceLevel::Grid, PlaceMethod::Address)
+        );
         assert_eq!(by_name.grid_code, by_point.grid_code, "{}", entry.address);
     }
 }
@@ -90,12 +147,22 @@ fn every_gazetteer_address_lies_in_its_grid_by_point_too() {
 #[test]
 fn addresses_match_in_normalised_form() {
     let city = sample();
-    let entry = city.gazetteer().iter().find(|e| e.address.ends_with('号')).unwrap();
+    let entry = city
+        .gazetteer()
+        .iter()
+        .find(|e| e.address.ends_with('号'))
+        .unwrap();
     // Full-width digits and stray spaces, as typed on a phone.
     let typed: String = entry
         .address
         .chars()
-        .map(|c| if c.is_ascii_digit() { char::from_u32(c as u32 + 0xfee0).unwrap() } else { c })
+        .map(|c| {
+            if c.is_ascii_digit() {
+                char::from_u32(c as u32 + 0xfee0).unwrap()
+            } else {
+                c
+            }
+        })
         .collect();
     let place = city.resolve(&by_address(&format!("  {typed} ")));
     assert_eq!(place.grid_code.as_deref(), Some(entry.grid_code.as_str()));
@@ -108,39 +175,82 @@ fn grid_code_resolves_to_the_lowest_known_level() {
     let community = city.community(&grid.community_code).unwrap();
 
     let place = city.resolve(&by_code(&grid.code));
-    assert_eq!((place.level, place.method), (PlaceLevel::Grid, PlaceMethod::GridCode));
+    assert_eq!(
+        (place.level, place.method),
+        (PlaceLevel::Grid, PlaceMethod::GridCode)
+    );
     assert_eq!(place.grid_code.as_deref(), Some(grid.code.as_str()));
-    assert_eq!(place.community_code.as_deref(), Some(community.code.as_str()));
-    assert_eq!(place.street_code.as_deref(), Some(community.street_code.as_str()));
-    assert_eq!(place.matched_area, format!("{} {} ({})", community.name, grid.name, grid.code));
+    assert_eq!(
+        place.community_code.as_deref(),
+        Some(community.code.as_str())
+    );
+    assert_eq!(
+        place.street_code.as_deref(),
+        Some(community.street_code.as_str())
+    );
+    assert_eq!(
+        place.matched_area,
+        format!("{} {} ({})", community.name, grid.name, grid.code)
+    );
 
     let place = city.resolve(&by_code(&community.code));
-    assert_eq!((place.level, place.grid_code.as_deref()), (PlaceLevel::Community, None));
-    assert_eq!(place.matched_area, format!("{} ({})", community.name, community.code));
+    assert_eq!(
+        (place.level, place.grid_code.as_deref()),
+        (PlaceLevel::Community, None)
+    );
+    assert_eq!(
+        place.matched_area,
+        format!("{} ({})", community.name, community.code)
+    );
 
     // A grid the city does not know, in a known community: the community owns it.
     let place = city.resolve(&by_code(&format!("{}999", community.code)));
     assert_eq!(place.level, PlaceLevel::Community);
-    assert_eq!(place.community_code.as_deref(), Some(community.code.as_str()));
+    assert_eq!(
+        place.community_code.as_deref(),
+        Some(community.code.as_str())
+    );
 
     let place = city.resolve(&by_code(&format!(" {} ", community.street_code)));
-    assert_eq!((place.level, place.street_code.as_deref()), (PlaceLevel::Street, Some(community.street_code.as_str())));
+    assert_eq!(
+        (place.level, place.street_code.as_deref()),
+        (PlaceLevel::Street, Some(community.street_code.as_str()))
+    );
 
     let place = city.resolve(&by_code("510504999001001"));
-    assert_eq!((place.level, place.method), (PlaceLevel::District, PlaceMethod::GridCode));
+    assert_eq!(
+        (place.level, place.method),
+        (PlaceLevel::District, PlaceMethod::GridCode)
+    );
 
     let place = city.resolve(&by_code("110101001001001"));
-    assert_eq!((place.level, place.method), (PlaceLevel::Triage, PlaceMethod::Unplaced));
-    assert!(place.matched_area.contains("\"110101001001001\" names no known area"), "{}", place.matched_area);
+    assert_eq!(
+        (place.level, place.method),
+        (PlaceLevel::Triage, PlaceMethod::Unplaced)
+    );
+    assert!(
+        place
+            .matched_area
+            .contains("\"110101001001001\" names no known area"),
+        "{}",
+        place.matched_area
+    );
 }
 
 #[test]
 fn the_point_wins_over_grid_code_and_address() {
     let city = sample();
     let entry = &city.gazetteer()[0];
-    let other_grid = city.grids().iter().find(|g| g.code != entry.grid_code).unwrap();
+    let other_grid = city
+        .grids()
+        .iter()
+        .find(|g| g.code != entry.grid_code)
+        .unwrap();
     let location = Location {
-        point: Some(GeoPoint { lon: entry.point.lon, lat: entry.point.lat }),
+        point: Some(GeoPoint {
+            lon: entry.point.lon,
+            lat: entry.point.lat,
+        }),
         grid_code: Some(other_grid.code.clone()),
         address: Some("no such place".into()),
     };
@@ -153,21 +263,50 @@ fn the_point_wins_over_grid_code_and_address() {
 fn nothing_usable_goes_to_triage_with_the_reasons() {
     let city = sample();
     let place = city.resolve(&Location::default());
-    assert_eq!(place, ResolvedPlace::triage(PlaceMethod::Unplaced, "no point, grid code or address given"));
+    assert_eq!(
+        place,
+        ResolvedPlace::triage(
+            PlaceMethod::Unplaced,
+            "no point, grid code or address given"
+        )
+    );
 
     let location = Location {
-        point: Some(GeoPoint { lon: f64::NAN, lat: 29.0 }),
+        point: Some(GeoPoint {
+            lon: f64::NAN,
+            lat: 29.0,
+        }),
         grid_code: Some("网格５".into()),
         address: Some("火星路1号".into()),
     };
     let place = city.resolve(&location);
-    assert_eq!((place.level, place.method), (PlaceLevel::Triage, PlaceMethod::Unplaced));
-    assert!(place.matched_area.contains("is not a valid lon/lat"), "{}", place.matched_area);
-    assert!(place.matched_area.contains("\"火星路1号\" is not in the gazetteer"), "{}", place.matched_area);
+    assert_eq!(
+        (place.level, place.method),
+        (PlaceLevel::Triage, PlaceMethod::Unplaced)
+    );
+    assert!(
+        place.matched_area.contains("is not a valid lon/lat"),
+        "{}",
+        place.matched_area
+    );
+    assert!(
+        place
+            .matched_area
+            .contains("\"火星路1号\" is not in the gazetteer"),
+        "{}",
+        place.matched_area
+    );
 
     let place = city.resolve(&at(116.4, 39.9));
-    assert_eq!((place.level, place.method), (PlaceLevel::Triage, PlaceMethod::Point));
-    assert!(place.matched_area.contains("is outside 龙马潭区"), "{}", place.matched_area);
+    assert_eq!(
+        (place.level, place.method),
+        (PlaceLevel::Triage, PlaceMethod::Point)
+    );
+    assert!(
+        place.matched_area.contains("is outside 龙马潭区"),
+        "{}",
+        place.matched_area
+    );
 }
 
 /// Points on the lattice sides communities share, with whether the border is interior
@@ -196,7 +335,11 @@ fn sample_has_shared_lattice_borders_to_test() {
         .iter()
         .filter(|(a, b)| {
             let mid = Point::new((a.lon + b.lon) / 2.0, (a.lat + b.lat) / 2.0);
-            let (dx, dy) = if a.lon == b.lon { (1e-7, 0.0) } else { (0.0, 1e-7) };
+            let (dx, dy) = if a.lon == b.lon {
+                (1e-7, 0.0)
+            } else {
+                (0.0, 1e-7)
+            };
             holders(city, Point::new(mid.lon - dx, mid.lat - dy)).len() == 1
                 && holders(city, Point::new(mid.lon + dx, mid.lat + dy)).len() == 1
         })
@@ -306,14 +449,31 @@ name = "东街道综治中心"
 "#,
     );
     let rect = |x0: f64, y0: f64, x1: f64, y1: f64| -> Option<MultiPolygon> {
-        Some(Polygon::rectangle(Point::new(x0, y0), Point::new(x1, y1)).unwrap().into())
+        Some(
+            Polygon::rectangle(Point::new(x0, y0), Point::new(x1, y1))
+                .unwrap()
+                .into(),
+        )
     };
     let mut boundaries = vec![
-        Boundary { level: AreaLevel::District, code: "110101".into(), parent: None, geometry: rect(0.0, 0.0, 3.0, 2.0) },
-        Boundary { level: AreaLevel::Street, code: "110101001".into(), parent: Some("110101".into()), geometry: None },
+        Boundary {
+            level: AreaLevel::District,
+            code: "110101".into(),
+            parent: None,
+            geometry: rect(0.0, 0.0, 3.0, 2.0),
+        },
+        Boundary {
+            level: AreaLevel::Street,
+            code: "110101001".into(),
+            parent: Some("110101".into()),
+            geometry: None,
+        },
     ];
     // Communities 001 (south-west), 002 (south-east), 003 (north-west), 004 (north-east).
-    for (k, (x, y)) in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)].into_iter().enumerate() {
+    for (k, (x, y)) in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)]
+        .into_iter()
+        .enumerate()
+    {
         let code = format!("110101001{:03}", k + 1);
         toml.push_str(&format!(
             r#"
@@ -365,7 +525,12 @@ grid_worker = "乙"
         point: Point::new(0.25, 0.25),
         grid_code: "110101001001001".into(),
     }];
-    City::from_parts(CityConfig::parse(&toml, "city.toml").unwrap(), boundaries, gazetteer).unwrap()
+    City::from_parts(
+        CityConfig::parse(&toml, "city.toml").unwrap(),
+        boundaries,
+        gazetteer,
+    )
+    .unwrap()
 }
 
 fn community_and_grid(place: &ResolvedPlace) -> (Option<&str>, Option<&str>) {
@@ -377,15 +542,30 @@ fn border_points_go_east_then_north() {
     let city = synthetic();
     let resolve = |lon, lat| city.resolve(&at(lon, lat));
     // On the north-south border between 001 and 002: east.
-    assert_eq!(community_and_grid(&resolve(1.0, 0.5)), (Some("110101001002"), Some("110101001002001")));
+    assert_eq!(
+        community_and_grid(&resolve(1.0, 0.5)),
+        (Some("110101001002"), Some("110101001002001"))
+    );
     // On the east-west border between 001 and 003: north.
-    assert_eq!(community_and_grid(&resolve(0.2, 1.0)), (Some("110101001003"), Some("110101001003001")));
+    assert_eq!(
+        community_and_grid(&resolve(0.2, 1.0)),
+        (Some("110101001003"), Some("110101001003001"))
+    );
     // The corner all four share: the north-east one.
-    assert_eq!(community_and_grid(&resolve(1.0, 1.0)), (Some("110101001004"), Some("110101001004001")));
+    assert_eq!(
+        community_and_grid(&resolve(1.0, 1.0)),
+        (Some("110101001004"), Some("110101001004001"))
+    );
     // The border between a community's two grids: the east grid.
-    assert_eq!(community_and_grid(&resolve(0.5, 0.5)), (Some("110101001001"), Some("110101001001002")));
+    assert_eq!(
+        community_and_grid(&resolve(0.5, 0.5)),
+        (Some("110101001001"), Some("110101001001002"))
+    );
     // The district's own west side is inside, its north side outside.
-    assert_eq!(resolve(0.0, 0.5).community_code.as_deref(), Some("110101001001"));
+    assert_eq!(
+        resolve(0.0, 0.5).community_code.as_deref(),
+        Some("110101001001")
+    );
     assert_eq!(resolve(0.5, 2.0).level, PlaceLevel::Triage);
 }
 
@@ -393,7 +573,10 @@ fn border_points_go_east_then_north() {
 fn land_outside_every_community_falls_to_the_district() {
     let city = synthetic();
     let place = city.resolve(&at(2.5, 1.0));
-    assert_eq!((place.level, place.method), (PlaceLevel::District, PlaceMethod::Point));
+    assert_eq!(
+        (place.level, place.method),
+        (PlaceLevel::District, PlaceMethod::Point)
+    );
     assert_eq!(place.matched_area, "示例区 (110101)");
     assert_eq!((place.street_code, place.community_code), (None, None));
     assert_eq!(city.resolve(&at(3.5, 1.0)).level, PlaceLevel::Triage);
@@ -406,25 +589,44 @@ fn synthetic_city_answers_lookups() {
     assert!(community.admission.admits(Department::Police, "anything"));
     assert!(community.admission.admits(Department::Sanitation, "A02"));
     assert!(!community.admission.admits(Department::Sanitation, "B01"));
-    assert!(!community.admission.admits(Department::CivilAffairs, "A01"), "unlisted department admits nothing");
+    assert!(
+        !community.admission.admits(Department::CivilAffairs, "A01"),
+        "unlisted department admits nothing"
+    );
     assert_eq!(city.street("110101001").unwrap().community_codes().len(), 4);
     assert!(city.street("110101001").unwrap().boundary.is_none());
     assert_eq!(city.grid("110101001003002").unwrap().grid_worker, "乙");
-    assert_eq!(city.street("110101001").unwrap().triage_desk().id, "110101001.triage_desk");
+    assert_eq!(
+        city.street("110101001").unwrap().triage_desk().id,
+        "110101001.triage_desk"
+    );
     let place = city.resolve(&by_address("mainstreet1"));
-    assert_eq!((place.level, place.grid_code.as_deref()), (PlaceLevel::Grid, Some("110101001001001")));
+    assert_eq!(
+        (place.level, place.grid_code.as_deref()),
+        (PlaceLevel::Grid, Some("110101001001001"))
+    );
 }
 
 // ------------------------------------------------------------------ validation errors
 
 /// A copy of the sample city in a fresh directory, with its files passed through `edit`.
-fn broken_city(name: &str, edit_config: impl Fn(String) -> String, edit_boundaries: impl Fn(String) -> String) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("city-tests").join(name);
+fn broken_city(
+    name: &str,
+    edit_config: impl Fn(String) -> String,
+    edit_boundaries: impl Fn(String) -> String,
+) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("city-tests")
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let read = |file: &str| std::fs::read_to_string(city_dir().join(file)).unwrap();
     std::fs::write(dir.join("city.toml"), edit_config(read("city.toml"))).unwrap();
-    std::fs::write(dir.join("boundaries.geojson"), edit_boundaries(read("boundaries.geojson"))).unwrap();
+    std::fs::write(
+        dir.join("boundaries.geojson"),
+        edit_boundaries(read("boundaries.geojson")),
+    )
+    .unwrap();
     dir
 }
 
@@ -440,8 +642,17 @@ fn first_community_feature() -> (usize, String) {
     let text = std::fs::read_to_string(city_dir().join("boundaries.geojson")).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     let features = doc["features"].as_array().unwrap();
-    let index = features.iter().position(|f| f["properties"]["level"] == "community").unwrap();
-    (index, features[index]["properties"]["code"].as_str().unwrap().to_owned())
+    let index = features
+        .iter()
+        .position(|f| f["properties"]["level"] == "community")
+        .unwrap();
+    (
+        index,
+        features[index]["properties"]["code"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
 }
 
 fn load_error(dir: &Path) -> (String, CityError) {
@@ -452,116 +663,280 @@ fn load_error(dir: &Path) -> (String, CityError) {
 #[test]
 fn unclosed_ring_names_file_feature_and_position() {
     let (index, code) = first_community_feature();
-    let dir = broken_city("unclosed", |c| c, |b| {
-        edit_feature(b, index, |f| {
-            let ring = f["geometry"]["coordinates"][0][0].as_array_mut().unwrap();
-            ring.pop();
-        })
-    });
+    let dir = broken_city(
+        "unclosed",
+        |c| c,
+        |b| {
+            edit_feature(b, index, |f| {
+                let ring = f["geometry"]["coordinates"][0][0].as_array_mut().unwrap();
+                ring.pop();
+            })
+        },
+    );
     let (message, _) = load_error(&dir);
     assert!(message.contains("boundaries.geojson"), "{message}");
-    assert!(message.contains(&format!("feature {index} (community {code})")), "{message}");
-    assert!(message.contains("polygon 0, ring 0: ring is not closed"), "{message}");
+    assert!(
+        message.contains(&format!("feature {index} (community {code})")),
+        "{message}"
+    );
+    assert!(
+        message.contains("polygon 0, ring 0: ring is not closed"),
+        "{message}"
+    );
 }
 
 #[test]
 fn short_ring_and_bad_coordinates_are_named() {
     let (index, code) = first_community_feature();
-    let dir = broken_city("short-ring", |c| c, |b| {
-        edit_feature(b, index, |f| {
-            f["geometry"]["coordinates"][0][0] = serde_json::json!([[105.4, 29.0], [105.41, 29.0], [105.4, 29.0]]);
-        })
-    });
+    let dir = broken_city(
+        "short-ring",
+        |c| c,
+        |b| {
+            edit_feature(b, index, |f| {
+                f["geometry"]["coordinates"][0][0] =
+                    serde_json::json!([[105.4, 29.0], [105.41, 29.0], [105.4, 29.0]]);
+            })
+        },
+    );
     let (message, _) = load_error(&dir);
-    assert!(message.contains(&format!("feature {index} (community {code}): polygon 0, ring 0: 3 positions")), "{message}");
+    assert!(
+        message.contains(&format!(
+            "feature {index} (community {code}): polygon 0, ring 0: 3 positions"
+        )),
+        "{message}"
+    );
 
-    let dir = broken_city("bad-coordinate", |c| c, |b| {
-        edit_feature(b, index, |f| f["geometry"]["coordinates"][0][0][2] = serde_json::json!([105.4, "29.0"]))
-    });
+    let dir = broken_city(
+        "bad-coordinate",
+        |c| c,
+        |b| {
+            edit_feature(b, index, |f| {
+                f["geometry"]["coordinates"][0][0][2] = serde_json::json!([105.4, "29.0"])
+            })
+        },
+    );
     let (message, _) = load_error(&dir);
-    assert!(message.contains("polygon 0, ring 0, position 2: expected numbers in a position"), "{message}");
+    assert!(
+        message.contains("polygon 0, ring 0, position 2: expected numbers in a position"),
+        "{message}"
+    );
 }
 
 #[test]
 fn community_without_boundary_is_refused() {
     let (index, code) = first_community_feature();
-    let dir = broken_city("no-boundary", |c| c, |b| {
-        edit_feature(b, index, |f| f["properties"]["level"] = serde_json::json!("grid"))
-    });
+    let dir = broken_city(
+        "no-boundary",
+        |c| c,
+        |b| {
+            edit_feature(b, index, |f| {
+                f["properties"]["level"] = serde_json::json!("grid")
+            })
+        },
+    );
     // The feature now claims to be a grid: its community has no boundary left.
     let (message, err) = load_error(&dir);
     assert_eq!(err.problem(), Some(&Problem::NoBoundary), "{message}");
     assert!(message.contains("boundaries.geojson"), "{message}");
-    assert!(message.contains(&format!("community {code} (")), "{message}");
+    assert!(
+        message.contains(&format!("community {code} (")),
+        "{message}"
+    );
 }
 
 #[test]
 fn duplicate_and_unknown_features_are_refused() {
     let (index, code) = first_community_feature();
-    let dir = broken_city("duplicate", |c| c, |b| {
-        let mut doc: serde_json::Value = serde_json::from_str(&b).unwrap();
-        let copy = doc["features"][index].clone();
-        doc["features"].as_array_mut().unwrap().push(copy);
-        doc.to_string()
-    });
+    let dir = broken_city(
+        "duplicate",
+        |c| c,
+        |b| {
+            let mut doc: serde_json::Value = serde_json::from_str(&b).unwrap();
+            let copy = doc["features"][index].clone();
+            doc["features"].as_array_mut().unwrap().push(copy);
+            doc.to_string()
+        },
+    );
     let (message, err) = load_error(&dir);
-    assert_eq!(err.problem(), Some(&Problem::DuplicateCode(code.clone())), "{message}");
+    assert_eq!(
+        err.problem(),
+        Some(&Problem::DuplicateCode(code.clone())),
+        "{message}"
+    );
 
-    let dir = broken_city("unknown-area", |c| c, |b| {
-        let mut doc: serde_json::Value = serde_json::from_str(&b).unwrap();
-        let features = doc["features"].as_array_mut().unwrap();
-        let mut stranger = features[index].clone();
-        stranger["properties"]["code"] = serde_json::json!("510504009009");
-        features.push(stranger);
-        doc.to_string()
-    });
+    let dir = broken_city(
+        "unknown-area",
+        |c| c,
+        |b| {
+            let mut doc: serde_json::Value = serde_json::from_str(&b).unwrap();
+            let features = doc["features"].as_array_mut().unwrap();
+            let mut stranger = features[index].clone();
+            stranger["properties"]["code"] = serde_json::json!("510504009009");
+            features.push(stranger);
+            doc.to_string()
+        },
+    );
     let (message, err) = load_error(&dir);
-    assert_eq!(err.problem(), Some(&Problem::UnknownArea { level: AreaLevel::Community }), "{message}");
-    assert!(message.contains("(community 510504009009): names no community declared in the city config"), "{message}");
+    assert_eq!(
+        err.problem(),
+        Some(&Problem::UnknownArea {
+            level: AreaLevel::Community
+        }),
+        "{message}"
+    );
+    assert!(
+        message
+            .contains("(community 510504009009): names no community declared in the city config"),
+        "{message}"
+    );
 
-    let dir = broken_city("bad-level", |c| c, |b| {
-        edit_feature(b, index, |f| f["properties"]["level"] = serde_json::json!("village"))
-    });
+    let dir = broken_city(
+        "bad-level",
+        |c| c,
+        |b| {
+            edit_feature(b, index, |f| {
+                f["properties"]["level"] = serde_json::json!("village")
+            })
+        },
+    );
     let (message, _) = load_error(&dir);
-    assert!(message.contains(&format!("feature {index} (village {code}): unknown level \"village\"")), "{message}");
+    assert!(
+        message.contains(&format!(
+            "feature {index} (village {code}): unknown level \"village\""
+        )),
+        "{message}"
+    );
 }
 
 #[test]
 fn config_errors_name_the_community_and_what_is_wrong() {
     let keep = |b: String| b;
-    let dir = broken_city("unknown-street", |c| c.replacen("street = \"510504001\"", "street = \"510504009\"", 1), keep);
+    let dir = broken_city(
+        "unknown-street",
+        |c| c.replacen("street = \"510504001\"", "street = \"510504009\"", 1),
+        keep,
+    );
     let (message, err) = load_error(&dir);
-    assert!(message.contains("city.toml: community 510504001001 ("), "{message}");
-    assert_eq!(err.problem(), Some(&Problem::UnknownStreet("510504009".into())));
+    assert!(
+        message.contains("city.toml: community 510504001001 ("),
+        "{message}"
+    );
+    assert_eq!(
+        err.problem(),
+        Some(&Problem::UnknownStreet("510504009".into()))
+    );
 
-    let dir = broken_city("unknown-role", |c| c.replacen("role = \"workstation\"", "role = \"work_station\"", 1), keep);
+    let dir = broken_city(
+        "unknown-role",
+        |c| c.replacen("role = \"workstation\"", "role = \"work_station\"", 1),
+        keep,
+    );
     let (message, err) = load_error(&dir);
-    assert!(message.contains("unit 510504001001.workstation"), "{message}");
-    assert_eq!(err.problem(), Some(&Problem::UnknownRole("work_station".into())));
+    assert!(
+        message.contains("unit 510504001001.workstation"),
+        "{message}"
+    );
+    assert_eq!(
+        err.problem(),
+        Some(&Problem::UnknownRole("work_station".into()))
+    );
 
-    let dir = broken_city("grid-code", |c| c.replacen("code = \"510504001001002\"", "code = \"510504001002002\"", 1), keep);
+    let dir = broken_city(
+        "grid-code",
+        |c| {
+            c.replacen(
+                "code = \"510504001001002\"",
+                "code = \"510504001002002\"",
+                1,
+            )
+        },
+        keep,
+    );
     let (message, err) = load_error(&dir);
     assert!(message.contains("grid 510504001002002"), "{message}");
-    assert!(matches!(err.problem(), Some(Problem::CodeScheme { .. })), "{message}");
-    assert!(message.contains("expected 510504001001 followed by 3 digits"), "{message}");
+    assert!(
+        matches!(err.problem(), Some(Problem::CodeScheme { .. })),
+        "{message}"
+    );
+    assert!(
+        message.contains("expected 510504001001 followed by 3 digits"),
+        "{message}"
+    );
 
-    let dir = broken_city("no-party-branch", |c| c.replacen("role = \"party_branch\"", "role = \"school\"", 1), keep);
+    let dir = broken_city(
+        "no-party-branch",
+        |c| c.replacen("role = \"party_branch\"", "role = \"school\"", 1),
+        keep,
+    );
     let (_, err) = load_error(&dir);
-    assert_eq!(err.problem(), Some(&Problem::MissingUnit(UnitRole::PartyBranch, "community")));
+    assert_eq!(
+        err.problem(),
+        Some(&Problem::MissingUnit(UnitRole::PartyBranch, "community"))
+    );
 
-    let dir = broken_city("typo-key", |c| c.replacen("grid_worker = ", "gridworker = ", 1), keep);
+    let dir = broken_city(
+        "duplicate-unit",
+        |c| {
+            c.replacen(
+                "id = \"510504001001.workstation\"",
+                "id = \"510504001001.party_branch\"",
+                1,
+            )
+        },
+        keep,
+    );
+    let (_, err) = load_error(&dir);
+    assert_eq!(
+        err.problem(),
+        Some(&Problem::DuplicateUnitId(
+            "510504001001.party_branch".into()
+        ))
+    );
+
+    let dir = broken_city(
+        "foreign-unit",
+        |c| {
+            c.replacen(
+                "id = \"510504001001.workstation\"",
+                "id = \"510504001002.workstation\"",
+                1,
+            )
+        },
+        keep,
+    );
     let (message, _) = load_error(&dir);
-    assert!(message.contains("city.toml") && message.contains("gridworker"), "{message}");
+    assert!(
+        message.contains("must start with its owner's code \"510504001001.\""),
+        "{message}"
+    );
+
+    let dir = broken_city(
+        "typo-key",
+        |c| c.replacen("grid_worker = ", "gridworker = ", 1),
+        keep,
+    );
+    let (message, _) = load_error(&dir);
+    assert!(
+        message.contains("city.toml") && message.contains("gridworker"),
+        "{message}"
+    );
 }
 
 #[test]
 fn missing_directory_names_the_file() {
     let err = City::load(Path::new("/nonexistent/city")).unwrap_err();
-    assert!(err.to_string().starts_with("cannot read /nonexistent/city/city.toml"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("cannot read /nonexistent/city/city.toml"),
+        "{err}"
+    );
 }
 
 #[test]
 fn boundaries_must_be_a_feature_collection() {
     let err = parse_boundaries(r#"{"type": "Feature", "features": []}"#, "b.geojson").unwrap_err();
-    assert_eq!(err.to_string(), "b.geojson: type is \"Feature\", expected \"FeatureCollection\"");
+    assert_eq!(
+        err.to_string(),
+        "b.geojson: type is \"Feature\", expected \"FeatureCollection\""
+    );
 }

@@ -123,9 +123,8 @@ impl RegistryError {
             #[cfg(feature = "http-registry")]
             RegistryError::Request { .. } => true,
             #[cfg(feature = "http-registry")]
-            RegistryError::Rejected { status, .. } | RegistryError::UnexpectedResponse { status, .. } => {
-                *status >= 500 || *status == 429
-            }
+            RegistryError::Rejected { status, .. }
+            | RegistryError::UnexpectedResponse { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
     }

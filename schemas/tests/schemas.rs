@@ -558,11 +558,49 @@ async fn local_registry_ids_are_distinct_per_schema_and_survive_a_restart() {
         task_id
     );
 
-    let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+    let mut leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(leftovers, ["schemas.json"]);
+    leftovers.sort();
+    assert_eq!(
+        leftovers,
+        ["schemas.json", "schemas.json.lock"],
+        "no temporary file left"
+    );
+}
+
+/// Two hub processes on one machine (a connector process and a router process) share the
+/// file: ids one registers are found by the other, and they never hand out the same id for
+/// different schemas.
+#[tokio::test]
+async fn local_registry_file_is_shared_between_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ids.json");
+    let connector = Registry::Local(LocalRegistry::open(&path).unwrap());
+    let router = Registry::Local(LocalRegistry::open(&path).unwrap());
+    let event_id = connector
+        .register("feed-value", CivicEvent::schema())
+        .await
+        .unwrap();
+    assert_eq!(
+        *router.schema_by_id(event_id).await.unwrap(),
+        *CivicEvent::schema()
+    );
+    let task_id = router
+        .register("tasks-value", TaskDispatched::schema())
+        .await
+        .unwrap();
+    assert_ne!(task_id, event_id);
+    let change_id = connector
+        .register("status-value", TaskStatusChanged::schema())
+        .await
+        .unwrap();
+    assert!(change_id != event_id && change_id != task_id);
+    assert_eq!(
+        *connector.schema_by_id(task_id).await.unwrap(),
+        *TaskDispatched::schema()
+    );
 }
 
 #[tokio::test]

@@ -75,13 +75,19 @@ const SANITATION: &[(&str, &str, &str)] = &[
     ("CONSTRUCTION_WASTE", "建筑垃圾", "装修垃圾乱倒"),
 ];
 const CIVIL_AFFAIRS: &[(&str, &str, &str)] = &[
-    ("ELDERLY_NO_CONTACT", "独居老人失联", "独居老人超过48小时未联系上"),
+    (
+        "ELDERLY_NO_CONTACT",
+        "独居老人失联",
+        "独居老人超过48小时未联系上",
+    ),
     ("LEFT_BEHIND_CHILD", "留守儿童探访", "留守儿童季度探访到期"),
     ("HARDSHIP", "困难群众帮扶", "低保户申请临时救助"),
     ("DISABILITY_SUPPORT", "残疾人帮扶", "残疾人辅具申领跟进"),
 ];
 const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴"];
-const GIVEN: &[&str] = &["建国", "秀英", "志强", "桂兰", "海燕", "俊杰", "淑珍", "伟", "芳", "军"];
+const GIVEN: &[&str] = &[
+    "建国", "秀英", "志强", "桂兰", "海燕", "俊杰", "淑珍", "伟", "芳", "军",
+];
 
 /// Produces records in each department's own format.
 pub struct Generator {
@@ -94,7 +100,12 @@ pub struct Generator {
 
 impl Generator {
     pub fn new(addresses: Vec<Address>, seed: u64) -> Self {
-        Generator { addresses, rng: SmallRng::seed_from_u64(seed), sequence: 0, run_tag: format!("{:04}", seed % 10_000) }
+        Generator {
+            addresses,
+            rng: SmallRng::seed_from_u64(seed),
+            sequence: 0,
+            run_tag: format!("{:04}", seed % 10_000),
+        }
     }
 
     pub fn addresses(&self) -> &[Address] {
@@ -114,7 +125,9 @@ impl Generator {
         let seq = self.sequence;
         let local = now.with_timezone(&FixedOffset::east_opt(8 * 3600).expect("UTC+8"));
         let date = local.format("%Y%m%d");
-        let pick = |rng: &mut SmallRng, table: &'static [(&str, &str, &str)]| table[rng.random_range(0..table.len())];
+        let pick = |rng: &mut SmallRng, table: &'static [(&str, &str, &str)]| {
+            table[rng.random_range(0..table.len())]
+        };
         let name = format!(
             "{}{}",
             SURNAMES[self.rng.random_range(0..SURNAMES.len())],
@@ -129,7 +142,7 @@ impl Generator {
                     "caseNo": format!("CG{date}{tag}{seq:06}"), "eventTypeCode": code, "eventTypeName": cname,
                     "reportTime": local.format("%Y-%m-%d %H:%M:%S").to_string(),
                     "x": at.lon, "y": at.lat, "address": at.name, "description": desc,
-                    "source": if seq % 3 == 0 { "市民举报" } else { "巡查上报" },
+                    "source": if seq.is_multiple_of(3) { "市民举报" } else { "巡查上报" },
                     "reporter": { "name": name, "phone": phone },
                 })
             }

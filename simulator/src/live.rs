@@ -13,8 +13,12 @@ use crate::generator::{Address, Generator};
 use crate::server::FakeDepartment;
 
 /// The departments with a polled system (residents come in through Open311 instead).
-pub const POLLED_DEPARTMENTS: [Department; 4] =
-    [Department::Police, Department::UrbanManagement, Department::Sanitation, Department::CivilAffairs];
+pub const POLLED_DEPARTMENTS: [Department; 4] = [
+    Department::Police,
+    Department::UrbanManagement,
+    Department::Sanitation,
+    Department::CivilAffairs,
+];
 
 pub struct Simulation {
     pub fakes: Vec<FakeDepartment>,

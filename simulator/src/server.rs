@@ -73,7 +73,11 @@ pub struct FakeDepartment {
 
 impl FakeDepartment {
     /// Start on `addr` (port 0 picks a free one).
-    pub async fn start(department: Department, token: &str, addr: SocketAddr) -> std::io::Result<Self> {
+    pub async fn start(
+        department: Department,
+        token: &str,
+        addr: SocketAddr,
+    ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             department,
             token: token.to_owned(),
@@ -83,7 +87,9 @@ impl FakeDepartment {
             failures: AtomicU64::new(0),
         });
         let shape = ApiShape::of(department);
-        let app = Router::new().route(shape.path, get(list)).with_state(shared.clone());
+        let app = Router::new()
+            .route(shape.path, get(list))
+            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -145,7 +151,11 @@ impl Publisher {
     }
 
     pub fn publish(&self, record: &serde_json::Value) {
-        self.0.records.lock().expect("records lock").push(record.to_string());
+        self.0
+            .records
+            .lock()
+            .expect("records lock")
+            .push(record.to_string());
     }
 }
 
@@ -166,7 +176,7 @@ async fn list(
         return (StatusCode::UNAUTHORIZED, "invalid token").into_response();
     }
     let every = shared.fail_every.load(Ordering::Relaxed);
-    if every > 0 && n % every == 0 {
+    if every > 0 && n.is_multiple_of(every) {
         shared.failures.fetch_add(1, Ordering::Relaxed);
         return (StatusCode::SERVICE_UNAVAILABLE, "upstream database busy").into_response();
     }
@@ -178,7 +188,11 @@ async fn list(
             Err(_) => return (StatusCode::BAD_REQUEST, "bad cursor").into_response(),
         },
     };
-    let limit: usize = params.get("limit").and_then(|l| l.parse().ok()).unwrap_or(50).clamp(1, 500);
+    let limit: usize = params
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(50)
+        .clamp(1, 500);
     let (items, next) = {
         let records = shared.records.lock().expect("records lock");
         let start = start.min(records.len());

@@ -13,12 +13,17 @@ use rdkafka::{Offset, TopicPartitionList};
 
 /// The workspace root (tests run with the crate folder as working directory).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
 }
 
 /// A broker for one test, in the test's temp folder.
 pub async fn start_broker(dir: &Path) -> EmbeddedBroker {
-    EmbeddedBroker::start(&dir.join("broker")).await.expect("the embedded broker starts (build it with `cargo build --workspace --bins`)")
+    EmbeddedBroker::start(&dir.join("broker"))
+        .await
+        .expect("the embedded broker starts (build it with `cargo build --workspace --bins`)")
 }
 
 /// Which store backend a test runs on.
@@ -38,7 +43,10 @@ pub async fn fresh_store_url(backend: Backend, dir: &Path) -> String {
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
                 .await
                 .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for this test (scripts/test starts it): {e}"));
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
             let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
             format!("{base}/{name}")
         }
@@ -46,22 +54,81 @@ pub async fn fresh_store_url(backend: Backend, dir: &Path) -> String {
 }
 
 pub fn postgres_url() -> String {
-    std::env::var("HUB_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("HUB_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-/// The shipped configuration, pointed at this test's broker, store and temp folder, with
-/// the API on a free port.
-pub fn hub_config(dir: &Path, brokers: &str, store_url: &str) -> HubConfig {
+/// Environment overrides pointing the shipped configuration at this test's broker, store
+/// and temp folder, with the API on a free port.
+pub fn config_overrides(dir: &Path, brokers: &str, store_url: &str) -> Vec<(String, String)> {
     let root = workspace_root();
-    let text = std::fs::read_to_string(root.join("config/hub.toml")).expect("config/hub.toml");
-    let overrides = vec![
+    vec![
         ("HUB__DATA_DIR".to_owned(), format!("\"{}\"", dir.display())),
         ("HUB__LISTEN".to_owned(), "\"127.0.0.1:0\"".to_owned()),
         ("HUB__STORE__URL".to_owned(), format!("\"{store_url}\"")),
         ("HUB__KAFKA__BROKERS".to_owned(), format!("\"{brokers}\"")),
-        ("HUB__CITY__DIR".to_owned(), format!("\"{}\"", root.join("config/city").display())),
-    ];
-    HubConfig::parse(&text, &root.join("config/hub.toml"), &overrides).expect("test config parses")
+        (
+            "HUB__CITY__DIR".to_owned(),
+            format!("\"{}\"", root.join("config/city").display()),
+        ),
+    ]
+}
+
+/// The shipped configuration with [`config_overrides`] applied.
+pub fn hub_config(dir: &Path, brokers: &str, store_url: &str) -> HubConfig {
+    let root = workspace_root();
+    let text = std::fs::read_to_string(root.join("config/hub.toml")).expect("config/hub.toml");
+    HubConfig::parse(
+        &text,
+        &root.join("config/hub.toml"),
+        &config_overrides(dir, brokers, store_url),
+    )
+    .expect("test config parses")
+}
+
+/// A `hub run` process, for tests that kill the hub as a crash would (SIGKILL).
+pub struct HubProcess {
+    child: tokio::process::Child,
+}
+
+impl HubProcess {
+    /// `hub run --config <shipped config + extra_toml> --roles <roles>` with `env` set.
+    pub fn spawn(
+        dir: &Path,
+        extra_toml: &str,
+        roles: &str,
+        env: &[(String, String)],
+    ) -> HubProcess {
+        let root = workspace_root();
+        let shipped =
+            std::fs::read_to_string(root.join("config/hub.toml")).expect("config/hub.toml");
+        let config = dir.join(format!("hub-{roles}.toml").replace(',', "-"));
+        std::fs::write(&config, format!("{shipped}\n{extra_toml}")).expect("write test config");
+        let bin = root.join("target/debug/hub");
+        let child = tokio::process::Command::new(&bin)
+            .args(["run", "--roles", roles, "--config"])
+            .arg(&config)
+            .envs(env.iter().cloned())
+            .env(
+                "RUST_LOG",
+                std::env::var("HUB_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} (build it with `cargo build --workspace --bins`): {e}",
+                    bin.display()
+                )
+            });
+        HubProcess { child }
+    }
+
+    /// Kill the process with SIGKILL, as a crash or an OOM kill would, and reap it.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill hub process");
+    }
 }
 
 /// Poll `check` every 100 ms until it returns `Some`, or panic with `what` after `timeout`.
@@ -92,13 +159,21 @@ pub struct TopicRecord {
 
 impl TopicRecord {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// Read every record of every partition of `topic` from the beginning, stopping after
 /// `idle` without a new record. Runs on a blocking thread (rdkafka's base consumer blocks).
-pub async fn read_topic(brokers: &str, topic: &str, partitions: i32, idle: Duration) -> Vec<TopicRecord> {
+pub async fn read_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    idle: Duration,
+) -> Vec<TopicRecord> {
     let brokers = brokers.to_owned();
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -110,7 +185,8 @@ pub async fn read_topic(brokers: &str, topic: &str, partitions: i32, idle: Durat
             .expect("test consumer");
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions {
-            tpl.add_partition_offset(&topic, p, Offset::Beginning).expect("partition");
+            tpl.add_partition_offset(&topic, p, Offset::Beginning)
+                .expect("partition");
         }
         consumer.assign(&tpl).expect("assign");
         let mut out = Vec::new();
@@ -122,11 +198,21 @@ pub async fn read_topic(brokers: &str, topic: &str, partitions: i32, idle: Durat
                         .headers()
                         .map(|h| {
                             h.iter()
-                                .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                                .map(|h| {
+                                    (
+                                        h.key.to_owned(),
+                                        String::from_utf8_lossy(h.value.unwrap_or_default())
+                                            .into_owned(),
+                                    )
+                                })
                                 .collect()
                         })
                         .unwrap_or_default();
-                    out.push(TopicRecord { key: m.key().map(<[u8]>::to_vec), payload: m.payload().unwrap_or_default().to_vec(), headers });
+                    out.push(TopicRecord {
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().unwrap_or_default().to_vec(),
+                        headers,
+                    });
                     last = std::time::Instant::now();
                 }
                 Some(Err(e)) => panic!("reading {topic}: {e}"),

@@ -45,43 +45,80 @@ fn connector_for(fake: &FakeDepartment, page_size: u32) -> ConnectorConfig {
 }
 
 async fn start(config: &HubConfig, roles: Roles) -> RunningHub {
-    app::start(config, roles, Arc::new(|_: &str| Some(TOKEN.to_owned()))).await.expect("hub starts")
+    app::start(config, roles, Arc::new(|_: &str| Some(TOKEN.to_owned())))
+        .await
+        .expect("hub starts")
 }
 
-const CONNECTORS_ONLY: Roles = Roles { connectors: true, router: false, api: false };
-const ROUTER_ONLY: Roles = Roles { connectors: false, router: true, api: false };
-const API_ONLY: Roles = Roles { connectors: false, router: false, api: true };
+const CONNECTORS_ONLY: Roles = Roles {
+    connectors: true,
+    router: false,
+    api: false,
+};
+const API_ONLY: Roles = Roles {
+    connectors: false,
+    router: false,
+    api: true,
+};
 
 async fn get_json(url: &str) -> Value {
-    let resp = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let resp = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
     resp.json().await.expect("JSON body")
 }
 
 async fn task_count(store: &Arc<dyn hub_store::TaskStore>) -> u64 {
-    store.count_tasks(&TaskFilter::default()).await.expect("count tasks")
+    store
+        .count_tasks(&TaskFilter::default())
+        .await
+        .expect("count tasks")
+}
+
+fn connector_toml(fake: &FakeDepartment, page_size: u32) -> String {
+    let c = connector_for(fake, page_size);
+    format!(
+        "[[connectors]]\nname = \"{}\"\ndepartment = \"{}\"\nkind = \"http_poll\"\nbase_url = \"{}\"\npath = \"{}\"\n\
+         token_env = \"{}\"\ncursor_param = \"{}\"\nitems_pointer = \"{}\"\ncursor_pointer = \"{}\"\n\
+         page_size = {}\npoll_interval_ms = {}\ntimeout_ms = {}\n",
+        c.name, c.department, c.base_url, c.path, c.token_env, c.cursor_param, c.items_pointer,
+        c.cursor_pointer, c.page_size, c.poll_interval_ms, c.timeout_ms
+    )
 }
 
 /// N records → exactly N tasks, each in the community containing its point, although the
-/// connector and the router are each stopped and restarted mid-stream and the departmental
-/// system answers 503 now and then.
-async fn exactly_n_tasks_across_restarts(backend: Backend) {
-    const N: usize = 150;
+/// connector process and the router process are each killed (SIGKILL) and restarted
+/// several times mid-stream, and the departmental system answers 503 now and then.
+async fn exactly_n_tasks_across_crashes(backend: Backend) {
+    const N: usize = 180;
     let dir = tempfile::tempdir().unwrap();
     let broker = start_broker(dir.path()).await;
     let store_url = fresh_store_url(backend, dir.path()).await;
-    let fake = FakeDepartment::start(Department::UrbanManagement, TOKEN, SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let fake = FakeDepartment::start(
+        Department::UrbanManagement,
+        TOKEN,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap();
     fake.fail_every(7);
-    let mut config = hub_config(dir.path(), broker.bootstrap(), &store_url);
-    config.connectors = vec![connector_for(&fake, 5)];
+    let config = hub_config(dir.path(), broker.bootstrap(), &store_url);
+    let mut env = config_overrides(dir.path(), broker.bootstrap(), &store_url);
+    env.push(("TEST_TOKEN".to_owned(), TOKEN.to_owned()));
+    let connectors = connector_toml(&fake, 5);
 
     let mut generator = Generator::new(addresses(), 42);
     let mut expected: BTreeMap<String, String> = BTreeMap::new(); // source id → community
     let mut publish = |count: usize| {
-        for i in 0..count {
-            let at = generator.addresses()[(expected.len() + i * 7) % generator.addresses().len()].clone();
+        for _ in 0..count {
+            let at =
+                generator.addresses()[(expected.len() * 7) % generator.addresses().len()].clone();
             let record = generator.record_at(Department::UrbanManagement, &at, now());
-            expected.insert(record["caseNo"].as_str().unwrap().to_owned(), at.community_code().to_owned());
+            expected.insert(
+                record["caseNo"].as_str().unwrap().to_owned(),
+                at.community_code().to_owned(),
+            );
             fake.publish(&record);
         }
     };
@@ -89,66 +126,141 @@ async fn exactly_n_tasks_across_restarts(backend: Backend) {
 
     let api = start(&config, API_ONLY).await;
     let store = api.store.clone();
-    let mut connector = start(&config, CONNECTORS_ONLY).await;
-    let mut router = start(&config, ROUTER_ONLY).await;
+    let spawn_connector = || HubProcess::spawn(dir.path(), &connectors, "connectors", &env);
+    let spawn_router = || HubProcess::spawn(dir.path(), "", "router", &env);
+    let mut connector = spawn_connector();
+    let mut router = spawn_router();
 
-    // Stop the connector once it is part-way through, add more records, start it again.
-    eventually(Duration::from_secs(60), "the first tasks", || async { (task_count(&store).await > 5).then_some(()) }).await;
-    connector.stop().await;
-    publish(N / 3);
-    connector = start(&config, CONNECTORS_ONLY).await;
+    eventually(Duration::from_secs(60), "the first tasks", || async {
+        (task_count(&store).await > 5).then_some(())
+    })
+    .await;
+    for pause_ms in [400, 900, 650] {
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        connector.kill().await;
+        publish(N / 9);
+        connector = spawn_connector();
+    }
+    eventually(Duration::from_secs(60), "a third of the tasks", || async {
+        (task_count(&store).await > (N / 3) as u64).then_some(())
+    })
+    .await;
+    for pause_ms in [500, 800, 300] {
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        router.kill().await;
+        router = spawn_router();
+    }
+    publish(N - N / 3 - 3 * (N / 9));
+    assert_eq!(expected.len(), N);
 
-    // Same for the router, while the connector keeps producing.
-    eventually(Duration::from_secs(60), "more tasks", || async { (task_count(&store).await > (N / 3) as u64).then_some(()) }).await;
-    router.stop().await;
-    publish(N - 2 * (N / 3));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    router = start(&config, ROUTER_ONLY).await;
-
-    eventually(Duration::from_secs(120), "N tasks", || async { (task_count(&store).await >= N as u64).then_some(()) }).await;
+    eventually(Duration::from_secs(120), "N tasks", || async {
+        (task_count(&store).await >= N as u64).then_some(())
+    })
+    .await;
     // Let any redelivery land before counting for good.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(task_count(&store).await, N as u64, "exactly N tasks");
-    assert!(fake.failures_injected() > 0, "the fake system did fail now and then");
+    assert!(
+        fake.failures_injected() > 0,
+        "the fake system did fail now and then"
+    );
+    let produced = read_topic(
+        broker.bootstrap(),
+        "hub.feed.urban-management",
+        3,
+        Duration::from_secs(2),
+    )
+    .await
+    .len();
+    assert!(
+        produced >= N,
+        "every record reached the feed topic ({produced} < {N})"
+    );
+    println!(
+        "{N} records, {produced} feed messages (re-sent after kills: {}), {N} tasks",
+        produced - N
+    );
 
-    let tasks = store.list_tasks(&TaskFilter { limit: 1000, ..TaskFilter::default() }).await.unwrap();
+    let tasks = store
+        .list_tasks(&TaskFilter {
+            limit: 1000,
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
     let mut seen = BTreeSet::new();
     for task in &tasks {
         let t = &task.fields;
-        assert!(seen.insert(t.source_id.clone()), "task for {} doubled", t.source_id);
-        let community = expected.get(&t.source_id).unwrap_or_else(|| panic!("unexpected task {}", t.source_id));
-        assert_eq!(t.place.community_code.as_ref(), Some(community), "task {} in the wrong community", t.source_id);
-        assert!(t.lead_unit.is_some(), "task {} has a lead unit", t.source_id);
+        assert!(
+            seen.insert(t.source_id.clone()),
+            "task for {} doubled",
+            t.source_id
+        );
+        let community = expected
+            .get(&t.source_id)
+            .unwrap_or_else(|| panic!("unexpected task {}", t.source_id));
+        assert_eq!(
+            t.place.community_code.as_ref(),
+            Some(community),
+            "task {} in the wrong community",
+            t.source_id
+        );
+        assert!(
+            t.lead_unit.is_some(),
+            "task {} has a lead unit",
+            t.source_id
+        );
     }
     assert_eq!(seen.len(), N);
 
     // The API shows them, filtered by community, with the routing explanation.
     let base = format!("http://{}", api.api_addr.unwrap());
     let (source_id, community) = expected.iter().next().unwrap();
-    let listed = get_json(&format!("{base}/api/v1/tasks?community={community}&limit=1000")).await;
+    let listed = get_json(&format!(
+        "{base}/api/v1/tasks?community={community}&limit=1000"
+    ))
+    .await;
     let want = expected.values().filter(|c| *c == community).count();
     assert_eq!(listed["total"].as_u64(), Some(want as u64));
-    let task_id = listed["tasks"].as_array().unwrap().iter().find(|t| t["source_id"] == source_id.as_str()).unwrap()["task_id"].as_str().unwrap().to_owned();
+    let task_id = listed["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["source_id"] == source_id.as_str())
+        .unwrap()["task_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let detail = get_json(&format!("{base}/api/v1/tasks/{task_id}")).await;
-    assert_eq!(detail["task"]["place"]["community_code"], community.as_str());
+    assert_eq!(
+        detail["task"]["place"]["community_code"],
+        community.as_str()
+    );
     assert_eq!(detail["task"]["explanation"]["place_method"], "point");
-    assert!(detail["task"]["explanation"]["matched_area"].as_str().unwrap().contains(community.as_str()));
-    assert_eq!(detail["history"].as_array().unwrap().len(), 2, "created, then dispatched");
+    assert!(detail["task"]["explanation"]["matched_area"]
+        .as_str()
+        .unwrap()
+        .contains(community.as_str()));
+    assert_eq!(
+        detail["history"].as_array().unwrap().len(),
+        2,
+        "created, then dispatched"
+    );
 
-    connector.stop().await;
-    router.stop().await;
+    connector.kill().await;
+    router.kill().await;
     api.stop().await;
     broker.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exactly_n_tasks_across_restarts_on_sqlite() {
-    exactly_n_tasks_across_restarts(Backend::Sqlite).await;
+async fn exactly_n_tasks_across_crashes_on_sqlite() {
+    exactly_n_tasks_across_crashes(Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exactly_n_tasks_across_restarts_on_postgres() {
-    exactly_n_tasks_across_restarts(Backend::Postgres).await;
+async fn exactly_n_tasks_across_crashes_on_postgres() {
+    exactly_n_tasks_across_crashes(Backend::Postgres).await;
 }
 
 /// A record the connector cannot map goes to the dead-letter topic with its reason and its
@@ -159,7 +271,13 @@ async fn unmappable_records_are_dead_lettered_and_the_stream_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start_broker(dir.path()).await;
     let store_url = fresh_store_url(Backend::Sqlite, dir.path()).await;
-    let fake = FakeDepartment::start(Department::UrbanManagement, TOKEN, SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let fake = FakeDepartment::start(
+        Department::UrbanManagement,
+        TOKEN,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap();
     let mut config = hub_config(dir.path(), broker.bootstrap(), &store_url);
     config.connectors = vec![connector_for(&fake, 10)];
     let mut generator = Generator::new(addresses(), 7);
@@ -175,33 +293,79 @@ async fn unmappable_records_are_dead_lettered_and_the_stream_goes_on() {
 
     // Garbage straight onto a feed topic, as a misbehaving producer would write it.
     let kafka = hub::kafka::Kafka::connect(broker.bootstrap(), "test").unwrap();
-    kafka.produce("hub.feed.police", "k", b"\x00\x00\x00\x00\x63not avro", &[]).await.unwrap();
+    kafka
+        .produce("hub.feed.police", "k", b"\x00\x00\x00\x00\x63not avro", &[])
+        .await
+        .unwrap();
 
-    eventually(Duration::from_secs(60), "two tasks", || async { (task_count(&store).await == 2).then_some(()) }).await;
+    eventually(Duration::from_secs(60), "two tasks", || async {
+        (task_count(&store).await == 2).then_some(())
+    })
+    .await;
     let dead = eventually(Duration::from_secs(30), "two dead letters", || async {
-        let records = read_topic(broker.bootstrap(), "hub.deadletter", 1, Duration::from_secs(2)).await;
+        let records = read_topic(
+            broker.bootstrap(),
+            "hub.deadletter",
+            1,
+            Duration::from_secs(2),
+        )
+        .await;
         (records.len() >= 2).then_some(records)
     })
     .await;
     assert_eq!(dead.len(), 2);
-    let mapping = dead.iter().find(|r| r.header("hub.dlq.stage") == Some("connector.mapping")).expect("mapping dead letter");
-    assert!(mapping.header("hub.dlq.reason").unwrap().contains("reportTime"), "{:?}", mapping.headers);
-    assert_eq!(serde_json::from_slice::<Value>(&mapping.payload).unwrap(), bad, "original bytes kept");
-    let decode = dead.iter().find(|r| r.header("hub.dlq.stage") == Some("router.decode")).expect("decode dead letter");
+    let mapping = dead
+        .iter()
+        .find(|r| r.header("hub.dlq.stage") == Some("connector.mapping"))
+        .expect("mapping dead letter");
+    assert!(
+        mapping
+            .header("hub.dlq.reason")
+            .unwrap()
+            .contains("reportTime"),
+        "{:?}",
+        mapping.headers
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&mapping.payload).unwrap(),
+        bad,
+        "original bytes kept"
+    );
+    let decode = dead
+        .iter()
+        .find(|r| r.header("hub.dlq.stage") == Some("router.decode"))
+        .expect("decode dead letter");
     assert_eq!(decode.payload, b"\x00\x00\x00\x00\x63not avro".to_vec());
-    assert!(decode.header("hub.dlq.origin").unwrap().starts_with("hub.feed.police/"));
+    assert!(decode
+        .header("hub.dlq.origin")
+        .unwrap()
+        .starts_with("hub.feed.police/"));
 
     // Both good records became tasks.
     let tasks = store.list_tasks(&TaskFilter::default()).await.unwrap();
     let ids: BTreeSet<_> = tasks.iter().map(|t| t.fields.source_id.clone()).collect();
-    assert!(ids.contains(good1["caseNo"].as_str().unwrap()) && ids.contains(good2["caseNo"].as_str().unwrap()));
+    assert!(
+        ids.contains(good1["caseNo"].as_str().unwrap())
+            && ids.contains(good2["caseNo"].as_str().unwrap())
+    );
 
     // The health endpoint and the metrics show the connector and the dead letters.
     let base = format!("http://{}", hub.api_addr.unwrap());
     let health = get_json(&format!("{base}/healthz")).await;
-    assert_eq!(health["connectors"]["urban_management.test"]["records_dead_lettered"], 1);
-    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("hub_dead_letters_total{stage=\"connector.mapping\"} 1"), "{metrics}");
+    assert_eq!(
+        health["connectors"]["urban_management.test"]["records_dead_lettered"],
+        1
+    );
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hub_dead_letters_total{stage=\"connector.mapping\"} 1"),
+        "{metrics}"
+    );
     hub.stop().await;
     broker.stop().await;
 }
@@ -213,7 +377,13 @@ async fn feed_topic_is_readable_by_kcat_in_wire_format() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start_broker(dir.path()).await;
     let store_url = fresh_store_url(Backend::Sqlite, dir.path()).await;
-    let fake = FakeDepartment::start(Department::UrbanManagement, TOKEN, SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let fake = FakeDepartment::start(
+        Department::UrbanManagement,
+        TOKEN,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap();
     let mut config = hub_config(dir.path(), broker.bootstrap(), &store_url);
     config.connectors = vec![connector_for(&fake, 10)];
     fake.publish(&Generator::new(addresses(), 3).record(Department::UrbanManagement, now()));
@@ -223,7 +393,19 @@ async fn feed_topic_is_readable_by_kcat_in_wire_format() {
         let bootstrap = bootstrap.clone();
         async move {
             let out = tokio::process::Command::new("kcat")
-                .args(["-C", "-b", &bootstrap, "-t", "hub.feed.urban-management", "-c", "1", "-e", "-q", "-f", "%s"])
+                .args([
+                    "-C",
+                    "-b",
+                    &bootstrap,
+                    "-t",
+                    "hub.feed.urban-management",
+                    "-c",
+                    "1",
+                    "-e",
+                    "-q",
+                    "-f",
+                    "%s",
+                ])
                 .output()
                 .await
                 .expect("kcat is installed (scripts/test installs it)");
@@ -244,31 +426,61 @@ async fn feed_topic_is_readable_by_kcat_in_wire_format() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_tasks_from_all_four_departments_within_30s() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let hub_bin = workspace_root().join("target/debug/hub");
     let mut child = tokio::process::Command::new(&hub_bin)
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.path().join("demo"))
         .current_dir(workspace_root())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("{} (build it with `cargo build --workspace --bins`): {e}", hub_bin.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} (build it with `cargo build --workspace --bins`): {e}",
+                hub_bin.display()
+            )
+        });
     let url = format!("http://127.0.0.1:{port}/api/v1/tasks?limit=1000");
-    let tasks = eventually(Duration::from_secs(30), "tasks from all four departments", || {
-        let url = url.clone();
-        async move {
-            let body: Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
-            let tasks = body["tasks"].as_array()?.clone();
-            let departments: BTreeSet<_> = tasks.iter().filter_map(|t| t["department"].as_str().map(str::to_owned)).collect();
-            (departments.len() == 4).then_some(tasks)
-        }
-    })
+    let tasks = eventually(
+        Duration::from_secs(30),
+        "tasks from all four departments",
+        || {
+            let url = url.clone();
+            async move {
+                let body: Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+                let tasks = body["tasks"].as_array()?.clone();
+                let departments: BTreeSet<_> = tasks
+                    .iter()
+                    .filter_map(|t| t["department"].as_str().map(str::to_owned))
+                    .collect();
+                (departments.len() == 4).then_some(tasks)
+            }
+        },
+    )
     .await;
     for t in &tasks {
-        assert!(t["place"]["community_code"].is_string(), "task without community: {t}");
-        assert!(!t["explanation"]["matched_area"].as_str().unwrap_or_default().is_empty(), "{t}");
+        assert!(
+            t["place"]["community_code"].is_string(),
+            "task without community: {t}"
+        );
+        assert!(
+            !t["explanation"]["matched_area"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty(),
+            "{t}"
+        );
     }
     child.kill().await.unwrap();
 }

@@ -24,7 +24,10 @@ pub fn map(r: &Record, ctx: MappingContext<'_>) -> Result<CivicEvent, MappingErr
     require_some_location(&location, "grid_code, address")?;
     if let Some(code) = &location.grid_code {
         if !code.chars().all(|c| c.is_ascii_digit()) {
-            return Err(MappingError::new("grid_code", format!("`{code}` is not a numeric grid code")));
+            return Err(MappingError::new(
+                "grid_code",
+                format!("`{code}` is not a numeric grid code"),
+            ));
         }
     }
     let reporter = match r.object("person")? {

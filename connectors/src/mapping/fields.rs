@@ -21,7 +21,10 @@ impl Record {
                 "(record)",
                 format!("expected a JSON object, got {}", kind(&other)),
             )),
-            Err(e) => Err(MappingError::new("(record)", format!("not valid JSON: {e}"))),
+            Err(e) => Err(MappingError::new(
+                "(record)",
+                format!("not valid JSON: {e}"),
+            )),
         }
     }
 
@@ -29,14 +32,18 @@ impl Record {
         match self.0.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(m)) => Ok(Some(Record(m.clone()))),
-            Some(other) => Err(MappingError::new(field, format!("expected an object, got {}", kind(other)))),
+            Some(other) => Err(MappingError::new(
+                field,
+                format!("expected an object, got {}", kind(other)),
+            )),
         }
     }
 
     /// A required, non-empty string (numbers are accepted as their decimal text, since
     /// departmental systems are loose about ids).
     pub fn text(&self, field: &str) -> Result<String, MappingError> {
-        self.opt_text(field)?.ok_or_else(|| MappingError::new(field, "missing"))
+        self.opt_text(field)?
+            .ok_or_else(|| MappingError::new(field, "missing"))
     }
 
     pub fn opt_text(&self, field: &str) -> Result<Option<String>, MappingError> {
@@ -45,7 +52,10 @@ impl Record {
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(other) => Err(MappingError::new(field, format!("expected text, got {}", kind(other)))),
+            Some(other) => Err(MappingError::new(
+                field,
+                format!("expected text, got {}", kind(other)),
+            )),
         }
     }
 
@@ -64,33 +74,53 @@ impl Record {
                 .filter(|v| v.is_finite())
                 .map(Some)
                 .ok_or_else(|| MappingError::new(field, format!("`{s}` is not a number"))),
-            Some(other) => Err(MappingError::new(field, format!("expected a number, got {}", kind(other)))),
+            Some(other) => Err(MappingError::new(
+                field,
+                format!("expected a number, got {}", kind(other)),
+            )),
         }
     }
 
     /// A point from two coordinate fields; both or neither must be present.
-    pub fn opt_point(&self, lon_field: &str, lat_field: &str) -> Result<Option<GeoPoint>, MappingError> {
+    pub fn opt_point(
+        &self,
+        lon_field: &str,
+        lat_field: &str,
+    ) -> Result<Option<GeoPoint>, MappingError> {
         match (self.opt_number(lon_field)?, self.opt_number(lat_field)?) {
             (None, None) => Ok(None),
             (Some(lon), Some(lat)) => {
                 if !(-180.0..=180.0).contains(&lon) {
-                    return Err(MappingError::new(lon_field, format!("longitude {lon} out of range")));
+                    return Err(MappingError::new(
+                        lon_field,
+                        format!("longitude {lon} out of range"),
+                    ));
                 }
                 if !(-90.0..=90.0).contains(&lat) {
-                    return Err(MappingError::new(lat_field, format!("latitude {lat} out of range")));
+                    return Err(MappingError::new(
+                        lat_field,
+                        format!("latitude {lat} out of range"),
+                    ));
                 }
                 Ok(Some(GeoPoint { lon, lat }))
             }
-            (Some(_), None) => Err(MappingError::new(lat_field, format!("missing while `{lon_field}` is given"))),
-            (None, Some(_)) => Err(MappingError::new(lon_field, format!("missing while `{lat_field}` is given"))),
+            (Some(_), None) => Err(MappingError::new(
+                lat_field,
+                format!("missing while `{lon_field}` is given"),
+            )),
+            (None, Some(_)) => Err(MappingError::new(
+                lon_field,
+                format!("missing while `{lat_field}` is given"),
+            )),
         }
     }
 
     /// A local (UTC+8) time in the given chrono format, e.g. `%Y-%m-%d %H:%M:%S`.
     pub fn local_time(&self, field: &str, format: &str) -> Result<DateTime<Utc>, MappingError> {
         let text = self.text(field)?;
-        let naive = NaiveDateTime::parse_from_str(&text, format)
-            .map_err(|e| MappingError::new(field, format!("`{text}` is not a time like {format}: {e}")))?;
+        let naive = NaiveDateTime::parse_from_str(&text, format).map_err(|e| {
+            MappingError::new(field, format!("`{text}` is not a time like {format}: {e}"))
+        })?;
         china_time()
             .from_local_datetime(&naive)
             .single()
@@ -137,7 +167,10 @@ pub fn require_some_location(
     fields: &str,
 ) -> Result<(), MappingError> {
     if location.point.is_none() && location.address.is_none() && location.grid_code.is_none() {
-        return Err(MappingError::new(fields, "no location: none of these fields is given"));
+        return Err(MappingError::new(
+            fields,
+            "no location: none of these fields is given",
+        ));
     }
     Ok(())
 }

@@ -27,7 +27,10 @@ pub struct MappingError {
 
 impl MappingError {
     pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        MappingError { field: field.into(), problem: problem.into() }
+        MappingError {
+            field: field.into(),
+            problem: problem.into(),
+        }
     }
 }
 
@@ -66,5 +69,8 @@ pub fn map_record(
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

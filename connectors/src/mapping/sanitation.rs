@@ -21,7 +21,10 @@ pub fn map(r: &Record, ctx: MappingContext<'_>) -> Result<CivicEvent, MappingErr
     require_some_location(&location, "lng/lat, address")?;
     if let Some(level) = r.opt_number("fillLevel")? {
         if !(0.0..=100.0).contains(&level) {
-            return Err(MappingError::new("fillLevel", format!("{level} is not a percentage")));
+            return Err(MappingError::new(
+                "fillLevel",
+                format!("{level} is not a percentage"),
+            ));
         }
     }
     Ok(CivicEvent {

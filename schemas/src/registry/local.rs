@@ -15,8 +15,10 @@ use super::{schema_text, RegistryError};
 /// subject it is registered under), counting up from 1, and an id never changes once written.
 ///
 /// The file is rewritten atomically (temporary file, fsync, rename) on every new registration,
-/// so a crash leaves either the old or the new file. Safe for concurrent use within one
-/// process; two processes must not share a file.
+/// so a crash leaves either the old or the new file. Several hub processes on one machine may
+/// share the file (a connector process and a router process, say): a registration holds an
+/// exclusive lock on `<file>.lock` and re-reads the file first, and a lookup that misses
+/// re-reads it, so an id registered by another process is found.
 #[derive(Debug)]
 pub struct LocalRegistry {
     path: PathBuf,
@@ -49,30 +51,12 @@ impl LocalRegistry {
     /// Opens the registry file at `path`, creating it (and its directory) if it does not exist.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, RegistryError> {
         let path = path.into();
-        let file = match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| RegistryError::CorruptFile {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let empty = RegistryFile::default();
-                write_atomically(&path, &empty)?;
-                empty
-            }
-            Err(source) => {
-                return Err(RegistryError::File {
-                    action: "reading",
-                    path,
-                    source,
-                })
-            }
-        };
-        let state = State::load(file).map_err(|reason| RegistryError::CorruptFile {
-            path: path.clone(),
-            reason,
-        })?;
+        // Another process may be creating the same file right now.
+        let _lock = lock_file(&path)?;
+        if !path.exists() {
+            write_atomically(&path, &RegistryFile::default())?;
+        }
+        let state = read_state(&path)?;
         Ok(LocalRegistry {
             path,
             state: Mutex::new(state),
@@ -91,6 +75,9 @@ impl LocalRegistry {
         // Held across the file write so that two registrations cannot hand out the same id;
         // registrations are rare (once per subject and process), so the short block is fine.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // The same between processes; the lock ends when `_lock` is dropped.
+        let _lock = lock_file(&self.path)?;
+        *state = read_state(&self.path)?;
         let known = state.id_by_text.get(&text).copied();
         if let Some(id) = known {
             if state
@@ -137,15 +124,58 @@ impl LocalRegistry {
         Ok(id)
     }
 
-    /// The schema registered as `id`.
+    /// The schema registered as `id` (by this or another process).
     pub fn schema_by_id(&self, id: u32) -> Result<Arc<Schema>, RegistryError> {
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(schema) = state.schema_by_id.get(&id) {
+            return Ok(schema.clone());
+        }
+        *state = read_state(&self.path)?;
         state
             .schema_by_id
             .get(&id)
             .cloned()
             .ok_or(RegistryError::SchemaNotFound { id })
     }
+}
+
+/// Reads and checks the file.
+fn read_state(path: &Path) -> Result<State, RegistryError> {
+    let bytes = fs::read(path).map_err(|source| RegistryError::File {
+        action: "reading",
+        path: path.to_owned(),
+        source,
+    })?;
+    let corrupt = |reason: String| RegistryError::CorruptFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    State::load(file).map_err(corrupt)
+}
+
+/// An exclusive lock on `<file>.lock` (shared by every process using the file), released
+/// when the returned file is dropped. Creates the file's directory if needed.
+fn lock_file(path: &Path) -> Result<fs::File, RegistryError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file_error = |source| RegistryError::File {
+        action: "locking",
+        path: lock_path.clone(),
+        source,
+    };
+    if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(file_error)?;
+    }
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(file_error)?;
+    file.lock().map_err(file_error)?;
+    Ok(file)
 }
 
 impl State {

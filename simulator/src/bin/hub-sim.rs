@@ -10,7 +10,10 @@ use hub_simulator::generator::load_addresses;
 use hub_simulator::live::Simulation;
 
 #[derive(Parser)]
-#[command(version, about = "Simulated police, urban-management, sanitation and civil-affairs systems")]
+#[command(
+    version,
+    about = "Simulated police, urban-management, sanitation and civil-affairs systems"
+)]
 struct Args {
     /// Address to bind every fake system on.
     #[arg(long, default_value = "127.0.0.1")]
@@ -48,7 +51,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     for fake in &sim.fakes {
-        println!("{:<17} {}{}", fake.department().as_str(), fake.base_url(), fake.shape().path);
+        println!(
+            "{:<17} {}{}",
+            fake.department().as_str(),
+            fake.base_url(),
+            fake.shape().path
+        );
     }
     tokio::signal::ctrl_c().await?;
     Ok(())
