@@ -80,7 +80,14 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         .map(|a| format!("http://{a}"))
         .unwrap_or_default();
     println!();
-    println!("Civic integration hub demo: sample city 龙马潭区（示例城市）, 34 communities");
+    let city = hub_router::city::City::load(&config.city.dir)?;
+    println!(
+        "Civic integration hub demo: sample city {}, {} streets, {} communities, {} grids",
+        city.district().name,
+        city.streets().len(),
+        city.communities().len(),
+        city.grids().len()
+    );
     println!("  Kafka (embedded broker):  {}", hub.kafka_brokers);
     println!("  task store:               {}", config.store.url);
     for fake in &sim.fakes {

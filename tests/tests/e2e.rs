@@ -484,3 +484,55 @@ async fn demo_serves_tasks_from_all_four_departments_within_30s() {
     }
     child.kill().await.unwrap();
 }
+
+/// docker-compose.yml runs the hub with config/docker-compose.toml and HUB__ variables: every
+/// variable must be a real config key, and every connector must match the simulator's API.
+#[test]
+fn docker_compose_matches_the_hub_config() {
+    let root = workspace_root();
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    let overrides: Vec<(String, String)> = compose
+        .lines()
+        .filter_map(|l| l.trim().split_once(": "))
+        .filter(|(k, _)| k.starts_with("HUB__"))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect();
+    assert!(overrides.len() >= 4, "{overrides:?}");
+    let path = root.join("config/docker-compose.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config = HubConfig::parse(&text, &path, &overrides).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.kafka.brokers, "kafka:9092");
+    assert!(config.store.url.starts_with("postgres://"));
+    assert!(compose.contains("--config\", \"/app/config/docker-compose.toml\""));
+    let ports = [
+        (Department::Police, 9101),
+        (Department::UrbanManagement, 9102),
+        (Department::Sanitation, 9103),
+        (Department::CivilAffairs, 9104),
+    ];
+    for (department, port) in ports {
+        let c = config
+            .connectors
+            .iter()
+            .find(|c| c.department() == department)
+            .expect("a connector per department");
+        let shape = hub_simulator::ApiShape::of(department);
+        assert_eq!(c.base_url, format!("http://simulator:{port}"), "{}", c.name);
+        assert_eq!(
+            (
+                c.path.as_str(),
+                c.cursor_param.as_str(),
+                c.items_pointer.as_str(),
+                c.cursor_pointer.as_str()
+            ),
+            (
+                shape.path,
+                shape.cursor_param,
+                shape.items_pointer,
+                shape.cursor_pointer
+            ),
+            "{}",
+            c.name
+        );
+    }
+}
