@@ -33,7 +33,7 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
         /// What this process runs, comma-separated: connectors, router, api. A city can run
-        /// connectors and routers in separate processes; routers share one consumer group.
+        /// connectors and routers in separate processes.
         #[arg(long, value_delimiter = ',', default_values = ["connectors", "router", "api"])]
         roles: Vec<Role>,
     },
