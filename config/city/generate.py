@@ -80,6 +80,12 @@ SEED = 510504
 
 LADDER = ["grid_worker", "workstation", "party_branch", "joint_meeting", "street", "district"]
 DEPARTMENTS = ["police", "urban_management", "sanitation", "civil_affairs", "residents"]
+# Admission lists (准入制) name taxonomy codes of config/taxonomy.toml: a category (E0701) or a
+# whole major class (E06). Most communities admit everything; some have not admitted
+# rental-housing checks (E0701 出租房屋核查: the police station does them itself), and some
+# leave construction-site supervision (E03 施工管理) with urban management.
+POLICE_WITHOUT_RENTAL_CHECKS = ["E06", "E0702"]
+URBAN_MANAGEMENT_WITHOUT_CONSTRUCTION = ["E01", "E02", "E04", "C01", "C02"]
 
 STREET_NAMES = ["青杠街道", "桂溪街道", "云台街道", "白鹭街道", "沱湾街道"]
 COMMUNITY_STEMS = (
@@ -523,6 +529,15 @@ def write_boundaries(dense, streets, communities):
     (HERE / "boundaries.geojson").write_text(text, encoding="utf-8")
 
 
+def admission(k, department):
+    """The admission list of the k-th community (0-based, file order) for a department."""
+    if department == "police" and k % 3 == 1:
+        return POLICE_WITHOUT_RENTAL_CHECKS
+    if department == "urban_management" and k % 4 == 2:
+        return URBAN_MANAGEMENT_WITHOUT_CONSTRUCTION
+    return ["*"]
+
+
 def write_city(streets, communities):
     out = io.StringIO()
     w = out.write
@@ -574,7 +589,7 @@ def write_city(streets, communities):
             w(f"name = {toml_str(c['name'])}\n")
             w(f"street = {toml_str(s['code'])}\n")
             w(f"ladder = {toml_list(LADDER)}\n")
-            w("admission = { " + ", ".join(f"{d} = [\"*\"]" for d in DEPARTMENTS) + " }\n\n")
+            w("admission = { " + ", ".join(f"{d} = {toml_list(admission(k - 1, d))}" for d in DEPARTMENTS) + " }\n\n")
             for role, name, department in units:
                 w("[[communities.units]]\n")
                 w(f"id = {toml_str(c['code'] + '.' + role)}\n")

@@ -5,14 +5,18 @@
 //! `items_pointer` and the cursor to resume from at `cursor_pointer`. Records are kept as the
 //! exact bytes the department sent, so a dead-lettered record can be replayed unchanged.
 
-use std::time::Duration;
+use std::fmt;
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use serde_json::value::RawValue;
 
+use crate::rate_limit::TokenBucket;
+use crate::source::{Batch, Outcome, Receipt, ReceiptInner, Source, SourceError, SourceKind};
 use crate::RawRecord;
 
-/// How to talk to one departmental REST feed.
-#[derive(Debug, Clone)]
+/// How to talk to one departmental REST feed. `Debug` leaves the token out.
+#[derive(Clone)]
 pub struct HttpPollConfig {
     pub base_url: String,
     pub path: String,
@@ -25,6 +29,21 @@ pub struct HttpPollConfig {
     /// JSON pointer to the next cursor (a string; null or absent means "stay where you are").
     pub cursor_pointer: String,
     pub timeout: Duration,
+}
+
+impl fmt::Debug for HttpPollConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpPollConfig")
+            .field("base_url", &self.base_url)
+            .field("path", &self.path)
+            .field("token", &"***")
+            .field("page_size", &self.page_size)
+            .field("cursor_param", &self.cursor_param)
+            .field("items_pointer", &self.items_pointer)
+            .field("cursor_pointer", &self.cursor_pointer)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// One page of records and the cursor that resumes right after them.
@@ -63,9 +82,66 @@ impl PollError {
     }
 }
 
+impl From<PollError> for SourceError {
+    fn from(e: PollError) -> Self {
+        match e {
+            PollError::Unauthorized { url, status } => SourceError::Unauthorized {
+                origin: url,
+                detail: format!("HTTP {status}; check the connector's token"),
+            },
+            PollError::Status { url, status, body } if status >= 500 || status == 429 => {
+                SourceError::Unavailable {
+                    origin: url,
+                    detail: format!("HTTP {status}: {body}"),
+                }
+            }
+            // Other 4xx: the request itself is wrong (path, parameters): an operator must act.
+            PollError::Status { url, status, body } => SourceError::Misconfigured {
+                origin: url,
+                detail: format!(
+                    "HTTP {status}: {body}; check the connector's path and page layout"
+                ),
+            },
+            PollError::Transport { url, source } => SourceError::Unavailable {
+                origin: url,
+                detail: transport_detail(&source),
+            },
+            PollError::BadPage { url, reason } => SourceError::BadAnswer {
+                origin: url,
+                detail: reason,
+            },
+        }
+    }
+}
+
+/// reqwest's Display omits the cause ("error sending request"); the cause is what tells an
+/// operator whether it was a refused connection, DNS or a timeout.
+fn transport_detail(e: &reqwest::Error) -> String {
+    let mut text = if e.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        e.to_string()
+    };
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 pub struct HttpPoller {
     client: reqwest::Client,
     config: HttpPollConfig,
+}
+
+impl fmt::Debug for HttpPoller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpPoller")
+            .field("config", &self.config)
+            .finish()
+    }
 }
 
 impl HttpPoller {
@@ -114,6 +190,85 @@ impl HttpPoller {
         }
         parse_page(&body, &c.items_pointer, &c.cursor_pointer, &url)
             .map_err(|reason| PollError::BadPage { url, reason })
+    }
+}
+
+/// [`HttpPoller`] as a [`Source`]: keeps the position, moves it on commit, and spaces its
+/// requests with an optional rate limit.
+pub struct HttpPollSource {
+    poller: HttpPoller,
+    position: Option<String>,
+    limiter: Option<TokenBucket>,
+}
+
+impl fmt::Debug for HttpPollSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpPollSource")
+            .field("poller", &self.poller)
+            .field("position", &self.position)
+            .finish()
+    }
+}
+
+impl HttpPollSource {
+    pub fn new(poller: HttpPoller) -> Self {
+        HttpPollSource {
+            poller,
+            position: None,
+            limiter: None,
+        }
+    }
+
+    /// At most `burst` requests at once and `per_second` on average to this system.
+    pub fn with_rate_limit(mut self, limiter: TokenBucket) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    pub fn poller(&self) -> &HttpPoller {
+        &self.poller
+    }
+}
+
+#[async_trait]
+impl Source for HttpPollSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::HttpPoll
+    }
+
+    async fn start(&mut self, cursor: Option<String>) -> Result<(), SourceError> {
+        self.position = cursor;
+        Ok(())
+    }
+
+    async fn next_batch(&mut self) -> Result<Batch, SourceError> {
+        if let Some(limiter) = &mut self.limiter {
+            if let Err(wait) = limiter.try_acquire(Instant::now()) {
+                tokio::time::sleep(wait).await;
+                // The wait was computed for exactly one token; taking it now cannot fail
+                // except under clock skew, in which case the next call waits again.
+                let _ = limiter.try_acquire(Instant::now());
+            }
+        }
+        let page = self.poller.fetch_page(self.position.as_deref()).await?;
+        let full = page.records.len() as u32 >= self.poller.config().page_size;
+        let next = page
+            .next_cursor
+            .filter(|n| Some(n) != self.position.as_ref());
+        Ok(Batch {
+            records: page.records,
+            rejected: Vec::new(),
+            cursor: next.clone(),
+            more: full && next.is_some(),
+            receipt: Receipt(ReceiptInner::Position(next)),
+        })
+    }
+
+    async fn commit(&mut self, receipt: Receipt, _: &[Outcome]) -> Result<(), SourceError> {
+        if let ReceiptInner::Position(Some(next)) = receipt.0 {
+            self.position = Some(next);
+        }
+        Ok(())
     }
 }
 

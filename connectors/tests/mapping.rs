@@ -157,3 +157,83 @@ fn malformed_records_name_the_field_and_problem() {
         assert!(err.problem.contains(problem), "{json}: {err}");
     }
 }
+
+#[test]
+fn police_rental_housing_and_floating_population_checks_keep_their_details() {
+    let rec = raw(
+        r#"{"jjdbh":"J2","bjlbdm":"0502","bjlbmc":"流动人口登记","bjsj":"20261121102300",
+        "fadd":"红星路8号","fwbh":"FW510504001001001","ldrks":3,"sspcs":"红星派出所",
+        "bjrxm":"王芳","bjrdh":"13900001111","bjrsfzh":"510504199001011234"}"#,
+    );
+    let e = map_record(Department::Police, ctx(), &rec).unwrap();
+    assert_eq!(e.attributes.get("ldrks").map(String::as_str), Some("3"));
+    assert_eq!(
+        e.attributes.get("fwbh").map(String::as_str),
+        Some("FW510504001001001")
+    );
+    assert_eq!(
+        e.reporter
+            .as_ref()
+            .unwrap()
+            .id_number
+            .as_ref()
+            .unwrap()
+            .expose(),
+        "510504199001011234"
+    );
+    assert!(!format!("{e:?}").contains("510504199001011234"));
+    let masked = hub_connectors::privacy::masked_event(&e);
+    let r = masked.reporter.unwrap();
+    assert_eq!(r.name.unwrap().expose(), "王*");
+    assert_eq!(r.phone.unwrap().expose(), "139****1111");
+    assert_eq!(r.id_number.unwrap().expose(), "510504********1234");
+}
+
+#[test]
+fn a_bin_overflow_episode_maps_to_one_event_keyed_by_the_episode() {
+    use hub_connectors::mapping::{Mapped, Mapper, RecordFormat};
+    let rec = raw(
+        r#"{"episode_id":"BIN-0042@20261121T022300Z","bin_id":"BIN-0042","opened_at":"2026-11-21T02:23:00Z",
+        "fill_level":97.0,"lon":105.43,"lat":28.9,"topic":"sanitation/bins/BIN-0042/reading","reading":{"bin_id":"BIN-0042"}}"#,
+    );
+    let Mapped::Event(e) = Mapper::new(RecordFormat::SanitationBinEpisode)
+        .map(ctx(), &rec)
+        .unwrap()
+    else {
+        panic!("an event")
+    };
+    assert_eq!(e.source_id, "BIN-0042@20261121T022300Z");
+    assert_eq!(e.category_code, "GARBAGE_OVERFLOW");
+    assert_eq!(
+        e.occurred_at,
+        Utc.with_ymd_and_hms(2026, 11, 21, 2, 23, 0).unwrap()
+    );
+    let err = Mapper::new(RecordFormat::SanitationBinEpisode)
+        .map(ctx(), &raw(r#"{"episode_id":"E","bin_id":"B","opened_at":"2026-11-21T02:23:00Z","fill_level":97}"#))
+        .unwrap_err();
+    assert_eq!(err.field, "lon/lat");
+}
+
+#[test]
+fn each_source_kind_names_its_record_format_or_why_not() {
+    use hub_connectors::mapping::RecordFormat;
+    use hub_connectors::SourceKind;
+    assert_eq!(
+        RecordFormat::for_source(SourceKind::Mqtt, Department::Sanitation),
+        Ok(RecordFormat::SanitationBinEpisode)
+    );
+    assert_eq!(
+        RecordFormat::for_source(SourceKind::Webhook, Department::UrbanManagement),
+        Ok(RecordFormat::UrbanManagementCase)
+    );
+    let err = RecordFormat::for_source(SourceKind::Mqtt, Department::Police).unwrap_err();
+    assert!(
+        err.contains("`mqtt` connector for `police` is not supported"),
+        "{err}"
+    );
+    for f in RecordFormat::ALL {
+        assert_eq!(RecordFormat::parse(f.as_str()), Some(f));
+    }
+    let err = map_record(Department::Residents, ctx(), &raw("{}")).unwrap_err();
+    assert!(err.problem.contains("Open311"));
+}

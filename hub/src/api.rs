@@ -6,18 +6,21 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::Utc;
 use hub_router::task::TaskStatus;
-use hub_schemas::event::Department;
+use hub_schemas::event::{CivicEvent, Department};
 use hub_store::{TaskFilter, TaskStore};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 
 use crate::health::Health;
+use crate::routing_state::RoutingState;
 
 #[derive(Clone)]
 pub struct ApiState {
+    pub routing: Arc<RoutingState>,
     pub store: Arc<dyn TaskStore>,
     pub health: Arc<Health>,
     pub metrics: PrometheusHandle,
@@ -29,6 +32,8 @@ pub fn routes(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/tasks", get(list_tasks))
         .route("/api/v1/tasks/{id}", get(get_task))
+        .route("/api/v1/returns", get(list_returns))
+        .route("/api/v1/route/dry-run", post(dry_run))
         .with_state(state)
 }
 
@@ -53,7 +58,10 @@ impl From<hub_store::StoreError> for ApiError {
 
 async fn healthz(State(s): State<ApiState>) -> Response {
     let connectors = s.health.snapshot();
-    let store_ok = s.store.count_tasks(&TaskFilter::default()).await.is_ok();
+    // The outbox destinations double as the store check: each relay's position, last
+    // failure and next retry.
+    let outbox = s.store.outbox_destinations().await;
+    let store_ok = outbox.is_ok();
     let status = if store_ok {
         StatusCode::OK
     } else {
@@ -62,7 +70,9 @@ async fn healthz(State(s): State<ApiState>) -> Response {
     let body = json!({
         "status": if store_ok { "ok" } else { "store_unavailable" },
         "store": s.store.backend(),
+        "rules_version": s.routing.current().config().version(),
         "connectors": connectors,
+        "outbox": outbox.unwrap_or_default(),
     });
     (status, Json(body)).into_response()
 }
@@ -99,7 +109,10 @@ async fn get_task(
         .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no task with id `{id}`")))?;
     let history = s.store.task_history(&id).await?;
-    Ok(Json(json!({ "task": task, "history": history })))
+    let reports = s.store.task_reports(&id).await?;
+    Ok(Json(
+        json!({ "task": task, "history": history, "reports": reports }),
+    ))
 }
 
 fn parse_filter(q: &HashMap<String, String>) -> Result<TaskFilter, String> {
@@ -148,4 +161,73 @@ fn parse_filter(q: &HashMap<String, String>) -> Result<TaskFilter, String> {
             .map_err(|_| format!("offset `{o}` must be a non-negative number"))?;
     }
     Ok(filter)
+}
+
+/// `GET /api/v1/returns?department=&limit=`: events sent back to their department because a
+/// community had not admitted them, with the reason.
+async fn list_returns(
+    State(s): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let department = match q.get("department") {
+        None => None,
+        Some(d) => Some(Department::parse(d).ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("department `{d}` is not one of {}", department_names()),
+            )
+        })?),
+    };
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=1000).contains(l))
+            .ok_or_else(|| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("limit `{l}` must be a number from 1 to 1000"),
+                )
+            })?,
+    };
+    let returns = s.store.list_returns(department, limit).await?;
+    Ok(Json(json!({ "returns": returns })))
+}
+
+/// `POST /api/v1/route/dry-run` with a civic event (JSON): the decision and its explanation,
+/// and the open task it would be merged into, without storing or sending anything.
+async fn dry_run(
+    State(s): State<ApiState>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let event: CivicEvent = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not a civic event (JSON, as in schemas/civic_event.avsc): {e}"),
+        )
+    })?;
+    let router = s.routing.current();
+    let decision = router.route(&event, Utc::now()).map_err(|unmapped| {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{unmapped}; the pipeline would dead-letter this event"),
+        )
+    })?;
+    let merge_candidate = decision.task().and_then(|t| router.merge_candidate(t)).map(|c| {
+        json!({ "group": c.group, "radius_m": c.radius_m, "window_minutes": c.window.num_minutes() })
+    });
+    Ok(Json(json!({
+        "rules_version": router.config().version(),
+        "decision": decision,
+        "merge_check": merge_candidate,
+    })))
+}
+
+fn department_names() -> String {
+    Department::ALL
+        .iter()
+        .map(|d| d.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

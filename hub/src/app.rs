@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use hub_router::city::City;
-use hub_router::Router;
 use hub_schemas::codec::Codec;
 use hub_schemas::registry::{HttpRegistry, LocalRegistry, Registry};
 use hub_store::TaskStore;
@@ -16,8 +15,9 @@ use crate::broker::EmbeddedBroker;
 use crate::config::HubConfig;
 use crate::dispatcher::Dispatcher;
 use crate::health::Health;
-use crate::ingest::Connector;
 use crate::kafka::Kafka;
+use crate::outbox_relay::{Destination, Relay};
+use crate::routing_state::RoutingState;
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::{api, telemetry};
 
@@ -95,10 +95,18 @@ pub async fn start(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
 
-    let city = Arc::new(
-        City::load(&config.city.dir)
-            .with_context(|| format!("loading the city from {}", config.city.dir.display()))?,
+    // Loaded, validated and tested before anything starts; a failing configuration stops
+    // the start with every problem listed.
+    let routing_dir = config.routing.dir.clone();
+    let router = tokio::task::spawn_blocking(move || crate::routing_state::load(&routing_dir))
+        .await
+        .context("loading the routing configuration")??;
+    tracing::info!(
+        version = router.config().version(),
+        "routing configuration loaded"
     );
+    let city: Arc<City> = router.config().city().clone();
+    let routing = Arc::new(RoutingState::new(&config.routing.dir, router));
     let store = hub_store::open(&config.store.url)
         .await
         .with_context(|| format!("opening store {}", redact_url(&config.store.url)))?;
@@ -136,20 +144,9 @@ pub async fn start(
     let mut tasks = JoinSet::new();
     let dead_letter_topic = config.kafka.topics.dead_letter.name.clone();
 
-    if roles.connectors {
-        for c in &config.connectors {
-            let token = secrets(&c.token_env).with_context(|| {
-                format!(
-                    "connector {}: environment variable {} (its token) is not set",
-                    c.name, c.token_env
-                )
-            })?;
-            let feed = config.feed_topic(c.department()).name.clone();
-            let connector =
-                Connector::from_config(c, token, feed, dead_letter_topic.clone(), &shared)?;
-            tasks.spawn(connector.run(shutdown.clone()));
-        }
-    }
+    // Connectors (role `connectors`) and their HTTP side (webhooks, Open311, dead letters).
+    let connector_routes =
+        crate::ingest::start_connectors(config, roles, &secrets, &shared, &shutdown, &mut tasks)?;
     if roles.router {
         let feeds: Vec<&str> = config
             .kafka
@@ -166,11 +163,50 @@ pub async fn start(
             )?,
             kafka: kafka.clone(),
             codec: shared.codec.clone(),
-            router: Arc::new(Router::new(city.clone())),
+            routing: routing.clone(),
             store: store.clone(),
             dead_letter_topic: dead_letter_topic.clone(),
         };
         tasks.spawn(dispatcher.run(shutdown.clone()));
+        if config.routing.reload_check_ms > 0 {
+            let every = std::time::Duration::from_millis(config.routing.reload_check_ms);
+            tasks.spawn(routing.clone().watch(every, shutdown.clone()));
+        }
+    }
+    if roles.router {
+        let holder = format!("{}-{}", config.kafka.client_id, uuid_like());
+        let mut destinations = vec![Destination::Kafka {
+            kafka: kafka.clone(),
+            codec: shared.codec.clone(),
+            tasks_topic: config.kafka.topics.tasks.name.clone(),
+            status_topic: config.kafka.topics.task_status.name.clone(),
+        }];
+        for w in &config.webhooks {
+            let secret = secrets(&w.secret_env).with_context(|| {
+                format!(
+                    "webhook for {}: environment variable {} (its signing secret) is not set",
+                    w.department, w.secret_env
+                )
+            })?;
+            destinations.push(Destination::Webhook {
+                department: hub_schemas::event::Department::parse(&w.department)
+                    .expect("validated at load"),
+                url: w.url.clone(),
+                secret: hub_connectors::Secret::new(secret),
+                client: reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_millis(w.timeout_ms))
+                    .build()
+                    .context("building the webhook HTTP client")?,
+            });
+        }
+        for destination in destinations {
+            let relay = Relay {
+                destination,
+                store: store.clone(),
+                holder: holder.clone(),
+            };
+            tasks.spawn(relay.run(shutdown.clone()));
+        }
     }
     let mut api_addr = None;
     if roles.api {
@@ -179,10 +215,12 @@ pub async fn start(
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         api_addr = Some(listener.local_addr()?);
         let app = api::routes(api::ApiState {
+            routing: routing.clone(),
             store: store.clone(),
             health: shared.health.clone(),
             metrics,
-        });
+        })
+        .merge(connector_routes);
         let mut stop = shutdown.clone();
         tasks.spawn(async move {
             let served = axum::serve(listener, app)
@@ -201,6 +239,11 @@ pub async fn start(
         tasks,
         broker,
     })
+}
+
+/// A process-unique suffix for lease holder names.
+fn uuid_like() -> String {
+    format!("{}-{:x}", std::process::id(), rand::random::<u64>())
 }
 
 /// Hide a password in a database URL before it reaches a log or an error.

@@ -1,5 +1,16 @@
-//! `hub demo`: the hub with the shipped sample city and the simulated departmental systems
-//! publishing live events, everything on loopback with no setup.
+//! `hub demo`: the hub with the shipped sample city and every kind of source feeding it live,
+//! on loopback with no setup:
+//!
+//! | source | how it reaches the hub |
+//! | --- | --- |
+//! | police 110 incidents | REST polling (token, cursor pages) |
+//! | urban management cases | REST polling, and pushed to the signed webhook |
+//! | sanitation | bin sensors over MQTT (Mosquitto at 127.0.0.1:1883), and REST work orders |
+//! | civil affairs welfare cases | a PostgreSQL table at 127.0.0.1:5432 (database `hub_demo_civil_affairs`) |
+//! | residents | a simulated 12345 app posting Open311 requests |
+//!
+//! When Mosquitto or PostgreSQL is not reachable, the demo runs without that source and says
+//! which it skipped and why (civil affairs then falls back to its REST feed).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,14 +18,40 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hub_simulator::generator::load_addresses;
-use hub_simulator::live::Simulation;
+use hub_connectors::open311::gcj02_to_wgs84;
+use hub_schemas::event::Department;
+use hub_simulator::civil_affairs_db::FakeCivilAffairsDb;
+use hub_simulator::generator::{load_addresses, Address};
+use hub_simulator::live::{push_cases, Simulation};
+use hub_simulator::open311_client::Open311Client;
+use hub_simulator::sensors::{LiveBins, SensorGateway};
+use hub_simulator::webhook_client::WebhookClient;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 use crate::app::{self, display_dir, Roles};
-use crate::config::{ConnectorConfig, ConnectorKind, HubConfig};
+use crate::config::{
+    ConnectorConfig, DebounceSettings, HttpPollConnector, HubConfig, MqttConnector,
+    PostgresPollConnector, WebhookConnector,
+};
 
 /// The bearer token the simulated departmental systems accept (demo only).
 pub const DEMO_TOKEN: &str = "demo-token";
+/// The secret the simulated urban-management system signs its pushes with (demo only).
+pub const DEMO_WEBHOOK_SECRET: &str = "demo-webhook-secret";
+/// The api key of the simulated residents' app (demo only).
+pub const DEMO_OPEN311_KEY: &str = "demo-open311-key";
+/// Where the demo looks for Mosquitto.
+pub const DEMO_MQTT: (&str, u16) = ("127.0.0.1", 1883);
+/// The PostgreSQL server the demo creates its civil-affairs database on
+/// (`HUB_DEMO_POSTGRES_URL` overrides).
+pub const DEMO_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const DEMO_DATABASE: &str = "hub_demo_civil_affairs";
+const MQTT_PREFIX: &str = "hub-demo/sanitation/bins";
+
+const TOKEN_VAR: &str = "HUB_DEMO_TOKEN";
+const WEBHOOK_VAR: &str = "HUB_DEMO_WEBHOOK_SECRET";
+const DB_VAR: &str = "HUB_DEMO_CIVIL_AFFAIRS_DB";
 
 pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     let shipped = Path::new("config/hub.toml");
@@ -35,10 +72,48 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     config.kafka.brokers.clear();
 
     let addresses =
-        load_addresses(&config.city.dir.join("addresses.csv")).map_err(anyhow::Error::msg)?;
+        load_addresses(&config.city_dir().join("addresses.csv")).map_err(anyhow::Error::msg)?;
+    let mut running: Vec<String> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+
+    // Civil affairs: the welfare table in PostgreSQL, or the REST feed when there is none.
+    let pg_admin = std::env::var("HUB_DEMO_POSTGRES_URL").unwrap_or_else(|_| DEMO_POSTGRES.into());
+    let welfare = match prepare_welfare_db(&pg_admin, &addresses).await {
+        Ok(db) => Some(db),
+        Err(e) => {
+            skipped.push(format!(
+                "civil affairs database: PostgreSQL at {} is not usable ({e}); civil affairs uses its REST feed instead. Start PostgreSQL (scripts/test shows how) or set HUB_DEMO_POSTGRES_URL",
+                app::redact_url(&pg_admin)
+            ));
+            None
+        }
+    };
+    // Sanitation sensors: Mosquitto.
+    let mqtt_ok = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(DEMO_MQTT),
+    )
+    .await
+    .is_ok_and(|c| c.is_ok());
+    if !mqtt_ok {
+        skipped.push(format!(
+            "sanitation bin sensors: no MQTT broker at {}:{} (Debian: apt-get install mosquitto && mosquitto -d)",
+            DEMO_MQTT.0, DEMO_MQTT.1
+        ));
+    }
+
+    let mut rest = vec![
+        Department::Police,
+        Department::UrbanManagement,
+        Department::Sanitation,
+    ];
+    if welfare.is_none() {
+        rest.push(Department::CivilAffairs);
+    }
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let sim = Simulation::start(
-        addresses,
+    let sim = Simulation::start_for(
+        &rest,
+        addresses.clone(),
         DEMO_TOKEN,
         |_| loopback,
         3,
@@ -51,36 +126,170 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         .iter()
         .map(|fake| {
             let shape = fake.shape();
-            ConnectorConfig {
+            running.push(format!(
+                "{:<28} REST polling  {}{} (token {DEMO_TOKEN})",
+                format!("{}.demo", fake.department().as_str()),
+                fake.base_url(),
+                shape.path
+            ));
+            ConnectorConfig::HttpPoll(HttpPollConnector {
                 name: format!("{}.demo", fake.department().as_str()),
                 department: fake.department().as_str().to_owned(),
-                kind: ConnectorKind::HttpPoll,
+                rate_limit: None,
                 base_url: fake.base_url(),
                 path: shape.path.to_owned(),
-                token_env: "HUB_DEMO_TOKEN".to_owned(),
+                token_env: TOKEN_VAR.to_owned(),
                 cursor_param: shape.cursor_param.to_owned(),
                 items_pointer: shape.items_pointer.to_owned(),
                 cursor_pointer: shape.cursor_pointer.to_owned(),
                 page_size: 50,
                 poll_interval_ms: 1000,
                 timeout_ms: 5000,
-            }
+            })
         })
         .collect();
+    config
+        .connectors
+        .push(ConnectorConfig::Webhook(WebhookConnector {
+            name: "urban_management.push".into(),
+            department: "urban_management".into(),
+            rate_limit: None,
+            path: None,
+            secret_env: WEBHOOK_VAR.into(),
+            previous_secret_env: None,
+            tolerance_secs: 300,
+            queue_capacity: 1000,
+            max_batch: 100,
+            linger_ms: 20,
+        }));
+    if mqtt_ok {
+        config.connectors.push(ConnectorConfig::Mqtt(MqttConnector {
+            name: "sanitation.bins".into(),
+            department: "sanitation".into(),
+            rate_limit: None,
+            host: DEMO_MQTT.0.into(),
+            port: DEMO_MQTT.1,
+            client_id: Some("hub-demo-sanitation-bins".into()),
+            topic: format!("{MQTT_PREFIX}/+/reading"),
+            username: None,
+            password_env: None,
+            keep_alive_secs: 30,
+            connect_timeout_ms: 3000,
+            max_batch: 100,
+            linger_ms: 200,
+            // Bins are emptied within minutes in the demo: a minute below 60 % ends an
+            // overflow, so the next one is a new task.
+            debounce: DebounceSettings {
+                clear_hold_secs: 60,
+                forget_after_secs: 600,
+                ..DebounceSettings::default()
+            },
+        }));
+        running.push(format!(
+            "{:<28} MQTT          mqtt://{}:{}/{MQTT_PREFIX}/+/reading (12 bins, debounced)",
+            "sanitation.bins", DEMO_MQTT.0, DEMO_MQTT.1
+        ));
+    }
+    if let Some(db) = &welfare {
+        config
+            .connectors
+            .push(ConnectorConfig::PostgresPoll(PostgresPollConnector {
+                name: "civil_affairs.welfare".into(),
+                department: "civil_affairs".into(),
+                rate_limit: None,
+                url_env: DB_VAR.into(),
+                table: "welfare_case".into(),
+                id_column: "id".into(),
+                updated_at_column: "updated_at".into(),
+                page_size: 100,
+                settle_ms: 1000,
+                time_zone: "Asia/Shanghai".into(),
+                poll_interval_ms: 1000,
+                timeout_ms: 5000,
+                elderly_no_contact_hours: 48,
+            }));
+        running.push(format!(
+            "{:<28} PostgreSQL    {} table welfare_case",
+            "civil_affairs.welfare",
+            app::redact_url(db.url())
+        ));
+    }
+    let open311 = config
+        .open311
+        .get_or_insert_with(|| crate::config::Open311Config {
+            enabled: true,
+            source_system: "residents.open311".into(),
+            services: "config/open311/services.toml".into(),
+            api_keys_env: None,
+            jurisdiction_id: None,
+            datum: Default::default(),
+            rate_limit: None,
+            service_notice: None,
+        });
+    open311.enabled = true;
+    let keys_var = open311
+        .api_keys_env
+        .get_or_insert_with(|| "HUB_OPEN311_API_KEYS".into())
+        .clone();
 
-    let hub = app::start(
-        &config,
-        Roles::ALL,
-        Arc::new(|_: &str| Some(DEMO_TOKEN.to_owned())),
-    )
-    .await
-    .context("starting the hub")?;
+    let db_url = welfare.as_ref().map(|db| db.url().to_owned());
+    let secrets: app::Secrets = Arc::new(move |var: &str| match var {
+        TOKEN_VAR => Some(DEMO_TOKEN.to_owned()),
+        WEBHOOK_VAR => Some(DEMO_WEBHOOK_SECRET.to_owned()),
+        DB_VAR => db_url.clone(),
+        v if v == keys_var => Some(DEMO_OPEN311_KEY.to_owned()),
+        _ => None,
+    });
+    let hub = app::start(&config, Roles::ALL, secrets)
+        .await
+        .context("starting the hub")?;
     let api = hub
         .api_addr
         .map(|a| format!("http://{a}"))
         .unwrap_or_default();
+
+    // The sources that talk to the hub, started once it listens.
+    let push_url = format!("{api}/api/v1/connectors/urban_management.push/records");
+    let pushes = push_cases(
+        WebhookClient::new(push_url.clone(), DEMO_WEBHOOK_SECRET),
+        addresses.clone(),
+        Duration::from_secs(3),
+        11,
+    );
+    running.push(format!(
+        "{:<28} webhook push  POST {push_url} (HMAC-SHA256, secret {DEMO_WEBHOOK_SECRET})",
+        "urban_management.push"
+    ));
+    let _bins = if mqtt_ok {
+        let gateway = Arc::new(
+            SensorGateway::connect(DEMO_MQTT.0, DEMO_MQTT.1, "hub-demo-bin-gateway").await,
+        );
+        Some(LiveBins::start(
+            gateway,
+            MQTT_PREFIX.to_owned(),
+            &addresses,
+            12,
+            Duration::from_secs(2),
+            7,
+        ))
+    } else {
+        None
+    };
+    let check_ins = welfare
+        .as_ref()
+        .map(|db| db.run_check_ins(Duration::from_secs(5), 13));
+    let residents = tokio::spawn(residents(
+        Open311Client::new(format!("{api}/open311/v2"), DEMO_OPEN311_KEY),
+        addresses.clone(),
+        Duration::from_secs(4),
+    ));
+    running.push(format!(
+        "{:<28} Open311       {api}/open311/v2/ (a simulated 12345 app, api_key {DEMO_OPEN311_KEY})",
+        "residents.open311"
+    ));
+
     println!();
-    let city = hub_router::city::City::load(&config.city.dir)?;
+    let city = hub_router::city::City::load(&config.city_dir())?;
     println!(
         "Civic integration hub demo: sample city {}, {} streets, {} communities, {} grids",
         city.district().name,
@@ -90,13 +299,17 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     );
     println!("  Kafka (embedded broker):  {}", hub.kafka_brokers);
     println!("  task store:               {}", config.store.url);
-    for fake in &sim.fakes {
-        println!(
-            "  simulated {:<16} {}{} (token {DEMO_TOKEN})",
-            fake.department().as_str(),
-            fake.base_url(),
-            fake.shape().path
-        );
+    println!();
+    println!("Sources feeding the hub:");
+    for line in &running {
+        println!("  {line}");
+    }
+    if !skipped.is_empty() {
+        println!();
+        println!("Skipped:");
+        for line in &skipped {
+            println!("  {line}");
+        }
     }
     println!();
     println!("Try:");
@@ -106,8 +319,15 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     println!(
         "  curl -s {api}/api/v1/tasks/<task_id>      # with the routing explanation and history"
     );
-    println!("  curl -s {api}/healthz");
-    println!("  curl -s {api}/metrics");
+    println!("  curl -s {api}/open311/v2/services.json");
+    println!("  curl -s {api}/open311/v2/requests.json");
+    println!(
+        "  curl -s -d api_key={DEMO_OPEN311_KEY} -d service_code=noise -d 'attribute[NOISE_SOURCE]=neighbours' \\\n       --data-urlencode address_string=梧桐社区党群服务中心 {api}/open311/v2/requests.json"
+    );
+    println!("  curl -s {api}/healthz                      # every connector's state");
+    println!("  ./target/debug/hub connectors status --api {api}");
+    println!("  ./target/debug/hub dlq list --api {api}");
+    println!("  curl -s {api}/metrics | grep hub_connector");
     println!("  kcat -C -b {} -t hub.feed.urban-management -c 1 -e | xxd | head   # Avro, Confluent wire format", hub.kafka_brokers);
     println!();
     println!(
@@ -115,6 +335,111 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         display_dir(&config.data_dir)
     );
     let result = hub.run_until_interrupted().await;
+    pushes.abort();
+    residents.abort();
+    if let Some(task) = check_ins {
+        task.abort();
+    }
     drop(sim);
     result
+}
+
+/// A fresh welfare database with seeded cases, or why there is none.
+async fn prepare_welfare_db(
+    admin_url: &str,
+    addresses: &[Address],
+) -> Result<FakeCivilAffairsDb, String> {
+    let db = tokio::time::timeout(
+        Duration::from_secs(5),
+        FakeCivilAffairsDb::recreate(admin_url, DEMO_DATABASE),
+    )
+    .await
+    .map_err(|_| "no answer within 5 s".to_owned())??;
+    db.seed(addresses, 20, chrono::Utc::now(), 5).await?;
+    Ok(db)
+}
+
+/// Residents reporting problems through a 12345 app: every `interval` one request at a
+/// gazetteer address (its position sent as GPS coordinates, as phones do), with the service's
+/// required attributes filled in.
+async fn residents(client: Open311Client, addresses: Vec<Address>, interval: Duration) {
+    const NAMES: [(&str, &str); 6] = [
+        ("建国", "王"),
+        ("秀英", "李"),
+        ("志强", "张"),
+        ("海燕", "刘"),
+        ("俊杰", "陈"),
+        ("淑珍", "杨"),
+    ];
+    let mut rng = SmallRng::seed_from_u64(31);
+    let mut codes: Vec<(String, String)> = Vec::new();
+    loop {
+        tokio::time::sleep(interval).await;
+        if codes.is_empty() {
+            match client
+                .get("services.json")
+                .await
+                .ok()
+                .and_then(|a| a.json())
+            {
+                Some(list) => {
+                    codes = list
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|s| {
+                            Some((
+                                s["service_code"].as_str()?.to_owned(),
+                                s["service_name"].as_str()?.to_owned(),
+                            ))
+                        })
+                        .collect();
+                }
+                None => continue,
+            }
+            if codes.is_empty() {
+                continue;
+            }
+        }
+        let (code, name) = codes[rng.random_range(0..codes.len())].clone();
+        let at = &addresses[rng.random_range(0..addresses.len())];
+        let (lon, lat) = gcj02_to_wgs84(at.lon, at.lat);
+        let (first, last) = NAMES[rng.random_range(0..NAMES.len())];
+        let mut fields = vec![
+            ("service_code".to_owned(), code.clone()),
+            ("lat".to_owned(), format!("{lat:.6}")),
+            ("long".to_owned(), format!("{lon:.6}")),
+            ("address_string".to_owned(), at.name.clone()),
+            (
+                "description".to_owned(),
+                format!("居民反映：{}附近{}", at.name, name),
+            ),
+            ("first_name".to_owned(), first.to_owned()),
+            ("last_name".to_owned(), last.to_owned()),
+            (
+                "phone".to_owned(),
+                format!("139{:08}", rng.random_range(0..100_000_000u32)),
+            ),
+            (
+                "device_id".to_owned(),
+                format!("demo-phone-{}", rng.random_range(1..50)),
+            ),
+        ];
+        match client.required_attributes(&code).await {
+            Ok(attrs) => fields.extend(attrs),
+            Err(e) => {
+                tracing::warn!(error = %e, "simulated resident: reading a service definition failed");
+                continue;
+            }
+        }
+        match client.post_request("json", &fields).await {
+            Ok(a) if a.status == 200 => {
+                tracing::debug!(service_code = %code, answer = %a.body, "simulated resident posted a request")
+            }
+            Ok(a) => {
+                tracing::warn!(status = a.status, body = %a.body, "the hub refused a simulated resident's request")
+            }
+            Err(e) => tracing::warn!(error = %e, "a simulated resident could not reach the hub"),
+        }
+    }
 }

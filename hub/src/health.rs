@@ -1,31 +1,82 @@
-//! Health of each connector, shown by `GET /healthz`.
+//! Health of each connector, shown by `GET /healthz` and `hub connectors status`.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorState {
     Starting,
-    /// The last poll succeeded.
+    /// The last batch went through.
     Healthy,
-    /// The last poll failed with something a retry may cure (an outage, a 5xx, the broker).
+    /// The last attempt failed with something a retry may cure (an outage, a 5xx, the broker).
     Degraded,
-    /// Failing in a way an operator must fix (credentials refused).
+    /// Failing in a way an operator must fix (credentials refused, a missing secret, a wrong
+    /// table or topic); retried slowly so that a fix is picked up.
     Failing,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl ConnectorState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorState::Starting => "starting",
+            ConnectorState::Healthy => "healthy",
+            ConnectorState::Degraded => "degraded",
+            ConnectorState::Failing => "failing",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectorHealth {
+    /// `http_poll`, `webhook`, `mqtt`, `postgres_poll` or `open311`.
+    pub kind: String,
     pub state: ConnectorState,
     pub last_success_at: Option<DateTime<Utc>>,
+    /// What went wrong last, for an operator: names the system and the cause, never a
+    /// secret.
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// Records taken from the departmental system (mapped or not).
+    pub records_received: u64,
     pub records_produced: u64,
     pub records_dead_lettered: u64,
+    /// Valid records that call for nothing (e.g. a welfare row with a recent contact).
+    pub records_skipped: u64,
+    /// Failed attempts (polls, connections, deliveries to Kafka) since start.
+    pub failures: u64,
+    /// Seconds between the newest produced event's `occurred_at` and its production.
+    pub lag_seconds: Option<f64>,
+}
+
+impl ConnectorHealth {
+    fn new(kind: &str) -> Self {
+        ConnectorHealth {
+            kind: kind.to_owned(),
+            state: ConnectorState::Starting,
+            last_success_at: None,
+            last_error: None,
+            last_error_at: None,
+            records_received: 0,
+            records_produced: 0,
+            records_dead_lettered: 0,
+            records_skipped: 0,
+            failures: 0,
+            lag_seconds: None,
+        }
+    }
+}
+
+/// What one batch did, for [`Health::batch`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchCounts {
+    pub received: u64,
+    pub produced: u64,
+    pub dead_lettered: u64,
+    pub skipped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -34,28 +85,37 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn register(&self, connector: &str) {
+    pub fn register(&self, connector: &str, kind: &str) {
         self.connectors
             .write()
             .expect("health lock")
             .entry(connector.to_owned())
-            .or_insert(ConnectorHealth {
-                state: ConnectorState::Starting,
-                last_success_at: None,
-                last_error: None,
-                last_error_at: None,
-                records_produced: 0,
-                records_dead_lettered: 0,
-            });
+            .or_insert_with(|| ConnectorHealth::new(kind));
     }
 
-    pub fn success(&self, connector: &str, produced: u64, dead_lettered: u64) {
+    /// A batch went through (its records produced or dead-lettered, its cursor saved).
+    pub fn batch(&self, connector: &str, counts: BatchCounts) {
         self.update(connector, |h| {
             h.state = ConnectorState::Healthy;
             h.last_success_at = Some(Utc::now());
-            h.records_produced += produced;
-            h.records_dead_lettered += dead_lettered;
+            h.records_received += counts.received;
+            h.records_produced += counts.produced;
+            h.records_dead_lettered += counts.dead_lettered;
+            h.records_skipped += counts.skipped;
         });
+    }
+
+    /// Shorthand for a batch of `produced` good and `dead_lettered` bad records.
+    pub fn success(&self, connector: &str, produced: u64, dead_lettered: u64) {
+        self.batch(
+            connector,
+            BatchCounts {
+                received: produced + dead_lettered,
+                produced,
+                dead_lettered,
+                skipped: 0,
+            },
+        );
     }
 
     pub fn failure(&self, connector: &str, error: &str, operator_must_act: bool) {
@@ -65,9 +125,22 @@ impl Health {
             } else {
                 ConnectorState::Degraded
             };
+            h.failures += 1;
             h.last_error = Some(error.to_owned());
             h.last_error_at = Some(Utc::now());
         });
+    }
+
+    pub fn lag(&self, connector: &str, seconds: f64) {
+        self.update(connector, |h| h.lag_seconds = Some(seconds));
+    }
+
+    pub fn get(&self, connector: &str) -> Option<ConnectorHealth> {
+        self.connectors
+            .read()
+            .expect("health lock")
+            .get(connector)
+            .cloned()
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, ConnectorHealth> {
@@ -75,14 +148,10 @@ impl Health {
     }
 
     fn update(&self, connector: &str, f: impl FnOnce(&mut ConnectorHealth)) {
-        self.register(connector);
-        if let Some(h) = self
-            .connectors
-            .write()
-            .expect("health lock")
-            .get_mut(connector)
-        {
-            f(h);
-        }
+        let mut all = self.connectors.write().expect("health lock");
+        let h = all
+            .entry(connector.to_owned())
+            .or_insert_with(|| ConnectorHealth::new("unknown"));
+        f(h);
     }
 }

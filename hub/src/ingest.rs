@@ -1,37 +1,71 @@
-//! The ingest loop of one pull connector: fetch a page from the departmental system, map
-//! each record to a civic event, produce it to the department's feed topic (or the record to
-//! the dead-letter topic), and only then save the cursor.
+//! The ingest loop of one connector, whatever its kind: take a batch from the departmental
+//! system ([`Source`]: REST polling, a database table, an MQTT sensor stream or pushed
+//! webhooks), map each record to a civic event, produce the events to the department's feed
+//! topic (and the records that cannot be mapped to the dead-letter topic), and only once the
+//! broker has acknowledged all of it save the cursor and acknowledge the batch upstream.
 //!
-//! Saving the cursor after the broker has acknowledged the page means a crash can re-send a
-//! page but never skip one; the router's idempotent task creation absorbs the re-send.
+//! ```text
+//! start(saved cursor) → next_batch → map → produce + dead-letter → (broker acks) → save cursor → commit
+//!                          ▲  Err: health, backoff         │ broker error: the same batch again
+//!                          └───────────────────────────────┘
+//! ```
+//!
+//! A crash anywhere before `commit` makes the source deliver the batch again (a REST page, the
+//! rows after the saved keyset, the unacknowledged MQTT readings, an unanswered push that its
+//! sender retries); the router's idempotent task creation absorbs the repeat. Nothing is
+//! skipped: the position moves only after the broker has everything.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use chrono::Utc;
 use futures::future::try_join_all;
 use hub_connectors::backoff::Backoff;
-use hub_connectors::http_poll::{HttpPollConfig, HttpPoller, Page, PollError};
-use hub_connectors::mapping::{map_record, MappingContext};
+use hub_connectors::http_poll::{HttpPollConfig, HttpPollSource, HttpPoller};
+use hub_connectors::mapping::{Mapped, Mapper, MappingContext, MappingRules};
+use hub_connectors::mqtt::{MqttConfig, MqttSource};
+use hub_connectors::pg_poll::{PgPollConfig, PgPollSource};
+use hub_connectors::push;
+use hub_connectors::rate_limit::TokenBucket;
+use hub_connectors::webhook::{Verifier, WebhookConfig};
+use hub_connectors::{Batch, Outcome, RawRecord, Secret, Source, SourceError, SourceKind};
 use hub_router::city::City;
-use hub_schemas::codec::Codec;
+use hub_schemas::codec::{value_subject, Codec};
 use hub_schemas::event::{CivicEvent, Department};
 use hub_store::TaskStore;
 use tracing::Instrument;
 
 use crate::config::ConnectorConfig;
-use crate::dead_letter::{self, DeadLetter};
-use crate::health::Health;
+use crate::dlq::{self, Letter};
+use crate::health::{BatchCounts, Health};
 use crate::kafka::Kafka;
+use crate::push_api::PushEndpoint;
 use crate::shutdown::Shutdown;
 use crate::telemetry;
 
-/// Everything one connector needs; built by the hub from its config.
+/// How long a connector whose credentials or configuration are refused waits before trying
+/// again: slow enough not to hammer the system or fill the logs, fast enough to pick up a fix.
+pub const MUST_ACT_RETRY: Duration = Duration::from_secs(30);
+
+/// Stage names on dead letters written by connectors.
+pub const STAGE_MAPPING: &str = "connector.mapping";
+pub const STAGE_SOURCE: &str = "connector.source";
+
+/// One running connector: its source, and the rest of the pipeline.
 pub struct Connector {
+    pub source: Box<dyn Source>,
+    /// Spaces `next_batch` calls (pull kinds; a webhook's limit is applied to its pushes).
+    pub limiter: Option<TokenBucket>,
+    pub sink: Sink,
+}
+
+/// Everything of a connector but its source: the mapping and where records go.
+pub struct Sink {
     pub name: String,
+    pub kind: SourceKind,
     pub department: Department,
-    pub poller: HttpPoller,
+    pub mapper: Mapper,
+    /// Pause after a batch that left nothing waiting (pull kinds).
     pub poll_interval: Duration,
     pub feed_topic: String,
     pub dead_letter_topic: String,
@@ -42,86 +76,229 @@ pub struct Connector {
     pub health: Arc<Health>,
 }
 
-impl Connector {
-    pub fn from_config(
-        config: &ConnectorConfig,
-        token: String,
-        feed_topic: String,
-        dead_letter_topic: String,
-        shared: &crate::app::Shared,
-    ) -> anyhow::Result<Self> {
-        let poller = HttpPoller::new(HttpPollConfig {
-            base_url: config.base_url.clone(),
-            path: config.path.clone(),
-            token,
-            page_size: config.page_size,
-            cursor_param: config.cursor_param.clone(),
-            items_pointer: config.items_pointer.clone(),
-            cursor_pointer: config.cursor_pointer.clone(),
-            timeout: Duration::from_millis(config.timeout_ms),
-        })
-        .with_context(|| format!("connector {}: building its HTTP client", config.name))?;
-        Ok(Connector {
-            name: config.name.clone(),
-            department: config.department(),
-            poller,
-            poll_interval: Duration::from_millis(config.poll_interval_ms),
-            feed_topic,
-            dead_letter_topic,
-            kafka: shared.kafka.clone(),
-            codec: shared.codec.clone(),
-            store: shared.store.clone(),
-            city: shared.city.clone(),
-            health: shared.health.clone(),
-        })
-    }
+/// A connector built from its configuration, with the endpoint that feeds it when it is a
+/// webhook.
+pub struct Built {
+    pub connector: Connector,
+    pub push: Option<PushEndpoint>,
+}
 
-    /// Run until shutdown. Outages are retried with backoff; nothing here ends the loop.
+/// Why a connector could not be built. A missing secret or an unusable setting stops only
+/// that connector: the hub runs the others and shows this in `/healthz`.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("environment variable {var} ({what}) is not set")]
+    MissingSecret { var: String, what: &'static str },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where a connector's records go, and the clients it shares with the rest of the process.
+pub struct Wiring<'a> {
+    pub feed_topic: String,
+    pub dead_letter_topic: String,
+    pub shared: &'a crate::app::Shared,
+}
+
+/// Build a connector (not started). `secret` looks a variable up by name.
+pub fn build(
+    config: &ConnectorConfig,
+    secret: &dyn Fn(&str) -> Option<String>,
+    wiring: Wiring<'_>,
+) -> Result<Built, BuildError> {
+    let need = |var: &str, what: &'static str| {
+        secret(var)
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+            .ok_or_else(|| BuildError::MissingSecret {
+                var: var.to_owned(),
+                what,
+            })
+    };
+    let invalid = |e: &dyn std::fmt::Display| BuildError::Invalid(e.to_string());
+    let name = config.name().to_owned();
+    let mut mapper = Mapper::new(config.record_format());
+    let mut push_endpoint = None;
+    let (source, poll_interval): (Box<dyn Source>, Duration) = match config {
+        ConnectorConfig::HttpPoll(c) => {
+            let token = need(&c.token_env, "the bearer token")?;
+            let poller = HttpPoller::new(HttpPollConfig {
+                base_url: c.base_url.clone(),
+                path: c.path.clone(),
+                token: token.expose().to_owned(),
+                page_size: c.page_size,
+                cursor_param: c.cursor_param.clone(),
+                items_pointer: c.items_pointer.clone(),
+                cursor_pointer: c.cursor_pointer.clone(),
+                timeout: Duration::from_millis(c.timeout_ms),
+            })
+            .map_err(|e| invalid(&format!("building its HTTP client: {e}")))?;
+            (
+                Box::new(HttpPollSource::new(poller)),
+                Duration::from_millis(c.poll_interval_ms),
+            )
+        }
+        ConnectorConfig::Webhook(c) => {
+            let mut secrets = vec![need(&c.secret_env, "the webhook signing secret")?];
+            if let Some(var) = &c.previous_secret_env {
+                // The old secret of a rotation may already be gone: that is fine.
+                if let Ok(old) = need(var, "the previous webhook secret") {
+                    secrets.push(old);
+                }
+            }
+            let mut verification = WebhookConfig::new(secrets);
+            verification.tolerance = Duration::from_secs(c.tolerance_secs);
+            let verifier = Verifier::new(&verification).map_err(|e| invalid(&e))?;
+            let (handle, source) = push::channel(
+                name.clone(),
+                c.queue_capacity,
+                c.max_batch,
+                Duration::from_millis(c.linger_ms),
+            );
+            let limiter = c
+                .rate_limit
+                .map(|r| TokenBucket::new(r.per_second, r.burst))
+                .transpose()
+                .map_err(|e| invalid(&e))?;
+            push_endpoint = Some(PushEndpoint::new(
+                name.clone(),
+                c.path.clone(),
+                verifier,
+                handle,
+                limiter,
+            ));
+            (Box::new(source), Duration::ZERO)
+        }
+        ConnectorConfig::Mqtt(c) => {
+            let client_id = c.client_id.clone().unwrap_or_else(|| format!("hub-{name}"));
+            let mut m = MqttConfig::new(c.host.clone(), c.port, client_id, c.topic.clone());
+            m.username = c.username.clone();
+            if let Some(var) = &c.password_env {
+                m.password = Some(need(var, "the MQTT password")?);
+            }
+            m.keep_alive = Duration::from_secs(c.keep_alive_secs);
+            m.connect_timeout = Duration::from_millis(c.connect_timeout_ms);
+            m.max_batch = c.max_batch;
+            m.linger = Duration::from_millis(c.linger_ms);
+            m.debounce = c.debounce.to_config();
+            let source = MqttSource::new(m).map_err(|e| invalid(&e))?;
+            (Box::new(source), Duration::ZERO)
+        }
+        ConnectorConfig::PostgresPoll(c) => {
+            let url = need(&c.url_env, "the database URL")?;
+            let mut p = PgPollConfig::new(url, c.table.clone());
+            p.id_column = c.id_column.clone();
+            p.updated_at_column = c.updated_at_column.clone();
+            p.page_size = c.page_size;
+            p.settle = Duration::from_millis(c.settle_ms);
+            p.time_zone = c.time_zone.clone();
+            p.timeout = Duration::from_millis(c.timeout_ms);
+            mapper = mapper.with_rules(MappingRules {
+                elderly_no_contact: chrono::Duration::hours(i64::from(c.elderly_no_contact_hours)),
+            });
+            let source = PgPollSource::new(p).map_err(|e| invalid(&e))?;
+            (Box::new(source), Duration::from_millis(c.poll_interval_ms))
+        }
+    };
+    let limiter = match config {
+        ConnectorConfig::Webhook(_) => None,
+        _ => config
+            .rate_limit()
+            .map(|r| TokenBucket::new(r.per_second, r.burst))
+            .transpose()
+            .map_err(|e| invalid(&e))?,
+    };
+    let shared = wiring.shared;
+    Ok(Built {
+        connector: Connector {
+            source,
+            limiter,
+            sink: Sink {
+                name,
+                kind: config.kind(),
+                department: config.department(),
+                mapper,
+                poll_interval,
+                feed_topic: wiring.feed_topic,
+                dead_letter_topic: wiring.dead_letter_topic,
+                kafka: shared.kafka.clone(),
+                codec: shared.codec.clone(),
+                store: shared.store.clone(),
+                city: shared.city.clone(),
+                health: shared.health.clone(),
+            },
+        },
+        push: push_endpoint,
+    })
+}
+
+/// A batch mapped: what to produce, what to dead-letter, and each record's outcome.
+struct Prepared {
+    events: Vec<CivicEvent>,
+    letters: Vec<Letter>,
+    outcomes: Vec<Outcome>,
+    counts: BatchCounts,
+}
+
+impl Connector {
+    /// Run until shutdown. Every failure is retried (outages with backoff, refused
+    /// credentials slowly); nothing here ends the loop but shutdown.
     pub async fn run(self, mut shutdown: Shutdown) {
-        self.health.register(&self.name);
-        let span = tracing::info_span!("connector", connector = %self.name);
+        let Connector {
+            mut source,
+            mut limiter,
+            sink,
+        } = self;
+        sink.health.register(&sink.name, sink.kind.as_str());
+        let span = tracing::info_span!("connector", connector = %sink.name, kind = %sink.kind);
         async move {
-            let mut cursor = self.load_cursor(&mut shutdown).await;
+            let Some(cursor) = sink.load_cursor(&mut shutdown).await else {
+                return;
+            };
             let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-            tracing::info!(cursor = ?cursor, "connector started");
-            while !shutdown.is_stopping() {
-                let started = Instant::now();
-                let fetched = self.poller.fetch_page(cursor.as_deref()).await;
-                metrics::histogram!(telemetry::CONNECTOR_POLL_SECONDS, "connector" => self.name.clone())
-                    .record(started.elapsed().as_secs_f64());
-                let page = match fetched {
-                    Ok(page) => page,
+            loop {
+                match source.start(cursor.clone()).await {
+                    Ok(()) => break,
                     Err(e) => {
-                        metrics::counter!(telemetry::CONNECTOR_POLLS, "connector" => self.name.clone(), "outcome" => "error").increment(1);
-                        let must_act = !e.is_transient();
-                        self.health.failure(&self.name, &e.to_string(), must_act);
-                        let delay = retry_delay(&e, &mut backoff);
-                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "poll failed");
+                        let delay = sink.source_failed(&e, &mut backoff);
+                        if !shutdown.sleep(delay).await {
+                            return;
+                        }
+                    }
+                }
+            }
+            tracing::info!(cursor = cursor.as_deref().unwrap_or("(none)"), "connector started");
+            while !shutdown.is_stopping() {
+                if !sink.throttle(&mut limiter, &mut shutdown).await {
+                    break;
+                }
+                let started = Instant::now();
+                let next = tokio::select! {
+                    b = source.next_batch() => b,
+                    _ = shutdown.wait() => break,
+                };
+                metrics::histogram!(telemetry::CONNECTOR_POLL_SECONDS, "connector" => sink.name.clone())
+                    .record(started.elapsed().as_secs_f64());
+                let batch = match next {
+                    Ok(batch) => batch,
+                    Err(SourceError::Closed { .. }) => {
+                        tracing::info!("the source closed");
+                        break;
+                    }
+                    Err(e) => {
+                        let delay = sink.source_failed(&e, &mut backoff);
                         shutdown.sleep(delay).await;
                         continue;
                     }
                 };
-                metrics::counter!(telemetry::CONNECTOR_POLLS, "connector" => self.name.clone(), "outcome" => "ok").increment(1);
-                let full_page = page.records.len() as u32 >= self.poller.config().page_size;
-                match self.publish(&page).await {
-                    Ok((produced, dead)) => {
-                        if let Some(next) = page.next_cursor.filter(|n| Some(n) != cursor.as_ref()) {
-                            self.save_cursor(&next, &mut shutdown).await;
-                            cursor = Some(next);
-                        }
-                        backoff.reset();
-                        self.health.success(&self.name, produced, dead);
-                    }
-                    Err(e) => {
-                        // The cursor stays: the whole page is sent again once Kafka is back.
-                        self.health.failure(&self.name, &format!("producing to Kafka: {e:#}"), false);
-                        tracing::warn!(error = %e, "publishing a page failed; it will be sent again");
-                        shutdown.sleep(backoff.next_delay()).await;
-                        continue;
-                    }
+                metrics::counter!(telemetry::CONNECTOR_POLLS, "connector" => sink.name.clone(), "outcome" => "ok").increment(1);
+                let more = batch.more;
+                if !sink.handle(source.as_mut(), batch, &mut shutdown).await {
+                    break;
                 }
-                if !full_page {
-                    shutdown.sleep(self.poll_interval).await;
+                backoff.reset();
+                if !more {
+                    shutdown.sleep(sink.poll_interval).await;
                 }
             }
             tracing::info!("connector stopped");
@@ -129,89 +306,261 @@ impl Connector {
         .instrument(span)
         .await
     }
+}
 
-    /// Produce every record of a page; returns (produced, dead-lettered) once the broker has
-    /// acknowledged all of them.
-    async fn publish(&self, page: &Page) -> anyhow::Result<(u64, u64)> {
-        let received_at = Utc::now();
-        let ctx = MappingContext {
-            source_system: &self.name,
-            received_at,
+impl Sink {
+    /// Record a failed `start` or `next_batch` in logs, health and metrics; returns how long
+    /// to wait before the next attempt.
+    fn source_failed(&self, e: &SourceError, backoff: &mut Backoff) -> Duration {
+        metrics::counter!(telemetry::CONNECTOR_POLLS, "connector" => self.name.clone(), "outcome" => "error").increment(1);
+        metrics::counter!(telemetry::CONNECTOR_FAILURES, "connector" => self.name.clone(), "reason" => e.label()).increment(1);
+        let must_act = !e.is_transient();
+        self.health.failure(&self.name, &e.to_string(), must_act);
+        let delay = if must_act {
+            MUST_ACT_RETRY
+        } else {
+            backoff.next_delay()
         };
-        let mut events = Vec::new();
-        let mut dead = 0u64;
-        for record in &page.records {
-            match map_record(self.department, ctx, record) {
-                Ok(event) => {
-                    let payload = self
-                        .codec
-                        .encode(&hub_schemas::codec::value_subject(&self.feed_topic), &event)
-                        .await
-                        .context("encoding an event")?;
-                    events.push((event, payload));
-                }
-                Err(reason) => {
-                    dead += 1;
-                    metrics::counter!(telemetry::CONNECTOR_RECORDS, "connector" => self.name.clone(), "outcome" => "dead_lettered").increment(1);
-                    let reason = reason.to_string();
-                    dead_letter::send(
-                        &self.kafka,
-                        &self.dead_letter_topic,
-                        &DeadLetter {
-                            stage: "connector.mapping",
-                            source: &self.name,
-                            origin: &record.uri,
-                            key: &self.name,
-                            reason: &reason,
-                            original: &record.bytes,
-                        },
-                    )
-                    .await;
+        if must_act {
+            tracing::error!(error = %e, retry_in_s = delay.as_secs(), "connector needs an operator: {}", e.label());
+        } else {
+            tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "connector failed; retrying");
+        }
+        delay
+    }
+
+    /// Wait for the rate limit; false when shutdown came first.
+    async fn throttle(&self, limiter: &mut Option<TokenBucket>, shutdown: &mut Shutdown) -> bool {
+        let Some(limiter) = limiter else {
+            return true;
+        };
+        loop {
+            match limiter.try_acquire(Instant::now()) {
+                Ok(()) => return true,
+                Err(wait) => {
+                    metrics::counter!(telemetry::CONNECTOR_THROTTLED, "connector" => self.name.clone()).increment(1);
+                    if !shutdown.sleep(wait).await {
+                        return false;
+                    }
                 }
             }
         }
-        // All sends are queued at once and awaited together; per-partition order holds.
-        let sends = events.iter().map(|(event, payload)| {
-            let key = self.partition_key(event);
-            let event_id = event.event_id.clone();
-            async move {
+    }
+
+    /// Take one batch all the way: map, produce (retrying the same batch until the broker
+    /// has it), save the cursor, commit. False when shutdown interrupted it (nothing is
+    /// acknowledged then: the batch comes again after a restart).
+    async fn handle(
+        &self,
+        source: &mut (dyn Source + '_),
+        batch: Batch,
+        shutdown: &mut Shutdown,
+    ) -> bool {
+        let Batch {
+            records,
+            rejected,
+            cursor,
+            more: _,
+            receipt,
+        } = batch;
+        let mapped = self.map(&records, rejected);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        loop {
+            let attempt = tokio::select! {
+                r = self.deliver(&mapped) => r,
+                _ = shutdown.wait() => return false,
+            };
+            match attempt {
+                Ok(()) => break,
+                Err(e) => {
+                    metrics::counter!(telemetry::CONNECTOR_FAILURES, "connector" => self.name.clone(), "reason" => "broker").increment(1);
+                    let text = format!("producing to Kafka: {e:#}; the batch will be sent again");
+                    self.health.failure(&self.name, &text, false);
+                    tracing::warn!(error = %format!("{e:#}"), "producing a batch failed; sending it again");
+                    if !shutdown.sleep(backoff.next_delay()).await {
+                        return false;
+                    }
+                }
+            }
+        }
+        if let Some(cursor) = &cursor {
+            if !self.save_cursor(cursor, shutdown).await {
+                return false;
+            }
+        }
+        if let Err(e) = source.commit(receipt, &mapped.outcomes).await {
+            // Everything is produced and the cursor saved: the source re-delivers what it
+            // could not acknowledge, which idempotency absorbs.
+            metrics::counter!(telemetry::CONNECTOR_FAILURES, "connector" => self.name.clone(), "reason" => e.label()).increment(1);
+            self.health
+                .failure(&self.name, &format!("acknowledging upstream: {e}"), false);
+            tracing::warn!(error = %e, "acknowledging a batch upstream failed");
+            return true;
+        }
+        let c = mapped.counts;
+        for (outcome, n) in [
+            ("received", c.received),
+            ("produced", c.produced),
+            ("dead_lettered", c.dead_lettered),
+            ("skipped", c.skipped),
+        ] {
+            if n > 0 {
+                metrics::counter!(telemetry::CONNECTOR_RECORDS, "connector" => self.name.clone(), "outcome" => outcome).increment(n);
+            }
+        }
+        if let Some(newest) = mapped.events.iter().map(|e| e.occurred_at).max() {
+            let lag = (Utc::now() - newest).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::gauge!(telemetry::CONNECTOR_LAG_SECONDS, "connector" => self.name.clone())
+                .set(lag);
+            self.health.lag(&self.name, lag);
+        }
+        self.health.batch(&self.name, c);
+        if c.received > 0 {
+            tracing::debug!(
+                produced = c.produced,
+                dead_lettered = c.dead_lettered,
+                skipped = c.skipped,
+                "batch through"
+            );
+        }
+        true
+    }
+
+    /// Map every record of a batch; the source's own rejections become dead letters too.
+    fn map(&self, records: &[RawRecord], rejected: Vec<hub_connectors::Rejected>) -> Prepared {
+        let ctx = MappingContext {
+            source_system: &self.name,
+            received_at: Utc::now(),
+        };
+        let mut out = Prepared {
+            events: Vec::new(),
+            letters: Vec::new(),
+            outcomes: Vec::with_capacity(records.len()),
+            counts: BatchCounts::default(),
+        };
+        for record in records {
+            out.counts.received += 1;
+            match self.mapper.map(ctx, record) {
+                Ok(Mapped::Event(event)) => {
+                    out.counts.produced += 1;
+                    out.events.push(*event);
+                    out.outcomes.push(Outcome::Produced);
+                }
+                Ok(Mapped::Skip { reason }) => {
+                    out.counts.skipped += 1;
+                    tracing::debug!(origin = %record.uri, reason = %reason, "record skipped");
+                    out.outcomes.push(Outcome::Skipped { reason });
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    out.counts.dead_lettered += 1;
+                    out.letters
+                        .push(self.letter(STAGE_MAPPING, record.clone(), &reason));
+                    out.outcomes.push(Outcome::DeadLettered { reason });
+                }
+            }
+        }
+        for r in rejected {
+            out.counts.received += 1;
+            out.counts.dead_lettered += 1;
+            out.letters
+                .push(self.letter(STAGE_SOURCE, r.record, &r.reason));
+        }
+        out
+    }
+
+    fn letter(&self, stage: &'static str, record: RawRecord, reason: &str) -> Letter {
+        Letter {
+            stage,
+            source: self.name.clone(),
+            format: Some(self.mapper.format.as_str().to_owned()),
+            origin: record.uri,
+            reason: reason.to_owned(),
+            original: record.bytes,
+        }
+    }
+
+    /// Produce every event and dead letter of a batch and wait until the broker has all of
+    /// them. After 5 s of waiting, health says so (the broker may be down; the producer keeps
+    /// trying).
+    async fn deliver(&self, mapped: &Prepared) -> anyhow::Result<()> {
+        let subject = value_subject(&self.feed_topic);
+        let mut payloads = Vec::with_capacity(mapped.events.len());
+        for event in &mapped.events {
+            let payload = self
+                .codec
+                .encode(&subject, event)
+                .await
+                .map_err(|e| anyhow::anyhow!("encoding event {}: {e}", event.event_id))?;
+            payloads.push(payload);
+        }
+        let events = mapped
+            .events
+            .iter()
+            .zip(&payloads)
+            .map(|(event, payload)| async move {
+                let key = self.partition_key(event);
                 self.kafka
                     .produce(
                         &self.feed_topic,
                         &key,
                         payload,
-                        &[("hub.event_id", event_id.as_bytes())],
+                        &[("hub.event_id", event.event_id.as_bytes())],
                     )
                     .await
-                    .with_context(|| format!("event {event_id}"))
-            }
+                    .map_err(|e| anyhow::anyhow!("event {}: {e}", event.event_id))
+            });
+        let letters = mapped.letters.iter().map(|letter| async move {
+            dlq::produce(&self.kafka, &self.dead_letter_topic, letter)
+                .await
+                .map_err(|e| anyhow::anyhow!("dead letter from {}: {e}", letter.origin))
         });
-        try_join_all(sends).await?;
-        for (event, _) in &events {
+        let all = async {
+            try_join_all(events).await?;
+            try_join_all(letters).await?;
+            Ok::<_, anyhow::Error>(())
+        };
+        tokio::pin!(all);
+        let waited = tokio::select! {
+            r = &mut all => return r.map(|_| self.after_delivery(mapped)),
+            _ = tokio::time::sleep(Duration::from_secs(5)) => true,
+        };
+        if waited {
+            let n = mapped.events.len() + mapped.letters.len();
+            self.health.failure(
+                &self.name,
+                &format!("waiting for Kafka to acknowledge {n} records (is the broker reachable?)"),
+                false,
+            );
+        }
+        all.await.map(|_| self.after_delivery(mapped))
+    }
+
+    fn after_delivery(&self, mapped: &Prepared) {
+        for letter in &mapped.letters {
+            dlq::delivered(letter);
+        }
+        for event in &mapped.events {
             tracing::debug!(event_id = %event.event_id, source_id = %event.source_id, "event produced");
         }
-        let produced = events.len() as u64;
-        metrics::counter!(telemetry::CONNECTOR_RECORDS, "connector" => self.name.clone(), "outcome" => "produced").increment(produced);
-        Ok((produced, dead))
     }
 
-    /// Feed topics are keyed by community when the connector can place the event, so one
+    /// Feed topics are keyed by community when the city can place the event, so one
     /// community's events stay in order on one partition; else by source id.
     fn partition_key(&self, event: &CivicEvent) -> String {
-        self.city
-            .resolve(&event.location)
-            .community_code
-            .unwrap_or_else(|| event.source_id.clone())
+        partition_key(&self.city, event)
     }
 
-    async fn load_cursor(&self, shutdown: &mut Shutdown) -> Option<String> {
+    /// The saved cursor (`Some(None)`: none saved yet); `None` when shutdown came first.
+    async fn load_cursor(&self, shutdown: &mut Shutdown) -> Option<Option<String>> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         loop {
             match self.store.load_cursor(&self.name).await {
-                Ok(c) => return c,
+                Ok(c) => return Some(c),
                 Err(e) => {
                     metrics::counter!(telemetry::STORE_ERRORS, "operation" => "load_cursor")
                         .increment(1);
+                    metrics::counter!(telemetry::CONNECTOR_FAILURES, "connector" => self.name.clone(), "reason" => "store").increment(1);
                     self.health
                         .failure(&self.name, &format!("loading cursor: {e}"), false);
                     if !shutdown.sleep(backoff.next_delay()).await {
@@ -222,25 +571,139 @@ impl Connector {
         }
     }
 
-    async fn save_cursor(&self, cursor: &str, shutdown: &mut Shutdown) {
+    /// False when shutdown came first (the batch is then not committed).
+    async fn save_cursor(&self, cursor: &str, shutdown: &mut Shutdown) -> bool {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         while let Err(e) = self.store.save_cursor(&self.name, cursor).await {
             metrics::counter!(telemetry::STORE_ERRORS, "operation" => "save_cursor").increment(1);
+            metrics::counter!(telemetry::CONNECTOR_FAILURES, "connector" => self.name.clone(), "reason" => "store").increment(1);
             self.health
                 .failure(&self.name, &format!("saving cursor: {e}"), false);
             if !shutdown.sleep(backoff.next_delay()).await {
-                return;
+                return false;
             }
         }
+        true
     }
 }
 
-/// Refused credentials are retried slowly (an operator must fix them; no crash loop, no
-/// hammering); outages back off exponentially.
-fn retry_delay(e: &PollError, backoff: &mut Backoff) -> Duration {
-    if e.is_transient() {
-        backoff.next_delay()
-    } else {
-        backoff.next_delay().max(Duration::from_secs(30))
+/// The partition key of an event on its feed topic: its community when the city places it,
+/// else its source id.
+pub fn partition_key(city: &City, event: &CivicEvent) -> String {
+    city.resolve(&event.location)
+        .community_code
+        .unwrap_or_else(|| event.source_id.clone())
+}
+
+/// Show a connector that could not be built (a missing secret, a bad setting) in health, the
+/// logs and the metrics; the rest of the hub runs.
+pub fn report_unbuilt(health: &Health, config: &ConnectorConfig, error: &BuildError) {
+    health.register(config.name(), config.kind().as_str());
+    let reason = match error {
+        BuildError::MissingSecret { .. } => "missing_secret",
+        BuildError::Invalid(_) => "misconfigured",
+    };
+    metrics::counter!(telemetry::CONNECTOR_FAILURES, "connector" => config.name().to_owned(), "reason" => reason).increment(1);
+    let text = format!("not started: {error}");
+    health.failure(config.name(), &text, true);
+    tracing::error!(connector = config.name(), error = %error, "connector not started");
+}
+
+/// Start this process's connectors (role `connectors`) and build the connector-facing HTTP
+/// routes (role `api`): the webhook endpoints, Open311 and the dead-letter list and replay.
+/// A connector that cannot be built (a missing secret, say) is shown as failing in
+/// `/healthz`; the others and the rest of the hub run.
+pub fn start_connectors(
+    config: &crate::config::HubConfig,
+    roles: crate::app::Roles,
+    secrets: &crate::app::Secrets,
+    shared: &crate::app::Shared,
+    shutdown: &Shutdown,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> anyhow::Result<axum::Router> {
+    use std::collections::BTreeMap;
+    let dead_letter_topic = config.kafka.topics.dead_letter.name.clone();
+    let mut endpoints = Vec::new();
+    let mut unavailable = BTreeMap::new();
+    let mut paths = BTreeMap::new();
+    let mut mappers = BTreeMap::new();
+    for c in &config.connectors {
+        let mut mapper = Mapper::new(c.record_format());
+        if let ConnectorConfig::PostgresPoll(p) = c {
+            mapper = mapper.with_rules(MappingRules {
+                elderly_no_contact: chrono::Duration::hours(i64::from(p.elderly_no_contact_hours)),
+            });
+        }
+        mappers.insert(c.name().to_owned(), mapper);
+        if let ConnectorConfig::Webhook(w) = c {
+            if let Some(path) = &w.path {
+                paths.insert(w.name.clone(), path.clone());
+            }
+            if !roles.connectors {
+                unavailable.insert(
+                    w.name.clone(),
+                    "this process does not run the connectors role".to_owned(),
+                );
+            }
+        }
+        if !roles.connectors {
+            continue;
+        }
+        let wiring = Wiring {
+            feed_topic: config.feed_topic(c.department()).name.clone(),
+            dead_letter_topic: dead_letter_topic.clone(),
+            shared,
+        };
+        match build(c, &|var: &str| secrets(var), wiring) {
+            Ok(built) => {
+                if let Some(endpoint) = built.push {
+                    endpoints.push(endpoint);
+                }
+                tasks.spawn(built.connector.run(shutdown.clone()));
+            }
+            Err(e) => {
+                report_unbuilt(&shared.health, c, &e);
+                if matches!(c, ConnectorConfig::Webhook(_)) {
+                    unavailable.insert(c.name().to_owned(), e.to_string());
+                }
+            }
+        }
     }
+    let mut router = crate::push_api::routes(
+        crate::push_api::PushState::new(endpoints, unavailable, shared.health.clone()),
+        &paths,
+    );
+    if roles.api {
+        if let Some(o) = config.open311.as_ref().filter(|o| o.enabled) {
+            let catalog = o
+                .load_catalog()
+                .map_err(|e| anyhow::anyhow!("open311: {e}"))?;
+            let keys = o.api_keys_env.as_deref().and_then(|var| secrets(var));
+            let state = crate::open311_api::Open311State::new(
+                o,
+                catalog,
+                keys,
+                config.feed_topic(Department::Residents).name.clone(),
+                shared.kafka.clone(),
+                shared.codec.clone(),
+                shared.city.clone(),
+                shared.store.clone(),
+                shared.health.clone(),
+            );
+            router = router.merge(crate::open311_api::routes(state));
+        }
+        let feeds = Department::ALL
+            .into_iter()
+            .map(|d| (d, config.feed_topic(d).name.clone()))
+            .collect();
+        router = router.merge(crate::dlq::routes(crate::dlq::DlqState {
+            kafka: shared.kafka.clone(),
+            dead_letter_topic,
+            feeds,
+            codec: shared.codec.clone(),
+            city: shared.city.clone(),
+            mappers,
+        }));
+    }
+    Ok(router)
 }

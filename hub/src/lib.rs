@@ -5,15 +5,22 @@
 //! topic) → [`dispatcher`] (the event is routed by `hub_router` and stored as a task by
 //! `hub_store`) → [`api`] (consoles read the task and why it went where it went).
 
+pub mod admin_cli;
 pub mod api;
 pub mod app;
 pub mod broker;
 pub mod config;
+pub mod connectors_cli;
 pub mod dead_letter;
 pub mod demo;
 pub mod dispatcher;
+pub mod dlq;
 pub mod health;
 pub mod ingest;
 pub mod kafka;
+pub mod open311_api;
+pub mod outbox_relay;
+pub mod push_api;
+pub mod routing_state;
 pub mod shutdown;
 pub mod telemetry;

@@ -47,6 +47,94 @@ enum Command {
         #[arg(long, default_value = "data/demo")]
         data_dir: PathBuf,
     },
+    /// Connectors of a running hub: their state, last success and last error.
+    #[command(subcommand)]
+    Connectors(ConnectorsCommand),
+    /// The dead-letter topic of a running hub: list records, replay them after a fix.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Routing rules: validate them, run their tests.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Benchmarks that print their figures last.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum ConnectorsCommand {
+    /// One line per connector from the hub's /healthz; exit status 1 when one is failing.
+    Status {
+        /// The hub's HTTP API.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// Print the JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Records on the dead-letter topic with their reason (personal data masked).
+    List {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// Only this connector's records.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only records after this offset.
+        #[arg(long)]
+        after: Option<i64>,
+        /// At most this many (the newest).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-run connector records through the current mapping: those that map now are produced
+    /// to their feed topic, the rest stay. Safe to repeat.
+    Replay {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        after: Option<i64>,
+        /// Show what would be produced without producing it.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate the city, taxonomy, rules and rule tests; exits non-zero naming the file and
+    /// line of every problem.
+    Check {
+        /// The routing configuration folder (city/, taxonomy.toml, rules/).
+        #[arg(long, default_value = "config")]
+        dir: PathBuf,
+    },
+    /// Run the rule tests in <dir>/rules/tests (input event → expected community, lead,
+    /// co-handlers, outcome).
+    Test {
+        #[arg(long, default_value = "config")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Routing decisions per second on one core for a generated city of 5,000 communities and
+    /// 50,000 grids, beside a linear scan over all polygons, and the index's memory.
+    Route {
+        /// Fewer decisions (a quick look; the figures are noisier).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -74,6 +162,26 @@ async fn main() -> std::process::ExitCode {
             run(config, listen, roles).await
         }
         Command::Demo { listen, data_dir } => hub::demo::run(listen, data_dir).await,
+        Command::Connectors(ConnectorsCommand::Status { api, json }) => {
+            hub::connectors_cli::status(&api, json).await
+        }
+        Command::Dlq(DlqCommand::List {
+            api,
+            source,
+            after,
+            limit,
+            json,
+        }) => hub::connectors_cli::dlq_list(&api, source, after, limit, json).await,
+        Command::Rules(RulesCommand::Check { dir }) => hub::admin_cli::rules_check(&dir),
+        Command::Rules(RulesCommand::Test { dir }) => hub::admin_cli::rules_test(&dir),
+        Command::Bench(BenchCommand::Route { quick }) => hub::admin_cli::bench_route(quick),
+        Command::Dlq(DlqCommand::Replay {
+            api,
+            source,
+            after,
+            dry_run,
+            json,
+        }) => hub::connectors_cli::dlq_replay(&api, source, after, dry_run, json).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

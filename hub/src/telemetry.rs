@@ -11,16 +11,37 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 pub const CONNECTOR_POLLS: &str = "hub_connector_polls_total";
 /// Seconds one poll of a departmental system took; label `connector`.
 pub const CONNECTOR_POLL_SECONDS: &str = "hub_connector_poll_duration_seconds";
-/// Records received from a departmental system; labels `connector`, `outcome` =
-/// produced | dead_lettered.
+/// Records from a departmental system; labels `connector`, `outcome` = received |
+/// produced | dead_lettered | skipped (received = the other three together).
 pub const CONNECTOR_RECORDS: &str = "hub_connector_records_total";
-/// Events consumed by the routing pipeline; label `outcome` = created | duplicate |
-/// dead_lettered.
+/// Failed attempts of a connector (retried); labels `connector`, `reason` = unauthorized |
+/// unavailable | bad_answer | misconfigured | missing_secret | broker | store.
+pub const CONNECTOR_FAILURES: &str = "hub_connector_failures_total";
+/// Seconds between the newest produced event's `occurred_at` and its production; label
+/// `connector`.
+pub const CONNECTOR_LAG_SECONDS: &str = "hub_connector_lag_seconds";
+/// Times a connector waited for its rate limit; label `connector`.
+pub const CONNECTOR_THROTTLED: &str = "hub_connector_throttled_total";
+/// Pushed requests refused before they reached the connector; labels `connector`, `reason`
+/// (missing_timestamp, malformed_timestamp, missing_signature, malformed_signature,
+/// outside_window, bad_signature, replayed, rate_limited, busy, not_running).
+pub const CONNECTOR_WEBHOOK_REJECTED: &str = "hub_connector_webhook_rejected_total";
+/// Open311 requests; labels `operation` (post, get_requests, get_request, services,
+/// service_definition, discovery) and `status` (the HTTP status).
+pub const OPEN311_REQUESTS: &str = "hub_open311_requests_total";
+/// Events consumed by the routing pipeline; label `outcome` = created | merged | returned |
+/// suppressed | duplicate | unmapped | dead_lettered.
 pub const ROUTER_EVENTS: &str = "hub_router_events_total";
 /// Seconds from consuming an event to its task being committed.
 pub const ROUTER_EVENT_SECONDS: &str = "hub_router_event_duration_seconds";
 /// Records written to the dead-letter topic; label `stage`.
 pub const DEAD_LETTERS: &str = "hub_dead_letters_total";
+/// Outbox entries delivered; label `destination` (kafka, webhook:<department>).
+pub const OUTBOX_DELIVERED: &str = "hub_outbox_delivered_total";
+/// Failed outbox deliveries (retried with backoff); label `destination`.
+pub const OUTBOX_FAILURES: &str = "hub_outbox_failures_total";
+/// Routing configuration reloads; label `outcome` = applied | refused.
+pub const RULES_RELOADS: &str = "hub_rules_reloads_total";
 /// Failed store operations (retried); label `operation`.
 pub const STORE_ERRORS: &str = "hub_store_errors_total";
 

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use hub_schemas::event::Department;
 use serde::Deserialize;
 
-use crate::geo::{BBox, GeometryError, MultiPolygon, Point};
+use crate::geo::{GeometryError, MultiPolygon, Point};
+use crate::place::PointLookup;
+use crate::spatial_index::SpatialIndex;
 
 pub const CONFIG_FILE: &str = "city.toml";
 pub const BOUNDARIES_FILE: &str = "boundaries.geojson";
@@ -578,6 +580,8 @@ pub struct Street {
     /// Index in `units` of the triage desk, which validation requires.
     triage_desk: usize,
     communities: Vec<String>,
+    /// Position in `City::streets`.
+    pub(crate) index: usize,
 }
 
 impl Street {
@@ -607,6 +611,9 @@ pub struct Community {
     pub boundary: MultiPolygon,
     units: Vec<Unit>,
     grids: Vec<usize>,
+    /// Positions in `City::communities` and of its street in `City::streets`.
+    pub(crate) index: usize,
+    pub(crate) street_index: usize,
 }
 
 impl Community {
@@ -627,6 +634,9 @@ pub struct Grid {
     /// Name of the grid worker (网格员) in charge.
     pub grid_worker: String,
     pub boundary: MultiPolygon,
+    /// Positions in `City::grids` and of its community in `City::communities`.
+    pub(crate) index: usize,
+    pub(crate) community_index: usize,
 }
 
 /// Where a unit lives, for `City::unit`.
@@ -637,30 +647,21 @@ enum UnitSlot {
     Community(usize, usize),
 }
 
-/// Finds the community containing a point. A bounding-box prefilter then the exact test,
-/// enough for a district's few dozen communities; a uniform-grid index can replace it here
-/// without touching callers.
-#[derive(Debug, Clone)]
-struct CommunityIndex {
-    boxes: Vec<BBox>,
-}
+/// Layers of the point index: communities' boundaries and all grids', on one lattice so that
+/// one read answers both for most points. Each layer answers exactly like a scan in config
+/// order (see `spatial_index`), so even wrongly overlapping areas resolve the same way every
+/// time.
+const COMMUNITY_LAYER: usize = 0;
+const GRID_LAYER: usize = 1;
 
-impl CommunityIndex {
-    fn new(communities: &[Community]) -> Self {
-        CommunityIndex {
-            boxes: communities.iter().map(|c| c.boundary.bbox()).collect(),
-        }
-    }
-
-    /// The first community, in config order, containing `p`; communities do not overlap, so
-    /// with valid boundaries it is the only one.
-    fn lookup(&self, communities: &[Community], p: Point) -> Option<usize> {
-        self.boxes
-            .iter()
-            .enumerate()
-            .find(|&(i, b)| b.contains(p) && communities[i].boundary.contains(p))
-            .map(|(i, _)| i)
-    }
+fn point_index(communities: &[Community], grids: &[Grid]) -> SpatialIndex {
+    SpatialIndex::build_layers(
+        &[
+            communities.iter().map(|c| &c.boundary).collect(),
+            grids.iter().map(|g| &g.boundary).collect(),
+        ],
+        crate::spatial_index::DEFAULT_CELLS_PER_WIDTH,
+    )
 }
 
 /// The loaded, validated city.
@@ -676,7 +677,10 @@ pub struct City {
     unit_index: HashMap<String, UnitSlot>,
     gazetteer: Vec<GazetteerEntry>,
     address_index: HashMap<String, usize>,
-    point_index: CommunityIndex,
+    point_index: SpatialIndex,
+    /// Per grid its community's position, per community its street's.
+    community_of_grid: Vec<u32>,
+    street_of_community: Vec<u32>,
 }
 
 /// The file names errors are reported against.
@@ -840,6 +844,7 @@ impl City {
                 Err(e) => return Err(e),
             };
             streets.push(Street {
+                index: streets.len(),
                 code: s.code,
                 name: s.name,
                 boundary,
@@ -889,6 +894,8 @@ impl City {
                     .ok_or_else(|| no_geometry(&grid_at))?;
                 own_grids.push(grids.len());
                 grids.push(Grid {
+                    index: grids.len(),
+                    community_index: communities.len(),
                     code: g.code,
                     name: g.name,
                     community_code: c.code.clone(),
@@ -899,6 +906,8 @@ impl City {
             streets[street].communities.push(c.code.clone());
             community_index.insert(c.code.clone(), communities.len());
             communities.push(Community {
+                index: communities.len(),
+                street_index: street,
                 code: c.code,
                 name: c.name,
                 street_code: c.street,
@@ -966,7 +975,9 @@ impl City {
             }
         }
 
-        let point_index = CommunityIndex::new(&communities);
+        let point_index = point_index(&communities, &grids);
+        let community_of_grid = grids.iter().map(|g| g.community_index as u32).collect();
+        let street_of_community = communities.iter().map(|c| c.street_index as u32).collect();
         Ok(City {
             district,
             streets,
@@ -979,6 +990,8 @@ impl City {
             gazetteer,
             address_index,
             point_index,
+            community_of_grid,
+            street_of_community,
         })
     }
 
@@ -1044,16 +1057,108 @@ impl City {
             .map(|&i| &self.gazetteer[i])
     }
 
-    /// The community whose boundary contains `p` (see `geo` for the border rule).
+    /// The community whose boundary contains `p` (see `geo` for the border rule), found
+    /// through the spatial index.
     pub fn community_at(&self, p: Point) -> Option<&Community> {
         self.point_index
-            .lookup(&self.communities, p)
+            .lookup_in(COMMUNITY_LAYER, p)
             .map(|i| &self.communities[i])
     }
 
-    /// The grid of `community` whose boundary contains `p`.
+    /// The grid of `community` whose boundary contains `p` (the first in config order).
     pub fn grid_at<'a>(&'a self, community: &'a Community, p: Point) -> Option<&'a Grid> {
-        self.grids_of(community).find(|g| g.boundary.contains(p))
+        let first = self.point_index.lookup_in(GRID_LAYER, p)?;
+        self.own_grid(community.index, first, p)
+            .map(|g| &self.grids[g])
+    }
+
+    /// `community_at` by testing every community's boundary in turn: the baseline the
+    /// spatial index is measured and tested against.
+    pub fn community_at_by_scan(&self, p: Point) -> Option<&Community> {
+        self.communities.iter().find(|c| c.boundary.contains(p))
+    }
+
+    /// `grid_at` by testing every grid of the city in turn (the same answer as `grid_at`).
+    pub fn grid_at_by_scan<'a>(&'a self, community: &'a Community, p: Point) -> Option<&'a Grid> {
+        let first = self.grids.iter().position(|g| g.boundary.contains(p))?;
+        self.own_grid(community.index, first, p)
+            .map(|g| &self.grids[g])
+    }
+
+    /// Positions in `communities()` of the community containing `p`, and in `grids()` of
+    /// its grid containing `p`.
+    pub(crate) fn positions_at(
+        &self,
+        p: Point,
+        lookup: PointLookup,
+    ) -> Option<(usize, Option<usize>)> {
+        let (community, first_grid) = match lookup {
+            PointLookup::Index => {
+                // One cell for both layers: the community's and the grid's answer share a
+                // cache line.
+                let cell = self.point_index.cell_of(p)?;
+                let community = self.point_index.lookup_at(cell, COMMUNITY_LAYER, p)?;
+                (community, self.point_index.lookup_at(cell, GRID_LAYER, p))
+            }
+            PointLookup::Scan => {
+                let community = self
+                    .communities
+                    .iter()
+                    .position(|c| c.boundary.contains(p))?;
+                (
+                    community,
+                    self.grids.iter().position(|g| g.boundary.contains(p)),
+                )
+            }
+        };
+        Some((
+            community,
+            first_grid.and_then(|g| self.own_grid(community, g, p)),
+        ))
+    }
+
+    /// The first grid of the city containing `p` is also its community's first; when it
+    /// belongs to another community (which overlaps this one), this one's own grids are
+    /// asked.
+    fn own_grid(&self, community: usize, first: usize, p: Point) -> Option<usize> {
+        if self.community_of_grid[first] as usize == community {
+            Some(first)
+        } else {
+            let own = &self.communities[community].grids;
+            own.iter()
+                .copied()
+                .find(|&g| self.grids[g].boundary.contains(p))
+        }
+    }
+
+    /// Bytes held by the point index (communities and grids).
+    pub fn point_index_bytes(&self) -> usize {
+        self.point_index.memory_bytes()
+    }
+
+    /// Cells of the point index (both layers), and how many of them answer with one read.
+    pub fn point_index_cells(&self) -> (usize, usize) {
+        self.point_index.cell_stats()
+    }
+
+    /// The street a community belongs to.
+    pub fn street_of(&self, community: &Community) -> &Street {
+        &self.streets[community.street_index]
+    }
+
+    /// The community a grid belongs to.
+    pub fn community_of(&self, grid: &Grid) -> &Community {
+        &self.communities[grid.community_index]
+    }
+
+    /// Positions of a grid's community and a community's street, from small dense tables
+    /// (routing reads these for every event; the structs themselves are far apart in memory).
+    pub(crate) fn community_position_of_grid(&self, grid: usize) -> usize {
+        self.community_of_grid[grid] as usize
+    }
+
+    pub(crate) fn street_position_of_community(&self, community: usize) -> usize {
+        self.street_of_community[community] as usize
     }
 }
 

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::explanation::Explanation;
 use crate::place::ResolvedPlace;
+use crate::priority::Priority;
+use crate::taxonomy::CategoryRef;
 
 /// Where a task stands in the case workflow (立案 → 派遣 → 签收 → 处置 → 反馈 → 核查 → 结案).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -89,6 +91,11 @@ pub struct NewTask {
     pub department: Department,
     pub category_code: String,
     pub category_name: Option<String>,
+    /// The hub's taxonomy category the department's code maps to.
+    pub category: CategoryRef,
+    pub priority: Priority,
+    /// The SLA policy the task runs under, when its rule or category names one.
+    pub sla_policy: Option<String>,
     pub description: String,
     pub location: Location,
     pub occurred_at: DateTime<Utc>,

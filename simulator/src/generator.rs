@@ -63,6 +63,7 @@ const URBAN_MANAGEMENT: &[(&str, &str, &str)] = &[
 ];
 const POLICE: &[(&str, &str, &str)] = &[
     ("0201", "盗窃", "小区内电动车被盗"),
+    ("0202", "入室盗窃", "住户报称家中财物被盗"),
     ("0301", "纠纷", "邻里因噪音发生纠纷"),
     ("0501", "出租房屋核查", "出租屋未登记租住人员"),
     ("0502", "流动人口登记", "新入住流动人口待登记"),
@@ -148,12 +149,19 @@ impl Generator {
             }
             Department::Police => {
                 let (code, cname, desc) = pick(&mut self.rng, POLICE);
-                json!({
+                let mut record = json!({
                     "jjdbh": format!("J510504{date}{tag}{seq:05}"), "bjlbdm": code, "bjlbmc": cname,
                     "bjsj": local.format("%Y%m%d%H%M%S").to_string(), "fadd": at.name,
                     "jd": format!("{:.6}", at.lon), "wd": format!("{:.6}", at.lat), "jqms": desc,
                     "bjrxm": name, "bjrdh": phone,
-                })
+                    "sspcs": format!("{}派出所", &at.name.chars().take(2).collect::<String>()),
+                });
+                // Rental-housing and floating-population checks name the dwelling and head count.
+                if code == "0501" || code == "0502" {
+                    record["fwbh"] = json!(format!("FW{}{:04}", at.grid_code, seq % 10_000));
+                    record["ldrks"] = json!(1 + seq % 6);
+                }
+                record
             }
             Department::Sanitation => {
                 let (code, cname, desc) = pick(&mut self.rng, SANITATION);

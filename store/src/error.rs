@@ -54,6 +54,10 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// An outbox entry that cannot be read back.
+    #[error("outbox entry {id} cannot be read: {reason}")]
+    CorruptOutbox { id: i64, reason: String },
+
     /// The database answered something that its constraints should have made impossible.
     #[error("{backend} task store: {operation}: {reason}")]
     Inconsistent {

@@ -1,5 +1,5 @@
-//! The hub's task store: routed tasks, the history of every status change, and the cursors
-//! of pull connectors, on SQLite (one machine, a district) or PostgreSQL (several hub
+//! The hub's task store: routed tasks, the history of every status change, the outbox of task
+//! events to relay, and the cursors of pull connectors, on SQLite (one machine, a district) or PostgreSQL (several hub
 //! processes, a city).
 //!
 //! [`open`] picks the backend from the URL and brings the schema up to date; everything
@@ -9,15 +9,22 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use hub_router::task::{NewTask, StatusChange, Task, TaskStatus};
 use hub_schemas::event::Department;
 
 mod error;
+mod outbox;
 mod postgres;
+mod reports;
 mod rows;
 mod sqlite;
+mod workflow;
 
 pub use error::StoreError;
+pub use outbox::{DestinationState, EventReturned, OutboxEvent, TaskEvent};
+pub use reports::{DepartmentReturn, LinkOutcome, NearQuery, OpenTaskNear, PriorOutcome, Report};
+pub use workflow::{ApplyOutcome, ClockAlert, StoredClock, WorkflowRecord};
 
 /// The actor recorded on the history entries the router writes when it creates a task.
 pub const ROUTER_ACTOR: &str = "hub.router";
@@ -49,6 +56,15 @@ pub struct TaskFilter {
     pub street_code: Option<String>,
     pub status: Option<TaskStatus>,
     pub department: Option<Department>,
+    /// Tasks whose lead unit or one of whose co-handlers is this unit.
+    pub unit_id: Option<String>,
+    /// Tasks a department is involved in: it originated them, or one of its units (by role,
+    /// e.g. `police_station`) leads or co-handles them. Used for department accounts.
+    pub involving: Option<Involvement>,
+    /// Tasks with an open SLA deadline at or before this time.
+    pub due_before: Option<DateTime<Utc>>,
+    /// Tasks one of whose clocks breached (`Some(true)`), or none (`Some(false)`).
+    pub breached: Option<bool>,
     /// Page size; capped at [`TaskFilter::MAX_LIMIT`]. Ignored by `count_tasks`.
     pub limit: u32,
     /// Tasks to skip, newest first. Ignored by `count_tasks`.
@@ -73,10 +89,22 @@ impl Default for TaskFilter {
             street_code: None,
             status: None,
             department: None,
+            unit_id: None,
+            involving: None,
+            due_before: None,
+            breached: None,
             limit: Self::DEFAULT_LIMIT,
             offset: 0,
         }
     }
+}
+
+/// A department's involvement in tasks: originated by it, or led or co-handled by one of
+/// its units (unit roles such as `police_station`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Involvement {
+    pub department: Department,
+    pub unit_roles: Vec<String>,
 }
 
 #[async_trait]
@@ -89,6 +117,35 @@ pub trait TaskStore: Send + Sync {
     async fn create_task(&self, task: &NewTask) -> Result<CreateOutcome, StoreError>;
 
     async fn get_task(&self, task_id: &str) -> Result<Option<Task>, StoreError>;
+
+    /// How the event from this departmental record was handled already, if it was.
+    async fn prior_outcome(
+        &self,
+        source_system: &str,
+        source_id: &str,
+    ) -> Result<Option<PriorOutcome>, StoreError>;
+
+    /// Open tasks (not closed or cancelled) of a category group within a time window and a
+    /// bounding box: the candidates a new report may duplicate.
+    async fn open_tasks_near(&self, query: &NearQuery) -> Result<Vec<OpenTaskNear>, StoreError>;
+
+    /// Links a duplicate report to an existing task; its department then receives the
+    /// task's status changes. Idempotent on the report's (source system, source id).
+    async fn link_report(&self, task_id: &str, report: &Report) -> Result<LinkOutcome, StoreError>;
+
+    /// The reports of a task: the one it was created from, then those merged into it.
+    async fn task_reports(&self, task_id: &str) -> Result<Vec<Report>, StoreError>;
+
+    /// Keeps an event a community did not admit and publishes it back to its department, in
+    /// one transaction. Idempotent: false when it was already recorded.
+    async fn record_return(&self, ret: &DepartmentReturn) -> Result<bool, StoreError>;
+
+    /// Events sent back to a department (or to any), newest first.
+    async fn list_returns(
+        &self,
+        department: Option<Department>,
+        limit: u32,
+    ) -> Result<Vec<DepartmentReturn>, StoreError>;
 
     /// The task's status changes, oldest first (empty for an unknown task).
     async fn task_history(&self, task_id: &str) -> Result<Vec<StatusChange>, StoreError>;
@@ -104,6 +161,79 @@ pub trait TaskStore: Send + Sync {
 
     /// Records where a pull connector stopped, replacing what it saved before.
     async fn save_cursor(&self, connector: &str, cursor: &str) -> Result<(), StoreError>;
+
+    /// Outbox entries with an id above `after`, oldest first; only those of `department`'s
+    /// tasks when one is given.
+    async fn outbox_after(
+        &self,
+        after: i64,
+        department: Option<Department>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>, StoreError>;
+
+    /// Where a destination's relay stands (a fresh state if it never ran).
+    async fn outbox_destination(&self, destination: &str) -> Result<DestinationState, StoreError>;
+
+    /// Every destination's state, for health reporting.
+    async fn outbox_destinations(&self) -> Result<Vec<DestinationState>, StoreError>;
+
+    /// Takes or renews the lease on a destination until `until`; false while another holder's
+    /// lease runs. Only the holder may move the destination's cursor, so hub processes can
+    /// all run relays without delivering twice.
+    async fn lease_destination(
+        &self,
+        destination: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Records that every entry up to `up_to` reached the destination.
+    async fn outbox_delivered(
+        &self,
+        destination: &str,
+        holder: &str,
+        up_to: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Records a failed delivery and when to try again.
+    async fn outbox_failed(
+        &self,
+        destination: &str,
+        holder: &str,
+        error: &str,
+        now: DateTime<Utc>,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The task's workflow state, version, earliest open deadline and breach flag.
+    async fn workflow(&self, task_id: &str) -> Result<Option<WorkflowRecord>, StoreError>;
+
+    /// Writes a lifecycle transition in one transaction, only if the task's workflow version
+    /// is still `expected_version`: the new status and state, a history entry (actor, time,
+    /// note), the clocks it started or changed (upserted by kind and round), the task's
+    /// earliest open deadline `due_at`, and a `TaskStatusChanged` outbox event.
+    async fn apply_transition(
+        &self,
+        task_id: &str,
+        expected_version: u64,
+        transition: &hub_router::workflow::Transition,
+        clocks: &[hub_router::workflow::SlaClock],
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<ApplyOutcome, StoreError>;
+
+    /// The task's SLA clocks, oldest first, with the alerts raised on them.
+    async fn task_clocks(&self, task_id: &str) -> Result<Vec<StoredClock>, StoreError>;
+
+    /// Open clocks with an id above `after`, by id, at most `limit`: the SLA tracker pages
+    /// through them at start.
+    async fn open_clocks(&self, after: i64, limit: u32) -> Result<Vec<StoredClock>, StoreError>;
+
+    /// Raises an alert on a clock once: claims (clock, kind) and, if this call got the
+    /// claim, writes a history entry and an outbox event (and marks the task breached for a
+    /// breach) in the same transaction. False when it was raised already, by any process.
+    async fn raise_alert(&self, alert: &ClockAlert) -> Result<bool, StoreError>;
 
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;

@@ -10,8 +10,19 @@ use hub_router::task::{NewTask, StatusChange, Task};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder};
 
+use crate::outbox::{self, DestinationRow, OutboxRow};
+use crate::reports::{self, NearRow, ReportRow, ReturnRow};
 use crate::rows::{self, HistoryRow, TaskRow};
-use crate::{CreateOutcome, StoreError, TaskFilter, TaskStore};
+use crate::workflow::{self, ClockRow, TaskHead, WorkflowRow};
+use crate::{ApplyOutcome, ClockAlert, StoredClock, WorkflowRecord};
+use crate::{
+    CreateOutcome, DepartmentReturn, DestinationState, EventReturned, LinkOutcome, NearQuery,
+    OpenTaskNear, OutboxEvent, PriorOutcome, Report, StoreError, TaskEvent, TaskFilter, TaskStore,
+};
+use chrono::DateTime;
+use hub_router::workflow::{SlaClock, Transition};
+use hub_schemas::event::Department;
+use hub_schemas::task::TaskStatusChanged;
 
 const BACKEND: &str = "postgres";
 const MAX_CONNECTIONS: u32 = 10;
@@ -22,17 +33,37 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 const INSERT_TASK: &str = "INSERT INTO tasks (task_id, event_id, source_system, source_id, department, \
      category_code, category_name, description, status, district_code, street_code, community_code, \
      grid_code, place_level, place_method, matched_area, lead_unit_id, lead_unit_role, lead_unit_name, \
-     co_handlers, location, explanation, rules_version, occurred_at, received_at, created_at, updated_at) \
+     co_handlers, location, explanation, rules_version, occurred_at, received_at, created_at, updated_at, \
+     category, category_group, priority, sla_policy, place_lon, place_lat) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-     $20::jsonb, $21::jsonb, $22::jsonb, $23, $24, $25, $26, $27) \
+     $20::jsonb, $21::jsonb, $22::jsonb, $23, $24, $25, $26, $27, $28::jsonb, $29, $30, $31, $32, $33) \
      ON CONFLICT DO NOTHING";
 
 const SELECT_TASKS: &str = "SELECT task_id, event_id, source_system, source_id, department, \
      category_code, category_name, description, status, district_code, street_code, community_code, \
      grid_code, place_level, place_method, matched_area, lead_unit_id, lead_unit_role, lead_unit_name, \
      co_handlers::text AS co_handlers, location::text AS location, explanation::text AS explanation, \
-     rules_version, occurred_at, received_at, created_at, updated_at \
+     rules_version, occurred_at, received_at, created_at, updated_at, \
+     category::text AS category, category_group, priority, sla_policy, place_lon, place_lat \
      FROM tasks";
+
+const INSERT_OUTBOX: &str = "INSERT INTO outbox (task_id, department, kind, payload, created_at) \
+     VALUES ($1, $2, $3, $4::jsonb, $5)";
+const SELECT_OUTBOX_AFTER: &str = "SELECT id, department, payload::text AS payload, created_at \
+     FROM outbox WHERE id > $1 AND ($2::text IS NULL OR department = $2 OR EXISTS (SELECT 1 \
+     FROM task_reports r WHERE r.task_id = outbox.task_id AND r.department = $2)) ORDER BY id LIMIT $3";
+/// Held by every transaction that writes outbox entries, until it commits: entries then
+/// become visible in id order, so a relay reading "after id N" never skips one that commits
+/// late.
+const OUTBOX_ORDER_LOCK: &str = "SELECT pg_advisory_xact_lock(7243001)";
+
+const INSERT_RETURN: &str = "INSERT INTO department_returns (event_id, source_system, source_id, department, \
+     category_code, community_code, reason, explanation, returned_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9) \
+     ON CONFLICT DO NOTHING";
+const SELECT_RETURNS: &str =
+    "SELECT event_id, source_system, source_id, department, category_code, community_code, \
+     reason, explanation::text AS explanation, returned_at FROM department_returns \
+     WHERE ($1::text IS NULL OR department = $1) ORDER BY returned_at DESC, event_id LIMIT $2";
 
 const INSERT_HISTORY: &str =
     "INSERT INTO task_history (task_id, seq, from_status, to_status, actor, note, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -125,6 +156,32 @@ impl TaskStore for PostgresStore {
                 .await
                 .map_err(db_err())?;
         }
+        sqlx::query(OUTBOX_ORDER_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err())?;
+        sqlx::query(reports::INSERT_REPORT)
+            .bind(&task.task_id)
+            .bind(&task.event_id)
+            .bind(&task.source_system)
+            .bind(&task.source_id)
+            .bind(task.department.as_str())
+            .bind(task.occurred_at.timestamp_millis())
+            .bind(task.created_at.timestamp_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err())?;
+        for event in outbox::events_for_new_task(task, &history) {
+            sqlx::query(INSERT_OUTBOX)
+                .bind(&task.task_id)
+                .bind(task.department.as_str())
+                .bind(event.kind())
+                .bind(outbox::to_payload(&event)?)
+                .bind(task.created_at.timestamp_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err())?;
+        }
         tx.commit().await.map_err(db_err())?;
         Ok(CreateOutcome::Created {
             task_id: task.task_id.clone(),
@@ -204,6 +261,502 @@ impl TaskStore for PostgresStore {
         .await
         .map_err(StoreError::query(BACKEND, || format!("save cursor of connector {connector}")))?;
         Ok(())
+    }
+
+    async fn prior_outcome(
+        &self,
+        source_system: &str,
+        source_id: &str,
+    ) -> Result<Option<PriorOutcome>, StoreError> {
+        let err = || StoreError::query(BACKEND, || format!("look up {source_system}/{source_id}"));
+        let task: Option<String> = sqlx::query_scalar(reports::SELECT_REPORT_TASK)
+            .bind(source_system)
+            .bind(source_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err())?;
+        if let Some(task_id) = task {
+            return Ok(Some(PriorOutcome::Task { task_id }));
+        }
+        let returned: Option<String> = sqlx::query_scalar(reports::SELECT_RETURNED)
+            .bind(source_system)
+            .bind(source_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err())?;
+        Ok(returned.map(|_| PriorOutcome::Returned))
+    }
+
+    async fn open_tasks_near(&self, q: &NearQuery) -> Result<Vec<OpenTaskNear>, StoreError> {
+        let rows: Vec<NearRow> = sqlx::query_as(reports::SELECT_NEAR)
+            .bind(&q.category_group)
+            .bind(q.occurred_since.timestamp_millis())
+            .bind(q.occurred_until.timestamp_millis())
+            .bind(q.min_lon)
+            .bind(q.max_lon)
+            .bind(q.min_lat)
+            .bind(q.max_lat)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                format!("find open {} tasks nearby", q.category_group)
+            }))?;
+        rows.into_iter().map(NearRow::into_open_task).collect()
+    }
+
+    async fn link_report(&self, task_id: &str, report: &Report) -> Result<LinkOutcome, StoreError> {
+        let err = || {
+            StoreError::query(BACKEND, || {
+                format!(
+                    "link {}/{} to task {task_id}",
+                    report.source_system, report.source_id
+                )
+            })
+        };
+        let linked = sqlx::query(reports::INSERT_REPORT)
+            .bind(task_id)
+            .bind(&report.event_id)
+            .bind(&report.source_system)
+            .bind(&report.source_id)
+            .bind(report.department.as_str())
+            .bind(report.occurred_at.timestamp_millis())
+            .bind(report.linked_at.timestamp_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(err())?
+            .rows_affected();
+        if linked == 1 {
+            return Ok(LinkOutcome::Linked);
+        }
+        let existing: String = sqlx::query_scalar(reports::SELECT_REPORT_TASK)
+            .bind(&report.source_system)
+            .bind(&report.source_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err())?;
+        Ok(LinkOutcome::AlreadyLinked { task_id: existing })
+    }
+
+    async fn task_reports(&self, task_id: &str) -> Result<Vec<Report>, StoreError> {
+        let rows: Vec<ReportRow> = sqlx::query_as(reports::SELECT_REPORTS)
+            .bind(task_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                format!("read reports of task {task_id}")
+            }))?;
+        rows.into_iter().map(|r| r.into_report(task_id)).collect()
+    }
+
+    async fn record_return(&self, ret: &DepartmentReturn) -> Result<bool, StoreError> {
+        let err = || {
+            StoreError::query(BACKEND, || {
+                format!(
+                    "return {}/{} to its department",
+                    ret.source_system, ret.source_id
+                )
+            })
+        };
+        let explanation =
+            serde_json::to_string(&ret.explanation).map_err(|e| StoreError::InvalidTask {
+                task_id: ret.event_id.clone(),
+                reason: format!("explanation cannot be written as JSON: {e}"),
+            })?;
+        let event = TaskEvent::EventReturned(EventReturned {
+            event_id: ret.event_id.clone(),
+            source_system: ret.source_system.clone(),
+            source_id: ret.source_id.clone(),
+            department: ret.department,
+            category_code: ret.category_code.clone(),
+            community_code: ret.community_code.clone(),
+            reason: ret.reason.clone(),
+            returned_at: ret.returned_at,
+        });
+        let mut tx = self.pool.begin().await.map_err(err())?;
+        let inserted = sqlx::query(INSERT_RETURN)
+            .bind(&ret.event_id)
+            .bind(&ret.source_system)
+            .bind(&ret.source_id)
+            .bind(ret.department.as_str())
+            .bind(&ret.category_code)
+            .bind(ret.community_code.as_deref())
+            .bind(&ret.reason)
+            .bind(explanation)
+            .bind(ret.returned_at.timestamp_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?
+            .rows_affected();
+        if inserted == 0 {
+            return Ok(false);
+        }
+        sqlx::query(OUTBOX_ORDER_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+        sqlx::query(INSERT_OUTBOX)
+            .bind(None::<&str>)
+            .bind(ret.department.as_str())
+            .bind(event.kind())
+            .bind(outbox::to_payload(&event)?)
+            .bind(ret.returned_at.timestamp_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+        tx.commit().await.map_err(err())?;
+        Ok(true)
+    }
+
+    async fn list_returns(
+        &self,
+        department: Option<Department>,
+        limit: u32,
+    ) -> Result<Vec<DepartmentReturn>, StoreError> {
+        let rows: Vec<ReturnRow> = sqlx::query_as(SELECT_RETURNS)
+            .bind(department.map(|d| d.as_str()))
+            .bind(i64::from(limit.min(1000)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                "list returned events".to_owned()
+            }))?;
+        rows.into_iter().map(ReturnRow::into_return).collect()
+    }
+
+    async fn outbox_after(
+        &self,
+        after: i64,
+        department: Option<Department>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let rows: Vec<OutboxRow> = sqlx::query_as(SELECT_OUTBOX_AFTER)
+            .bind(after)
+            .bind(department.map(|d| d.as_str()))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                format!("read outbox after {after}")
+            }))?;
+        rows.into_iter().map(OutboxRow::into_event).collect()
+    }
+
+    async fn outbox_destination(&self, destination: &str) -> Result<DestinationState, StoreError> {
+        let row: Option<DestinationRow> = sqlx::query_as(outbox::SELECT_DESTINATION)
+            .bind(destination)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                format!("read outbox destination {destination}")
+            }))?;
+        Ok(row.map_or_else(|| DestinationState::new(destination), Into::into))
+    }
+
+    async fn outbox_destinations(&self) -> Result<Vec<DestinationState>, StoreError> {
+        let rows: Vec<DestinationRow> = sqlx::query_as(outbox::SELECT_DESTINATIONS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                "read outbox destinations".to_owned()
+            }))?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn lease_destination(
+        &self,
+        destination: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let taken = sqlx::query(outbox::LEASE)
+            .bind(destination)
+            .bind(holder)
+            .bind(now.timestamp_millis())
+            .bind(until.timestamp_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                format!("lease outbox destination {destination}")
+            }))?
+            .rows_affected();
+        Ok(taken == 1)
+    }
+
+    async fn outbox_delivered(
+        &self,
+        destination: &str,
+        holder: &str,
+        up_to: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(outbox::DELIVERED)
+            .bind(destination)
+            .bind(holder)
+            .bind(up_to)
+            .bind(now.timestamp_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                format!("record delivery to {destination}")
+            }))?;
+        Ok(())
+    }
+
+    async fn outbox_failed(
+        &self,
+        destination: &str,
+        holder: &str,
+        error: &str,
+        now: DateTime<Utc>,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(outbox::FAILED)
+            .bind(destination)
+            .bind(holder)
+            .bind(error)
+            .bind(now.timestamp_millis())
+            .bind(next_attempt_at.timestamp_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                format!("record failed delivery to {destination}")
+            }))?;
+        Ok(())
+    }
+
+    async fn workflow(&self, task_id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
+        let row: Option<WorkflowRow> = sqlx::query_as(workflow::SELECT_WORKFLOW)
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                format!("read workflow of task {task_id}")
+            }))?;
+        row.map(WorkflowRow::into_record).transpose()
+    }
+
+    async fn apply_transition(
+        &self,
+        task_id: &str,
+        expected_version: u64,
+        t: &Transition,
+        clocks: &[SlaClock],
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let err = || {
+            StoreError::query(BACKEND, || {
+                format!("apply {} to task {task_id}", t.action.kind())
+            })
+        };
+        let state = workflow::to_json(task_id, "workflow state", &t.state)?;
+        let action = workflow::to_json(task_id, "action", &t.action)?;
+        let mut tx = self.pool.begin().await.map_err(err())?;
+        sqlx::query(OUTBOX_ORDER_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+        let head: Option<TaskHead> = sqlx::query_as(workflow::SELECT_HEAD)
+            .bind(task_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err())?;
+        let Some(head) = head else {
+            return Ok(ApplyOutcome::NotFound);
+        };
+        let updated = sqlx::query(workflow::UPDATE_WORKFLOW)
+            .bind(task_id)
+            .bind(t.to.as_str())
+            .bind(&state)
+            .bind(i64::try_from(t.state.version).unwrap_or(i64::MAX))
+            .bind(t.at.timestamp_millis())
+            .bind(due_at.map(|d| d.timestamp_millis()))
+            .bind(i64::try_from(expected_version).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?
+            .rows_affected();
+        if updated == 0 {
+            return Ok(ApplyOutcome::Conflict {
+                current_version: head.workflow_version.unsigned_abs(),
+            });
+        }
+        let seq: i64 = sqlx::query_scalar(workflow::NEXT_SEQ)
+            .bind(task_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err())?;
+        let actor = workflow::actor_name(t);
+        let note = workflow::history_note(t);
+        sqlx::query(workflow::INSERT_HISTORY_ACTION)
+            .bind(task_id)
+            .bind(seq)
+            .bind(t.from.as_str())
+            .bind(t.to.as_str())
+            .bind(&actor)
+            .bind(&note)
+            .bind(t.at.timestamp_millis())
+            .bind(&action)
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+        for clock in clocks {
+            sqlx::query(workflow::UPSERT_CLOCK)
+                .bind(task_id)
+                .bind(workflow::clock_key(clock)?)
+                .bind(workflow::to_json(task_id, "clock", clock)?)
+                .bind(i64::from(clock.is_open()))
+                .bind(clock.deadline().map(|d| d.timestamp_millis()))
+                .execute(&mut *tx)
+                .await
+                .map_err(err())?;
+        }
+        let event = TaskEvent::TaskStatusChanged(TaskStatusChanged {
+            task_id: task_id.to_owned(),
+            seq,
+            source_system: head.source_system,
+            source_id: head.source_id,
+            from_status: Some(t.from.as_str().to_owned()),
+            to_status: t.to.as_str().to_owned(),
+            actor,
+            note: Some(note),
+            changed_at: t.at,
+        });
+        sqlx::query(INSERT_OUTBOX)
+            .bind(task_id)
+            .bind(&head.department)
+            .bind(event.kind())
+            .bind(outbox::to_payload(&event)?)
+            .bind(t.at.timestamp_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+        tx.commit().await.map_err(err())?;
+        Ok(ApplyOutcome::Applied { seq })
+    }
+
+    async fn task_clocks(&self, task_id: &str) -> Result<Vec<StoredClock>, StoreError> {
+        let err = || StoreError::query(BACKEND, || format!("read clocks of task {task_id}"));
+        let rows: Vec<ClockRow> = sqlx::query_as(workflow::SELECT_TASK_CLOCKS)
+            .bind(task_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err())?;
+        let alerts: Vec<(i64, String)> = sqlx::query_as(workflow::SELECT_TASK_ALERTS)
+            .bind(task_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err())?;
+        let mut alerts = workflow::group_alerts(alerts);
+        rows.into_iter()
+            .map(|r| {
+                let a = alerts.remove(&r.id).unwrap_or_default();
+                r.into_clock(a)
+            })
+            .collect()
+    }
+
+    async fn open_clocks(&self, after: i64, limit: u32) -> Result<Vec<StoredClock>, StoreError> {
+        let err = || StoreError::query(BACKEND, || format!("read open clocks after {after}"));
+        let rows: Vec<ClockRow> = sqlx::query_as(workflow::SELECT_OPEN_CLOCKS)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err())?;
+        let last = rows.last().map_or(after, |r| r.id);
+        let alerts: Vec<(i64, String)> = sqlx::query_as(workflow::SELECT_OPEN_ALERTS)
+            .bind(after)
+            .bind(last)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err())?;
+        let mut alerts = workflow::group_alerts(alerts);
+        rows.into_iter()
+            .map(|r| {
+                let a = alerts.remove(&r.id).unwrap_or_default();
+                r.into_clock(a)
+            })
+            .collect()
+    }
+
+    async fn raise_alert(&self, alert: &ClockAlert) -> Result<bool, StoreError> {
+        let err = || {
+            StoreError::query(BACKEND, || {
+                format!("raise {} on clock {}", alert.kind, alert.clock_id)
+            })
+        };
+        let mut tx = self.pool.begin().await.map_err(err())?;
+        sqlx::query(OUTBOX_ORDER_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+        let claimed = sqlx::query(workflow::CLAIM_ALERT)
+            .bind(alert.clock_id)
+            .bind(&alert.kind)
+            .bind(alert.due_at.timestamp_millis())
+            .bind(alert.raised_at.timestamp_millis())
+            .bind(&alert.raised_by)
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?
+            .rows_affected();
+        if claimed == 0 {
+            return Ok(false);
+        }
+        let head: TaskHead = sqlx::query_as(workflow::SELECT_HEAD)
+            .bind(&alert.task_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err())?;
+        let seq: i64 = sqlx::query_scalar(workflow::NEXT_SEQ)
+            .bind(&alert.task_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err())?;
+        let action = serde_json::json!({ "action": format!("sla_{}", alert.kind), "clock_id": alert.clock_id, "due_at": alert.due_at }).to_string();
+        sqlx::query(workflow::INSERT_HISTORY_ACTION)
+            .bind(&alert.task_id)
+            .bind(seq)
+            .bind(&head.status)
+            .bind(&head.status)
+            .bind(&alert.raised_by)
+            .bind(&alert.note)
+            .bind(alert.raised_at.timestamp_millis())
+            .bind(&action)
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+        if alert.is_breach() {
+            sqlx::query(workflow::MARK_BREACHED)
+                .bind(&alert.task_id)
+                .bind(alert.raised_at.timestamp_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(err())?;
+        }
+        let event = TaskEvent::TaskStatusChanged(TaskStatusChanged {
+            task_id: alert.task_id.clone(),
+            seq,
+            source_system: head.source_system,
+            source_id: head.source_id,
+            from_status: Some(head.status.clone()),
+            to_status: head.status,
+            actor: alert.raised_by.clone(),
+            note: Some(alert.note.clone()),
+            changed_at: alert.raised_at,
+        });
+        sqlx::query(INSERT_OUTBOX)
+            .bind(&alert.task_id)
+            .bind(&head.department)
+            .bind(event.kind())
+            .bind(outbox::to_payload(&event)?)
+            .bind(alert.raised_at.timestamp_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+        tx.commit().await.map_err(err())?;
+        Ok(true)
     }
 
     fn backend(&self) -> &'static str {

@@ -7,8 +7,10 @@
 use chrono::{DateTime, Utc};
 use hub_router::explanation::Explanation;
 use hub_router::place::ResolvedPlace;
+use hub_router::priority::Priority;
 use hub_router::task::{AssignedUnit, NewTask, StatusChange, Task, TaskStatus};
-use hub_schemas::event::{Department, Location};
+use hub_router::taxonomy::CategoryRef;
+use hub_schemas::event::{Department, GeoPoint, Location};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::query::Query;
@@ -49,6 +51,12 @@ pub(crate) struct TaskRow {
     received_at: i64,
     created_at: i64,
     updated_at: i64,
+    category: String,
+    category_group: String,
+    priority: String,
+    sla_policy: Option<String>,
+    place_lon: Option<f64>,
+    place_lat: Option<f64>,
 }
 
 impl TaskRow {
@@ -98,16 +106,23 @@ impl TaskRow {
             received_at: task.received_at.timestamp_millis(),
             created_at: task.created_at.timestamp_millis(),
             updated_at: task.created_at.timestamp_millis(),
+            category: to_json(&task.task_id, "category", &task.category)?,
+            category_group: task.category.group.clone(),
+            priority: task.priority.as_str().to_owned(),
+            sla_policy: task.sla_policy.clone(),
+            place_lon: task.place.point.map(|p| p.lon),
+            place_lat: task.place.point.map(|p| p.lat),
         })
     }
 
-    /// Binds every column, in declaration order, to an `INSERT` with 27 parameters.
+    /// Binds every column, in declaration order, to an `INSERT` with 33 parameters.
     pub(crate) fn bind_insert<'q, DB>(&'q self, query: DbQuery<'q, DB>) -> DbQuery<'q, DB>
     where
         DB: Database,
         &'q str: Encode<'q, DB> + Type<DB>,
         Option<&'q str>: Encode<'q, DB> + Type<DB>,
         i64: Encode<'q, DB> + Type<DB>,
+        Option<f64>: Encode<'q, DB> + Type<DB>,
     {
         query
             .bind(self.task_id.as_str())
@@ -137,6 +152,12 @@ impl TaskRow {
             .bind(self.received_at)
             .bind(self.created_at)
             .bind(self.updated_at)
+            .bind(self.category.as_str())
+            .bind(self.category_group.as_str())
+            .bind(self.priority.as_str())
+            .bind(self.sla_policy.as_deref())
+            .bind(self.place_lon)
+            .bind(self.place_lat)
     }
 
     pub(crate) fn into_task(self) -> Result<Task, StoreError> {
@@ -180,7 +201,16 @@ impl TaskRow {
                 community_code: self.community_code,
                 grid_code: self.grid_code,
                 matched_area: self.matched_area,
+                point: match (self.place_lon, self.place_lat) {
+                    (Some(lon), Some(lat)) => Some(GeoPoint { lon, lat }),
+                    _ => None,
+                },
             },
+            category: from_json::<CategoryRef>(id, "category", &self.category)?,
+            priority: Priority::parse(&self.priority).ok_or_else(|| {
+                corrupt("priority", format!("unknown priority `{}`", self.priority))
+            })?,
+            sla_policy: self.sla_policy,
             co_handlers: from_json::<Vec<AssignedUnit>>(id, "co_handlers", &self.co_handlers)?,
             location: from_json::<Location>(id, "location", &self.location)?,
             explanation: from_json::<Explanation>(id, "explanation", &self.explanation)?,
@@ -217,6 +247,22 @@ pub(crate) struct HistoryRow {
 }
 
 impl HistoryRow {
+    pub(crate) fn seq(&self) -> i64 {
+        self.seq
+    }
+    pub(crate) fn previous_status(&self) -> Option<&str> {
+        self.from_status.as_deref()
+    }
+    pub(crate) fn to_status(&self) -> &str {
+        &self.to_status
+    }
+    pub(crate) fn actor(&self) -> &str {
+        &self.actor
+    }
+    pub(crate) fn note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+
     /// Binds `task_id, seq, from_status, to_status, actor, note, at`, in that order.
     pub(crate) fn bind_insert<'q, DB>(
         &'q self,
@@ -319,6 +365,8 @@ pub(crate) fn push_filter<'a, DB>(query: &mut QueryBuilder<'a, DB>, filter: &'a 
 where
     DB: Database,
     &'a str: Encode<'a, DB> + Type<DB>,
+    String: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
 {
     let conditions = [
         ("community_code", filter.community_code.as_deref()),
@@ -337,6 +385,60 @@ where
             keyword = " AND ";
         }
     }
+    // Unit ids and roles appear in the co-handlers' JSON as `"<community>.<role>"`; the
+    // text form of the column is the same in both dialects up to spacing, which the
+    // patterns do not depend on.
+    if let Some(unit) = filter.unit_id.as_deref() {
+        query
+            .push(keyword)
+            .push("(lead_unit_id = ")
+            .push_bind(unit)
+            .push(" OR CAST(co_handlers AS TEXT) LIKE ")
+            .push_bind(format!("%\"{}\"%", like_escape(unit)))
+            .push(" ESCAPE '!')");
+        keyword = " AND ";
+    }
+    if let Some(inv) = &filter.involving {
+        query
+            .push(keyword)
+            .push("(department = ")
+            .push_bind(inv.department.as_str());
+        for role in &inv.unit_roles {
+            query
+                .push(" OR lead_unit_role = ")
+                .push_bind(role.as_str())
+                .push(" OR CAST(co_handlers AS TEXT) LIKE ")
+                .push_bind(format!("%.{}\"%", like_escape(role)))
+                .push(" ESCAPE '!'");
+        }
+        query.push(")");
+        keyword = " AND ";
+    }
+    if let Some(before) = filter.due_before {
+        query
+            .push(keyword)
+            .push("due_at IS NOT NULL AND due_at <= ")
+            .push_bind(before.timestamp_millis());
+        keyword = " AND ";
+    }
+    if let Some(breached) = filter.breached {
+        query
+            .push(keyword)
+            .push("breached = ")
+            .push_bind(i64::from(breached));
+    }
+}
+
+/// Escapes LIKE's wildcards (escape character `!`).
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Appends the listing order (newest first, task id breaking ties) and the page.

@@ -6,11 +6,16 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use hub_router::explanation::Explanation;
+use hub_router::explanation::{AdmissionCheck, Explanation};
 use hub_router::place::{PlaceLevel, PlaceMethod, ResolvedPlace};
+use hub_router::priority::Priority;
 use hub_router::task::{AssignedUnit, NewTask, TaskStatus};
+use hub_router::taxonomy::CategoryRef;
 use hub_schemas::event::{CivicEvent, Department, GeoPoint, Location};
-use hub_store::{CreateOutcome, StoreError, TaskFilter, TaskStore, ROUTER_ACTOR};
+use hub_store::{
+    CreateOutcome, DepartmentReturn, LinkOutcome, NearQuery, PriorOutcome, Report, StoreError,
+    TaskEvent, TaskFilter, TaskStore, ROUTER_ACTOR,
+};
 use sqlx::{Connection, Executor, PgConnection};
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -137,7 +142,14 @@ macro_rules! store_suite {
                 history_records_created_then_dispatched,
                 triage_task_is_stored_as_created,
                 cursors_round_trip_overwrite_and_survive_reopen,
-                reopening_runs_migrations_idempotently
+                reopening_runs_migrations_idempotently,
+                new_task_writes_its_events_to_the_outbox_in_order,
+                outbox_destination_lease_cursor_and_failures,
+                duplicate_reports_link_to_one_task_and_hear_its_events,
+                open_tasks_near_filters_by_group_time_and_box,
+                returned_events_are_kept_once_and_published_to_their_department,
+                lifecycle_action_writes_state_history_clocks_and_outbox_once,
+                clock_alerts_are_raised_once_and_filter_tasks
             );
         }
     };
@@ -183,6 +195,13 @@ fn sample_task(source_id: &str, created_ms: i64) -> NewTask {
         department: Department::UrbanManagement,
         category_code: "010101".to_owned(),
         category_name: Some("私搭乱建".to_owned()),
+        category: CategoryRef {
+            code: "E0101".to_owned(),
+            name: "私搭乱建".to_owned(),
+            group: "illegal_construction".to_owned(),
+        },
+        priority: Priority::Urgent,
+        sla_policy: Some("illegal_construction".to_owned()),
         description: "红星社区3栋楼顶违章搭建彩钢房，约20平方米 \"quoted\" ∑".to_owned(),
         location: Location {
             point: Some(GeoPoint {
@@ -202,6 +221,10 @@ fn sample_task(source_id: &str, created_ms: i64) -> NewTask {
             community_code: Some("510504001002".to_owned()),
             grid_code: Some("510504001002003".to_owned()),
             matched_area: "红星社区 第3网格".to_owned(),
+            point: Some(GeoPoint {
+                lon: 105.431_234_5,
+                lat: 28.898_765_4,
+            }),
         },
         lead_unit: Some(unit(
             "510504001002.workstation",
@@ -223,7 +246,18 @@ fn sample_task(source_id: &str, created_ms: i64) -> NewTask {
             place_detail: "point (105.4312345, 28.8987654) inside grid 510504001002003".to_owned(),
             rule_id: "urban_management.illegal_construction".to_owned(),
             rules_version: "2024.06.1".to_owned(),
-            admission: Some("admitted: 私搭乱建 is on 红星社区's admission list".to_owned()),
+            admission: Some(AdmissionCheck {
+                admitted: true,
+                reason: "红星社区 admits E0101 私搭乱建 from urban management".to_owned(),
+            }),
+            category: Some(CategoryRef {
+                code: "E0101".to_owned(),
+                name: "私搭乱建".to_owned(),
+                group: "illegal_construction".to_owned(),
+            }),
+            category_detail: "urban_management code 010101 → E0101 私搭乱建".to_owned(),
+            rule_detail: "config/rules/20-urban.toml:4: illegal construction".to_owned(),
+            assignment_detail: "lead workstation → 红星社区工作站".to_owned(),
             merged_into: None,
         },
         rules_version: "2024.06.1".to_owned(),
@@ -626,4 +660,611 @@ async fn reopening_runs_migrations_idempotently(db: &TestDb) {
     let second = sample_task("UM-2024-000801", BASE_MS + 1);
     created_id(b.create_task(&second).await.unwrap());
     assert_eq!(a.count_tasks(&TaskFilter::default()).await.unwrap(), 2);
+}
+
+async fn new_task_writes_its_events_to_the_outbox_in_order(db: &TestDb) {
+    let store = db.open().await;
+    let first = sample_task("CG-OUT-1", BASE_MS);
+    let triage = triage_task("R-OUT-2", BASE_MS + 1000);
+    store.create_task(&first).await.unwrap();
+    store.create_task(&triage).await.unwrap();
+    // A redelivered event adds nothing.
+    store.create_task(&first).await.unwrap();
+
+    let all = store.outbox_after(0, None, 100).await.unwrap();
+    let kinds: Vec<(&str, &str)> = all
+        .iter()
+        .map(|e| (e.event.task_id(), e.event.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (first.task_id.as_str(), "task_status_changed"),
+            (first.task_id.as_str(), "task_status_changed"),
+            (first.task_id.as_str(), "task_dispatched"),
+            (triage.task_id.as_str(), "task_status_changed"),
+        ]
+    );
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id), "ids increase");
+    match &all[1].event {
+        TaskEvent::TaskStatusChanged(c) => {
+            assert_eq!(
+                (c.seq, c.from_status.as_deref(), c.to_status.as_str()),
+                (2, Some("created"), "dispatched")
+            );
+            assert_eq!(c.actor, ROUTER_ACTOR);
+        }
+        other => panic!("expected a status change, got {other:?}"),
+    }
+    match &all[2].event {
+        TaskEvent::TaskDispatched(d) => {
+            assert_eq!(
+                d.lead_unit.as_ref().unwrap().unit_id,
+                "510504001002.workstation"
+            );
+            assert_eq!(d.co_handlers.len(), 2);
+            assert_eq!(d.community_code.as_deref(), Some("510504001002"));
+        }
+        other => panic!("expected a dispatch, got {other:?}"),
+    }
+    // Filtered by the originating department, and resumable after an id.
+    let urban = store
+        .outbox_after(0, Some(Department::UrbanManagement), 100)
+        .await
+        .unwrap();
+    assert_eq!(urban.len(), 3);
+    let rest = store.outbox_after(all[1].id, None, 100).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [all[2].id, all[3].id]
+    );
+}
+
+async fn outbox_destination_lease_cursor_and_failures(db: &TestDb) {
+    let store = db.open().await;
+    let t0 = at(BASE_MS);
+    let dest = "webhook:urban_management";
+    assert_eq!(
+        store
+            .outbox_destination(dest)
+            .await
+            .unwrap()
+            .delivered_up_to,
+        0
+    );
+
+    // One holder at a time; an expired lease can be taken over.
+    assert!(store
+        .lease_destination(dest, "hub-a", t0, at(BASE_MS + 30_000))
+        .await
+        .unwrap());
+    assert!(!store
+        .lease_destination(dest, "hub-b", at(BASE_MS + 1_000), at(BASE_MS + 31_000))
+        .await
+        .unwrap());
+    assert!(store
+        .lease_destination(dest, "hub-a", at(BASE_MS + 1_000), at(BASE_MS + 31_000))
+        .await
+        .unwrap());
+
+    // Only the holder moves the cursor or records failures.
+    store.outbox_delivered(dest, "hub-b", 7, t0).await.unwrap();
+    assert_eq!(
+        store
+            .outbox_destination(dest)
+            .await
+            .unwrap()
+            .delivered_up_to,
+        0
+    );
+    store
+        .outbox_failed(
+            dest,
+            "hub-a",
+            "HTTP 503 from receiver",
+            t0,
+            at(BASE_MS + 2_000),
+        )
+        .await
+        .unwrap();
+    store
+        .outbox_failed(dest, "hub-a", "connection refused", t0, at(BASE_MS + 4_000))
+        .await
+        .unwrap();
+    let state = store.outbox_destination(dest).await.unwrap();
+    assert_eq!(
+        (state.attempts, state.last_error.as_deref()),
+        (2, Some("connection refused"))
+    );
+    assert_eq!(state.next_attempt_at, Some(at(BASE_MS + 4_000)));
+    store
+        .outbox_delivered(dest, "hub-a", 7, at(BASE_MS + 5_000))
+        .await
+        .unwrap();
+    let state = store.outbox_destination(dest).await.unwrap();
+    assert_eq!(
+        (state.delivered_up_to, state.attempts, state.last_error),
+        (7, 0, None)
+    );
+    // The cursor never moves back.
+    store
+        .outbox_delivered(dest, "hub-a", 3, at(BASE_MS + 6_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .outbox_destination(dest)
+            .await
+            .unwrap()
+            .delivered_up_to,
+        7
+    );
+
+    assert!(store
+        .lease_destination(dest, "hub-b", at(BASE_MS + 40_000), at(BASE_MS + 70_000))
+        .await
+        .unwrap());
+    assert_eq!(store.outbox_destinations().await.unwrap().len(), 1);
+}
+
+fn report(source_system: &str, source_id: &str, department: Department, ms: i64) -> Report {
+    Report {
+        event_id: CivicEvent::derive_id(source_system, source_id),
+        source_system: source_system.to_owned(),
+        source_id: source_id.to_owned(),
+        department,
+        occurred_at: at(ms),
+        linked_at: at(ms + 500),
+    }
+}
+
+async fn duplicate_reports_link_to_one_task_and_hear_its_events(db: &TestDb) {
+    let store = db.open().await;
+    let task = sample_task("CG-DUP-1", BASE_MS);
+    store.create_task(&task).await.unwrap();
+    let sanitation = report(
+        "sanitation.longmatan",
+        "HW-9",
+        Department::Sanitation,
+        BASE_MS + 60_000,
+    );
+    let resident = report(
+        "residents.12345",
+        "R-7",
+        Department::Residents,
+        BASE_MS + 120_000,
+    );
+    assert_eq!(
+        store.link_report(&task.task_id, &sanitation).await.unwrap(),
+        LinkOutcome::Linked
+    );
+    assert_eq!(
+        store.link_report(&task.task_id, &resident).await.unwrap(),
+        LinkOutcome::Linked
+    );
+    // Redelivered: nothing changes.
+    assert_eq!(
+        store.link_report(&task.task_id, &sanitation).await.unwrap(),
+        LinkOutcome::AlreadyLinked {
+            task_id: task.task_id.clone()
+        }
+    );
+    let reports = store.task_reports(&task.task_id).await.unwrap();
+    let ids: Vec<&str> = reports.iter().map(|r| r.source_id.as_str()).collect();
+    assert_eq!(ids, ["CG-DUP-1", "HW-9", "R-7"]);
+    assert_eq!(
+        store
+            .prior_outcome("sanitation.longmatan", "HW-9")
+            .await
+            .unwrap(),
+        Some(PriorOutcome::Task {
+            task_id: task.task_id.clone()
+        })
+    );
+    assert_eq!(
+        store
+            .prior_outcome("sanitation.longmatan", "HW-10")
+            .await
+            .unwrap(),
+        None
+    );
+    // The linked departments hear the task's events; others do not.
+    let for_sanitation = store
+        .outbox_after(0, Some(Department::Sanitation), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        for_sanitation.len(),
+        3,
+        "the task's events reach every linked reporter"
+    );
+    assert!(store
+        .outbox_after(0, Some(Department::Police), 100)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn open_tasks_near_filters_by_group_time_and_box(db: &TestDb) {
+    let store = db.open().await;
+    let task = sample_task("CG-NEAR-1", BASE_MS);
+    store.create_task(&task).await.unwrap();
+    let p = task.place.point.unwrap();
+    let query = |group: &str, since: i64, until: i64, d: f64| NearQuery {
+        category_group: group.to_owned(),
+        occurred_since: at(since),
+        occurred_until: at(until),
+        min_lon: p.lon - d,
+        min_lat: p.lat - d,
+        max_lon: p.lon + d,
+        max_lat: p.lat + d,
+    };
+    let occurred = task.occurred_at.timestamp_millis();
+    let found = store
+        .open_tasks_near(&query(
+            "illegal_construction",
+            occurred - 1000,
+            occurred + 1000,
+            0.001,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].task_id, task.task_id);
+    assert!((found[0].lon - p.lon).abs() < 1e-9 && found[0].occurred_at == task.occurred_at);
+    assert!(store
+        .open_tasks_near(&query("garbage", occurred - 1000, occurred + 1000, 0.001))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .open_tasks_near(&query(
+            "illegal_construction",
+            occurred + 1,
+            occurred + 1000,
+            0.001
+        ))
+        .await
+        .unwrap()
+        .is_empty());
+    let mut far = query(
+        "illegal_construction",
+        occurred - 1000,
+        occurred + 1000,
+        0.001,
+    );
+    far.min_lon += 0.01;
+    far.max_lon += 0.01;
+    assert!(store.open_tasks_near(&far).await.unwrap().is_empty());
+}
+
+async fn returned_events_are_kept_once_and_published_to_their_department(db: &TestDb) {
+    let store = db.open().await;
+    let task = sample_task("J-RET-1", BASE_MS);
+    let ret = DepartmentReturn {
+        event_id: task.event_id.clone(),
+        source_system: "police.longmatan".to_owned(),
+        source_id: "J-RET-1".to_owned(),
+        department: Department::Police,
+        category_code: "0501".to_owned(),
+        community_code: Some("510504001002".to_owned()),
+        reason: "红星社区 has not admitted E0701 出租房屋核查 from police".to_owned(),
+        explanation: task.explanation.clone(),
+        returned_at: at(BASE_MS),
+    };
+    assert!(store.record_return(&ret).await.unwrap());
+    assert!(!store.record_return(&ret).await.unwrap(), "recorded once");
+    assert_eq!(
+        store
+            .prior_outcome("police.longmatan", "J-RET-1")
+            .await
+            .unwrap(),
+        Some(PriorOutcome::Returned)
+    );
+    let listed = store
+        .list_returns(Some(Department::Police), 10)
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![ret.clone()]);
+    assert!(store
+        .list_returns(Some(Department::Sanitation), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let out = store
+        .outbox_after(0, Some(Department::Police), 100)
+        .await
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    match &out[0].event {
+        TaskEvent::EventReturned(r) => assert_eq!(
+            (r.source_id.as_str(), r.reason.as_str()),
+            ("J-RET-1", ret.reason.as_str())
+        ),
+        other => panic!("expected a returned event, got {other:?}"),
+    }
+    // No task appears anywhere for it.
+    assert_eq!(store.count_tasks(&TaskFilter::default()).await.unwrap(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Workflow: lifecycle actions, clocks and alerts
+
+use hub_router::workflow::lifecycle::Action;
+use hub_router::workflow::{apply, Actor, ClockKind, Limit, SlaClock, TaskState, WorkingCalendar};
+use hub_store::{ApplyOutcome, ClockAlert};
+
+/// The state the hub derives for a task the router dispatched.
+fn dispatched_state(unit: &str) -> TaskState {
+    let t = apply(
+        &TaskState::new(vec!["handling".to_owned()]),
+        Action::Dispatch {
+            unit: unit.to_owned(),
+        },
+        &Actor::system("router"),
+        at(BASE_MS),
+    )
+    .unwrap();
+    TaskState {
+        version: 0,
+        ..t.state
+    }
+}
+
+fn sign_for_clock(minutes: u32) -> SlaClock {
+    SlaClock::start(
+        ClockKind::SignFor,
+        1,
+        at(BASE_MS),
+        Limit::parse(&format!("{minutes} minutes")).unwrap(),
+        Some(0.8),
+        WorkingCalendar::always_open(),
+    )
+}
+
+async fn lifecycle_action_writes_state_history_clocks_and_outbox_once(db: &TestDb) {
+    let store = db.open().await;
+    let task = sample_task("UM-2024-000900", BASE_MS);
+    let id = created_id(store.create_task(&task).await.unwrap());
+    let record = store.workflow(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            record.status,
+            record.state.as_ref(),
+            record.version,
+            record.breached
+        ),
+        (TaskStatus::Dispatched, None, 0, false)
+    );
+    assert!(store.workflow("no-such-task").await.unwrap().is_none());
+
+    let state = dispatched_state("510504001002.workstation");
+    let actor = Actor::person("alice", Some("510504001002.workstation"));
+    let t = apply(
+        &state,
+        Action::SignFor.with_note("on my way"),
+        &actor,
+        at(BASE_MS + 60_000),
+    )
+    .unwrap();
+    let clock = sign_for_clock(30);
+    let due = clock.deadline();
+    assert_eq!(
+        store
+            .apply_transition(&id, 0, &t, std::slice::from_ref(&clock), due)
+            .await
+            .unwrap(),
+        ApplyOutcome::Applied { seq: 3 }
+    );
+    // The same action decided on the stale version changes nothing.
+    assert_eq!(
+        store.apply_transition(&id, 0, &t, &[], None).await.unwrap(),
+        ApplyOutcome::Conflict { current_version: 1 }
+    );
+    assert_eq!(
+        store
+            .apply_transition("no-such-task", 0, &t, &[], None)
+            .await
+            .unwrap(),
+        ApplyOutcome::NotFound
+    );
+
+    let record = store.workflow(&id).await.unwrap().unwrap();
+    assert_eq!(record.status, TaskStatus::SignedFor);
+    assert_eq!(record.version, 1);
+    assert_eq!(record.state.as_ref(), Some(&t.state));
+    assert_eq!(record.due_at, due);
+    assert_eq!(
+        store.get_task(&id).await.unwrap().unwrap().status,
+        TaskStatus::SignedFor
+    );
+
+    let history = store.task_history(&id).await.unwrap();
+    assert_eq!(history.len(), 3, "{history:?}");
+    let last = &history[2];
+    assert_eq!(
+        (
+            last.seq,
+            last.from_status,
+            last.to_status,
+            last.actor.as_str(),
+            last.at
+        ),
+        (
+            3,
+            Some(TaskStatus::Dispatched),
+            TaskStatus::SignedFor,
+            "alice@510504001002.workstation",
+            at(BASE_MS + 60_000)
+        )
+    );
+    assert!(
+        last.note.as_deref().unwrap().contains("on my way"),
+        "{last:?}"
+    );
+
+    let outbox = store.outbox_after(0, None, 100).await.unwrap();
+    let changes: Vec<_> = outbox
+        .iter()
+        .filter_map(|e| match &e.event {
+            TaskEvent::TaskStatusChanged(c) if c.seq == 3 => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes.len(), 1, "{outbox:?}");
+    assert_eq!(changes[0].to_status, "signed_for");
+    assert_eq!(changes[0].from_status.as_deref(), Some("dispatched"));
+
+    let clocks = store.task_clocks(&id).await.unwrap();
+    assert_eq!(clocks.len(), 1);
+    assert_eq!(clocks[0].clock, clock);
+    // Writing the clock again (stopped) updates the same row.
+    let t2 = apply(&t.state, Action::Start, &actor, at(BASE_MS + 120_000)).unwrap();
+    let mut stopped = clock.clone();
+    stopped
+        .record(
+            hub_router::workflow::ClockEvent::Stopped {
+                at: at(BASE_MS + 120_000),
+            },
+            WorkingCalendar::always_open(),
+        )
+        .unwrap();
+    assert!(!stopped.is_open());
+    assert_eq!(
+        store
+            .apply_transition(&id, 1, &t2, &[stopped.clone()], None)
+            .await
+            .unwrap(),
+        ApplyOutcome::Applied { seq: 4 }
+    );
+    let clocks = store.task_clocks(&id).await.unwrap();
+    assert_eq!(clocks.len(), 1);
+    assert_eq!(clocks[0].clock, stopped);
+    assert!(store.open_clocks(0, 100).await.unwrap().is_empty());
+}
+
+async fn clock_alerts_are_raised_once_and_filter_tasks(db: &TestDb) {
+    let store = db.open().await;
+    let task = sample_task("UM-2024-000901", BASE_MS);
+    let id = created_id(store.create_task(&task).await.unwrap());
+    let other = created_id(
+        store
+            .create_task(&sample_task("UM-2024-000902", BASE_MS + 1))
+            .await
+            .unwrap(),
+    );
+    let state = dispatched_state("510504001002.workstation");
+    let t = apply(
+        &state,
+        Action::SignFor,
+        &Actor::person("bob", None),
+        at(BASE_MS),
+    )
+    .unwrap();
+    let clock = sign_for_clock(10);
+    let deadline = clock.deadline().unwrap();
+    store
+        .apply_transition(&id, 0, &t, &[clock], Some(deadline))
+        .await
+        .unwrap();
+
+    let open = store.open_clocks(0, 100).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert!(open[0].alerts.is_empty());
+    let clock_id = open[0].id;
+    assert_eq!(open[0].task_id, id);
+
+    // Several processes race to raise the same breach: exactly one does.
+    let mut racers = Vec::new();
+    for n in 0..4 {
+        let store = store.clone();
+        let alert = ClockAlert {
+            clock_id,
+            task_id: id.clone(),
+            kind: "breach".to_owned(),
+            due_at: deadline,
+            raised_at: at(BASE_MS + 700_000),
+            raised_by: format!("system:sla_tracker:{n}"),
+            note: "sla_breach: sign_for".to_owned(),
+        };
+        racers.push(tokio::spawn(async move {
+            store.raise_alert(&alert).await.unwrap()
+        }));
+    }
+    let mut raised = 0;
+    for r in racers {
+        raised += usize::from(r.await.unwrap());
+    }
+    assert_eq!(raised, 1);
+    let history = store.task_history(&id).await.unwrap();
+    let breaches = history
+        .iter()
+        .filter(|h| h.note.as_deref() == Some("sla_breach: sign_for"))
+        .count();
+    assert_eq!(breaches, 1, "{history:?}");
+    assert!(store.workflow(&id).await.unwrap().unwrap().breached);
+    assert_eq!(
+        store.open_clocks(0, 100).await.unwrap()[0].alerts,
+        vec!["breach".to_owned()]
+    );
+
+    let breached = store
+        .list_tasks(&TaskFilter {
+            breached: Some(true),
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        breached
+            .iter()
+            .map(|t| t.fields.task_id.as_str())
+            .collect::<Vec<_>>(),
+        vec![id.as_str()]
+    );
+    let not_breached = store
+        .list_tasks(&TaskFilter {
+            breached: Some(false),
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        not_breached
+            .iter()
+            .map(|t| t.fields.task_id.as_str())
+            .collect::<Vec<_>>(),
+        vec![other.as_str()]
+    );
+    let due = store
+        .count_tasks(&TaskFilter {
+            due_before: Some(deadline),
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(due, 1);
+    let due_earlier = store
+        .count_tasks(&TaskFilter {
+            due_before: Some(at(BASE_MS)),
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(due_earlier, 0);
+    // By unit: the lead unit and a co-handler both see it; another unit does not.
+    for (unit, expected) in [
+        ("510504001002.workstation", 2),
+        ("510504001002.property", 2),
+        ("510504001001.workstation", 0),
+    ] {
+        let n = store
+            .count_tasks(&TaskFilter {
+                unit_id: Some(unit.to_owned()),
+                ..TaskFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, expected, "{unit}");
+    }
 }

@@ -68,14 +68,23 @@ pub fn config_overrides(dir: &Path, brokers: &str, store_url: &str) -> Vec<(Stri
         ("HUB__STORE__URL".to_owned(), format!("\"{store_url}\"")),
         ("HUB__KAFKA__BROKERS".to_owned(), format!("\"{brokers}\"")),
         (
-            "HUB__CITY__DIR".to_owned(),
-            format!("\"{}\"", root.join("config/city").display()),
+            "HUB__ROUTING__DIR".to_owned(),
+            format!("\"{}\"", root.join("config").display()),
+        ),
+        (
+            "HUB__OPEN311__SERVICES".to_owned(),
+            format!(
+                "\"{}\"",
+                root.join("config/open311/services.toml").display()
+            ),
         ),
     ]
 }
 
 /// The shipped configuration with [`config_overrides`] applied.
 pub fn hub_config(dir: &Path, brokers: &str, store_url: &str) -> HubConfig {
+    // The hub's own logs, filtered by RUST_LOG (warnings by default), in the test's output.
+    hub::telemetry::init_logging();
     let root = workspace_root();
     let text = std::fs::read_to_string(root.join("config/hub.toml")).expect("config/hub.toml");
     HubConfig::parse(

@@ -136,6 +136,46 @@ impl Record {
             .map_err(|e| MappingError::new(field, format!("`{text}` is not an RFC 3339 time: {e}")))
     }
 
+    /// A time as databases and feeds write it: RFC 3339 with an offset, or an ISO local
+    /// time without one (`2026-11-21T10:23:00.123456` or with a space), read as UTC+8.
+    pub fn flexible_time(&self, field: &str) -> Result<DateTime<Utc>, MappingError> {
+        self.opt_flexible_time(field)?
+            .ok_or_else(|| MappingError::new(field, "missing"))
+    }
+
+    pub fn opt_flexible_time(&self, field: &str) -> Result<Option<DateTime<Utc>>, MappingError> {
+        let Some(text) = self.opt_text(field)? else {
+            return Ok(None);
+        };
+        if let Ok(t) = DateTime::parse_from_rfc3339(&text) {
+            return Ok(Some(t.with_timezone(&Utc)));
+        }
+        let naive = NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f")
+            .or_else(|_| NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f"))
+            .map_err(|_| {
+                MappingError::new(
+                    field,
+                    format!("`{text}` is not a time (RFC 3339, or local `YYYY-MM-DD HH:MM:SS`)"),
+                )
+            })?;
+        china_time()
+            .from_local_datetime(&naive)
+            .single()
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .ok_or_else(|| MappingError::new(field, format!("`{text}` is not a valid local time")))
+    }
+
+    pub fn opt_bool(&self, field: &str) -> Result<Option<bool>, MappingError> {
+        match self.0.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(MappingError::new(
+                field,
+                format!("expected true or false, got {}", kind(other)),
+            )),
+        }
+    }
+
     /// Copy the listed scalar fields into event attributes (department-specific extras).
     pub fn attributes(&self, fields: &[&str]) -> std::collections::BTreeMap<String, String> {
         fields

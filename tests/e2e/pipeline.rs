@@ -1,6 +1,6 @@
-//! End to end on real components: a fake departmental system → connector → Kafka (the
+//! The walking skeleton end to end: a fake departmental system → connector → Kafka (the
 //! embedded Kafka-protocol broker) → routing pipeline → task store (SQLite file or
-//! PostgreSQL) → HTTP API.
+//! PostgreSQL) → HTTP API, plus the outbox back to the departments.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hub::app::{self, Roles, RunningHub};
-use hub::config::{ConnectorConfig, ConnectorKind, HubConfig};
+use hub::config::{ConnectorConfig, HttpPollConnector, HubConfig};
 use hub_schemas::event::Department;
 use hub_simulator::generator::{load_addresses, Address, Generator};
 use hub_simulator::FakeDepartment;
@@ -26,12 +26,26 @@ fn addresses() -> Vec<Address> {
     load_addresses(&workspace_root().join("config/city/addresses.csv")).expect("gazetteer")
 }
 
+/// The `i`-th of a series of urban-management records that are all distinct incidents
+/// (different addresses, an admitted category), so each becomes its own task.
+fn distinct_record(generator: &mut Generator, i: usize) -> Value {
+    let at = generator.addresses()[(i * 7) % generator.addresses().len()].clone();
+    let mut record = generator.record_at(Department::UrbanManagement, &at, now());
+    record["eventTypeCode"] = Value::from("010101");
+    record["eventTypeName"] = Value::from("私搭乱建");
+    record
+}
+
 fn connector_for(fake: &FakeDepartment, page_size: u32) -> ConnectorConfig {
+    ConnectorConfig::HttpPoll(http_connector(fake, page_size))
+}
+
+fn http_connector(fake: &FakeDepartment, page_size: u32) -> HttpPollConnector {
     let shape = fake.shape();
-    ConnectorConfig {
+    HttpPollConnector {
         name: format!("{}.test", fake.department().as_str()),
         department: fake.department().as_str().to_owned(),
-        kind: ConnectorKind::HttpPoll,
+        rate_limit: None,
         base_url: fake.base_url(),
         path: shape.path.to_owned(),
         token_env: "TEST_TOKEN".to_owned(),
@@ -77,7 +91,7 @@ async fn task_count(store: &Arc<dyn hub_store::TaskStore>) -> u64 {
 }
 
 fn connector_toml(fake: &FakeDepartment, page_size: u32) -> String {
-    let c = connector_for(fake, page_size);
+    let c = http_connector(fake, page_size);
     format!(
         "[[connectors]]\nname = \"{}\"\ndepartment = \"{}\"\nkind = \"http_poll\"\nbase_url = \"{}\"\npath = \"{}\"\n\
          token_env = \"{}\"\ncursor_param = \"{}\"\nitems_pointer = \"{}\"\ncursor_pointer = \"{}\"\n\
@@ -110,11 +124,18 @@ async fn exactly_n_tasks_across_crashes(backend: Backend) {
 
     let mut generator = Generator::new(addresses(), 42);
     let mut expected: BTreeMap<String, String> = BTreeMap::new(); // source id → community
+                                                                  // Distinct incidents: no two records share an address and a category group, and every
+                                                                  // category is admitted everywhere, so each record must become its own task.
+    const DISTINCT: [(&str, &str); 2] = [("010101", "私搭乱建"), ("020101", "非法小广告")];
     let mut publish = |count: usize| {
         for _ in 0..count {
-            let at =
-                generator.addresses()[(expected.len() * 7) % generator.addresses().len()].clone();
-            let record = generator.record_at(Department::UrbanManagement, &at, now());
+            let i = expected.len();
+            let n = generator.addresses().len();
+            let at = generator.addresses()[i % n].clone();
+            let mut record = generator.record_at(Department::UrbanManagement, &at, now());
+            let (code, name) = DISTINCT[(i / n) % DISTINCT.len()];
+            record["eventTypeCode"] = Value::from(code);
+            record["eventTypeName"] = Value::from(name);
             expected.insert(
                 record["caseNo"].as_str().unwrap().to_owned(),
                 at.community_code().to_owned(),
@@ -281,10 +302,10 @@ async fn unmappable_records_are_dead_lettered_and_the_stream_goes_on() {
     let mut config = hub_config(dir.path(), broker.bootstrap(), &store_url);
     config.connectors = vec![connector_for(&fake, 10)];
     let mut generator = Generator::new(addresses(), 7);
-    let good1 = generator.record(Department::UrbanManagement, now());
-    let mut bad = generator.record(Department::UrbanManagement, now());
+    let good1 = distinct_record(&mut generator, 0);
+    let mut bad = distinct_record(&mut generator, 1);
     bad["reportTime"] = Value::from("21/11/2026 10:00");
-    let good2 = generator.record(Department::UrbanManagement, now());
+    let good2 = distinct_record(&mut generator, 2);
     for r in [&good1, &bad, &good2] {
         fake.publish(r);
     }
@@ -511,11 +532,13 @@ fn docker_compose_matches_the_hub_config() {
         (Department::CivilAffairs, 9104),
     ];
     for (department, port) in ports {
-        let c = config
+        let Some(ConnectorConfig::HttpPoll(c)) = config
             .connectors
             .iter()
             .find(|c| c.department() == department)
-            .expect("a connector per department");
+        else {
+            panic!("an http_poll connector per department")
+        };
         let shape = hub_simulator::ApiShape::of(department);
         assert_eq!(c.base_url, format!("http://simulator:{port}"), "{}", c.name);
         assert_eq!(
@@ -535,4 +558,193 @@ fn docker_compose_matches_the_hub_config() {
             c.name
         );
     }
+}
+
+/// A departmental receiver that refuses its first deliveries: every task event still arrives
+/// once, in order, with a valid HMAC signature; the failure reason shows in /healthz while it
+/// lasts; and the Kafka task topics carry the same events as Avro.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_events_reach_the_departments_webhook_once_in_order_and_signed() {
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Receiver {
+        refusals_left: Mutex<u32>,
+        received: Mutex<Vec<Value>>,
+        bad_signatures: Mutex<u32>,
+    }
+    const SECRET: &str = "feedback-secret";
+    async fn receive(
+        State(r): State<Arc<Receiver>>,
+        headers: HeaderMap,
+        body: axum::body::Bytes,
+    ) -> StatusCode {
+        {
+            let mut left = r.refusals_left.lock().unwrap();
+            if *left > 0 {
+                *left -= 1;
+                return StatusCode::SERVICE_UNAVAILABLE;
+            }
+        }
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let timestamp: i64 = header("X-Hub-Timestamp").parse().unwrap_or_default();
+        let expected =
+            hub_connectors::webhook::sign(&hub_connectors::Secret::new(SECRET), timestamp, &body);
+        if header("X-Hub-Signature") != expected {
+            *r.bad_signatures.lock().unwrap() += 1;
+            return StatusCode::UNAUTHORIZED;
+        }
+        r.received
+            .lock()
+            .unwrap()
+            .push(serde_json::from_slice(&body).unwrap());
+        StatusCode::OK
+    }
+    let receiver = Arc::new(Receiver {
+        refusals_left: Mutex::new(3),
+        ..Receiver::default()
+    });
+    let app = axum::Router::new()
+        .route("/feedback", axum::routing::post(receive))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver_url = format!("http://{}/feedback", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let store_url = fresh_store_url(Backend::Sqlite, dir.path()).await;
+    let fake = FakeDepartment::start(
+        Department::UrbanManagement,
+        TOKEN,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap();
+    let mut config = hub_config(dir.path(), broker.bootstrap(), &store_url);
+    config.connectors = vec![connector_for(&fake, 10)];
+    config.webhooks = vec![hub::config::WebhookConfig {
+        department: "urban_management".into(),
+        url: receiver_url,
+        secret_env: "FEEDBACK_SECRET".into(),
+        timeout_ms: 2000,
+    }];
+    const N: usize = 6;
+    let mut generator = Generator::new(addresses(), 11);
+    for i in 0..N {
+        fake.publish(&distinct_record(&mut generator, i));
+    }
+    let hub = app::start(
+        &config,
+        Roles::ALL,
+        Arc::new(|name: &str| {
+            Some(
+                if name == "FEEDBACK_SECRET" {
+                    SECRET
+                } else {
+                    TOKEN
+                }
+                .to_owned(),
+            )
+        }),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", hub.api_addr.unwrap());
+
+    // While the receiver refuses, /healthz shows why.
+    let health = eventually(
+        Duration::from_secs(30),
+        "a failed delivery in /healthz",
+        || {
+            let url = format!("{base}/healthz");
+            async move {
+                let h = get_json(&url).await;
+                let failing = h["outbox"]
+                    .as_array()?
+                    .iter()
+                    .find(|d| {
+                        d["destination"] == "webhook:urban_management"
+                            && d["attempts"].as_i64() > Some(0)
+                    })?
+                    .clone();
+                Some(failing)
+            }
+        },
+    )
+    .await;
+    assert!(
+        health["last_error"].as_str().unwrap().contains("503"),
+        "{health}"
+    );
+
+    let events = eventually(
+        Duration::from_secs(60),
+        "every event at the receiver",
+        || async {
+            let got = receiver.received.lock().unwrap().clone();
+            (got.len() >= 3 * N).then_some(got)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events_now = receiver.received.lock().unwrap().clone();
+    assert_eq!(events_now.len(), 3 * N, "each event once: {events_now:#?}");
+    assert_eq!(*receiver.bad_signatures.lock().unwrap(), 0);
+    let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+    // Per task: created, then dispatched, then the dispatch record.
+    let mut per_task: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in &events {
+        let kind = match e["type"].as_str().unwrap() {
+            "task_status_changed" => format!("status:{}", e["to_status"].as_str().unwrap()),
+            other => other.to_owned(),
+        };
+        per_task
+            .entry(e["task_id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(kind);
+    }
+    assert_eq!(per_task.len(), N);
+    for kinds in per_task.values() {
+        assert_eq!(
+            kinds,
+            &["status:created", "status:dispatched", "task_dispatched"]
+        );
+    }
+
+    // The same events on the Kafka task topics, in the wire format.
+    let dispatched = read_topic(broker.bootstrap(), "hub.tasks", 3, Duration::from_secs(2)).await;
+    let changes = read_topic(
+        broker.bootstrap(),
+        "hub.task-status",
+        3,
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!((dispatched.len(), changes.len()), (N, 2 * N));
+    assert!(dispatched.iter().chain(&changes).all(|r| r.payload[0] == 0));
+    let health = get_json(&format!("{base}/healthz")).await;
+    let hook = health["outbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["destination"] == "webhook:urban_management")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (hook["attempts"].as_i64(), hook["last_error"].is_null()),
+        (Some(0), true),
+        "{hook}"
+    );
+    hub.stop().await;
+    broker.stop().await;
 }

@@ -1,0 +1,426 @@
+//! The dead-letter topic from the connectors' side: writing a record that could not be mapped
+//! (with its original bytes, the reason, and the format it was read as), listing what is
+//! there, and replaying it through the *current* mapping after a fix.
+//!
+//! Replay produces the records that map now to their department's feed topic, exactly as the
+//! connector would have (same event id, so a record that had meanwhile become a task changes
+//! nothing), and leaves the others where they are. Nothing is ever removed from the topic;
+//! a replay can be repeated safely.
+//!
+//! The hub serves both over HTTP (`GET /api/v1/deadletters`, `POST
+//! /api/v1/deadletters/replay`), so `hub dlq list|replay --api URL` works with the embedded
+//! broker too.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use hub_connectors::mapping::{Mapped, Mapper, MappingContext, RecordFormat};
+use hub_connectors::privacy::mask_json_bytes;
+use hub_connectors::RawRecord;
+use hub_router::city::City;
+use hub_schemas::codec::{value_subject, Codec};
+use hub_schemas::event::Department;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use crate::dead_letter::{HEADER_ORIGIN, HEADER_REASON, HEADER_SOURCE, HEADER_STAGE};
+use crate::ingest::{partition_key, STAGE_MAPPING, STAGE_SOURCE};
+use crate::kafka::Kafka;
+use crate::telemetry;
+
+/// The record layout a connector read the record as (`RecordFormat`), so a replay maps it
+/// the same way even when the connector is gone from the configuration.
+pub const HEADER_FORMAT: &str = "hub.dlq.format";
+
+/// A record a connector refused.
+#[derive(Debug, Clone)]
+pub struct Letter {
+    /// `connector.mapping` (the mapping refused it) or `connector.source` (the source could
+    /// not even read it).
+    pub stage: &'static str,
+    /// The connector.
+    pub source: String,
+    pub format: Option<String>,
+    /// Where exactly: a page URL, `table:id`, an MQTT topic, `webhook:<name>`.
+    pub origin: String,
+    pub reason: String,
+    /// The bytes exactly as received.
+    pub original: Vec<u8>,
+}
+
+/// Write one dead letter and wait for the broker; an error is returned (the ingest loop
+/// retries its whole batch).
+pub async fn produce(kafka: &Kafka, topic: &str, letter: &Letter) -> Result<(), KafkaError> {
+    let mut headers: Vec<(&str, &[u8])> = vec![
+        (HEADER_STAGE, letter.stage.as_bytes()),
+        (HEADER_REASON, letter.reason.as_bytes()),
+        (HEADER_SOURCE, letter.source.as_bytes()),
+        (HEADER_ORIGIN, letter.origin.as_bytes()),
+    ];
+    if let Some(format) = &letter.format {
+        headers.push((HEADER_FORMAT, format.as_bytes()));
+    }
+    kafka
+        .produce(topic, &letter.source, &letter.original, &headers)
+        .await
+}
+
+/// Count and log a dead letter once the broker has it. The log names the record's origin and
+/// the reason, never its bytes (they hold personal data).
+pub fn delivered(letter: &Letter) {
+    tracing::warn!(
+        stage = letter.stage,
+        source = %letter.source,
+        origin = %letter.origin,
+        reason = %letter.reason,
+        "record dead-lettered"
+    );
+    metrics::counter!(telemetry::DEAD_LETTERS, "stage" => letter.stage).increment(1);
+}
+
+/// One record on the dead-letter topic.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub partition: i32,
+    pub offset: i64,
+    pub at: Option<DateTime<Utc>>,
+    pub stage: String,
+    pub source: String,
+    pub format: Option<String>,
+    pub origin: String,
+    pub reason: String,
+    pub size: usize,
+    /// The record with personal values masked (names, phones, ID numbers), shortened.
+    pub preview: String,
+    #[serde(skip)]
+    pub original: Vec<u8>,
+}
+
+/// Which entries to look at.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// Only this connector's (or router stage's) records.
+    pub source: Option<String>,
+    pub stage: Option<String>,
+    /// Only records after this offset (on every partition).
+    pub after: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+impl Filter {
+    fn keeps(&self, e: &Entry) -> bool {
+        self.source.as_ref().is_none_or(|s| *s == e.source)
+            && self.stage.as_ref().is_none_or(|s| *s == e.stage)
+            && self.after.is_none_or(|a| e.offset > a)
+    }
+}
+
+/// Read the whole topic (up to the high watermark of each partition at the time of the call).
+pub async fn read(brokers: &str, topic: &str, filter: &Filter) -> anyhow::Result<Vec<Entry>> {
+    let brokers = brokers.to_owned();
+    let topic = topic.to_owned();
+    let filter = filter.clone();
+    tokio::task::spawn_blocking(move || read_blocking(&brokers, &topic, &filter))
+        .await
+        .context("the dead-letter reader thread")?
+}
+
+fn read_blocking(brokers: &str, topic: &str, filter: &Filter) -> anyhow::Result<Vec<Entry>> {
+    let timeout = Duration::from_secs(10);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "hub-dlq-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .context("creating the dead-letter reader")?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .with_context(|| format!("reading the partitions of {topic}"))?;
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p.id(), timeout)
+                .with_context(|| format!("reading the offsets of {topic}/{}", p.id()))?;
+            if high > low {
+                ends.insert(p.id(), high);
+                assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if ends.is_empty() {
+        return Ok(out);
+    }
+    consumer.assign(&assignment)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut done: BTreeMap<i32, bool> = ends.keys().map(|p| (*p, false)).collect();
+    while done.values().any(|d| !d) {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("reading {topic} did not reach its end within 60 s");
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let m = message.with_context(|| format!("reading {topic}"))?;
+        let header = |name: &str| {
+            m.headers().and_then(|h| {
+                h.iter()
+                    .find(|x| x.key == name)
+                    .and_then(|x| x.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
+        };
+        let payload = m.payload().unwrap_or_default().to_vec();
+        if m.offset() + 1 >= ends[&m.partition()] {
+            done.insert(m.partition(), true);
+        }
+        let preview = String::from_utf8_lossy(&mask_json_bytes(&payload))
+            .chars()
+            .take(300)
+            .collect();
+        let entry = Entry {
+            partition: m.partition(),
+            offset: m.offset(),
+            at: m
+                .timestamp()
+                .to_millis()
+                .and_then(DateTime::<Utc>::from_timestamp_millis),
+            stage: header(HEADER_STAGE).unwrap_or_default(),
+            source: header(HEADER_SOURCE).unwrap_or_default(),
+            format: header(HEADER_FORMAT),
+            origin: header(HEADER_ORIGIN).unwrap_or_default(),
+            reason: header(HEADER_REASON).unwrap_or_default(),
+            size: payload.len(),
+            preview,
+            original: payload,
+        };
+        if filter.keeps(&entry) {
+            out.push(entry);
+        }
+    }
+    out.sort_by_key(|e| (e.at, e.partition, e.offset));
+    if let Some(limit) = filter.limit {
+        let skip = out.len().saturating_sub(limit);
+        out.drain(..skip);
+    }
+    Ok(out)
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReplayReport {
+    pub examined: usize,
+    /// Records that map now and were produced to their feed topic.
+    pub produced: Vec<Replayed>,
+    /// Valid now, but nothing to act on (counted, not produced).
+    pub skipped: Vec<Left>,
+    /// Still refused by the current mapping; they stay on the dead-letter topic.
+    pub still_failing: Vec<Left>,
+    /// Not connector mapping failures (the router's, or a source that could not read the
+    /// record at all); left as they are.
+    pub not_replayable: Vec<Left>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Replayed {
+    pub offset: i64,
+    pub source: String,
+    pub source_id: String,
+    pub event_id: String,
+    pub topic: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Left {
+    pub offset: i64,
+    pub source: String,
+    pub reason: String,
+}
+
+/// What replay needs from the running hub.
+#[derive(Clone)]
+pub struct DlqState {
+    pub kafka: Kafka,
+    pub dead_letter_topic: String,
+    /// Feed topic per department.
+    pub feeds: BTreeMap<Department, String>,
+    pub codec: Arc<Codec>,
+    pub city: Arc<City>,
+    /// The configured connectors' mappers, by name (rules included).
+    pub mappers: BTreeMap<String, Mapper>,
+}
+
+/// Re-run the matching dead letters through the current mapping.
+pub async fn replay(
+    state: &DlqState,
+    filter: &Filter,
+    dry_run: bool,
+) -> anyhow::Result<ReplayReport> {
+    let entries = read(state.kafka.brokers(), &state.dead_letter_topic, filter).await?;
+    let mut report = ReplayReport {
+        examined: entries.len(),
+        ..ReplayReport::default()
+    };
+    for e in entries {
+        let left = |reason: String| Left {
+            offset: e.offset,
+            source: e.source.clone(),
+            reason,
+        };
+        if e.stage != STAGE_MAPPING {
+            let why = if e.stage == STAGE_SOURCE {
+                format!(
+                    "the source could not read it ({}); a mapping fix does not change that",
+                    e.reason
+                )
+            } else {
+                format!("stage `{}` is not a connector mapping", e.stage)
+            };
+            report.not_replayable.push(left(why));
+            continue;
+        }
+        let mapper = match state.mappers.get(&e.source) {
+            Some(m) => m.clone(),
+            None => match e.format.as_deref().and_then(RecordFormat::parse) {
+                Some(format) => Mapper::new(format),
+                None => {
+                    report.not_replayable.push(left(format!(
+                        "connector `{}` is not configured and the record names no format",
+                        e.source
+                    )));
+                    continue;
+                }
+            },
+        };
+        let ctx = MappingContext {
+            source_system: &e.source,
+            received_at: Utc::now(),
+        };
+        let raw = RawRecord {
+            bytes: e.original.clone(),
+            uri: e.origin.clone(),
+        };
+        match mapper.map(ctx, &raw) {
+            Err(err) => report.still_failing.push(left(err.to_string())),
+            Ok(Mapped::Skip { reason }) => report.skipped.push(left(reason)),
+            Ok(Mapped::Event(event)) => {
+                let topic = state
+                    .feeds
+                    .get(&event.department)
+                    .with_context(|| format!("no feed topic for {}", event.department))?
+                    .clone();
+                if !dry_run {
+                    let payload = state
+                        .codec
+                        .encode(&value_subject(&topic), event.as_ref())
+                        .await
+                        .map_err(|err| {
+                            anyhow::anyhow!("encoding event {}: {err}", event.event_id)
+                        })?;
+                    let key = partition_key(&state.city, &event);
+                    state
+                        .kafka
+                        .produce(
+                            &topic,
+                            &key,
+                            &payload,
+                            &[
+                                ("hub.event_id", event.event_id.as_bytes()),
+                                (
+                                    "hub.replayed_from",
+                                    format!(
+                                        "{}/{}@{}",
+                                        state.dead_letter_topic, e.partition, e.offset
+                                    )
+                                    .as_bytes(),
+                                ),
+                            ],
+                        )
+                        .await
+                        .with_context(|| {
+                            format!("producing event {} to {topic}", event.event_id)
+                        })?;
+                    tracing::info!(event_id = %event.event_id, source = %e.source, offset = e.offset, "dead letter replayed");
+                }
+                report.produced.push(Replayed {
+                    offset: e.offset,
+                    source: e.source.clone(),
+                    source_id: event.source_id.clone(),
+                    event_id: event.event_id.clone(),
+                    topic,
+                });
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// `GET /api/v1/deadletters` and `POST /api/v1/deadletters/replay`.
+pub fn routes(state: DlqState) -> Router {
+    Router::new()
+        .route("/api/v1/deadletters", get(list_handler))
+        .route("/api/v1/deadletters/replay", post(replay_handler))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize)]
+struct ReplayQuery {
+    source: Option<String>,
+    after: Option<i64>,
+    limit: Option<usize>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn failed(e: anyhow::Error) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({ "error": format!("{e:#}") })),
+    )
+        .into_response()
+}
+
+async fn list_handler(State(s): State<DlqState>, Query(filter): Query<Filter>) -> Response {
+    let filter = Filter {
+        limit: Some(filter.limit.unwrap_or(100).min(10_000)),
+        ..filter
+    };
+    match read(s.kafka.brokers(), &s.dead_letter_topic, &filter).await {
+        Ok(entries) => Json(serde_json::json!({
+            "topic": s.dead_letter_topic,
+            "count": entries.len(),
+            "entries": entries,
+        }))
+        .into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+async fn replay_handler(State(s): State<DlqState>, Query(q): Query<ReplayQuery>) -> Response {
+    let filter = Filter {
+        source: q.source,
+        stage: None,
+        after: q.after,
+        limit: q.limit,
+    };
+    match replay(&s, &filter, q.dry_run).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => failed(e),
+    }
+}

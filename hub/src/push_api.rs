@@ -1,0 +1,230 @@
+//! The webhook endpoint departments push records to: `POST /api/v1/connectors/<name>/records`
+//! (and the connector's own `path`, if configured), signed as `hub_connectors::webhook`
+//! describes (`X-Hub-Timestamp`, `X-Hub-Signature: sha256=...`).
+//!
+//! | answer | when |
+//! | --- | --- |
+//! | 200 `{"status":"accepted"}` | the record is in Kafka (or valid with nothing to act on: `"skipped"`) |
+//! | 401 | missing, malformed, stale, replayed or wrongly signed request; counted by reason |
+//! | 404 | no webhook connector of that name |
+//! | 422 | signed, but the record cannot be mapped; the reason says which field; it is on the dead-letter topic |
+//! | 429 | over the connector's rate limit (`Retry-After`) |
+//! | 503 | the hub is busy or the connector is not running here (`Retry-After`); send again |
+//!
+//! The hub answers 2xx only once the record is safe in Kafka: the handler waits for the
+//! ingest loop to produce it. A request the hub did not take (429, 503) is forgotten by the
+//! replay check, so the department may send it again with the very same headers.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Utc;
+use hub_connectors::push::{PushHandle, SubmitError};
+use hub_connectors::rate_limit::TokenBucket;
+use hub_connectors::webhook::{Verifier, WebhookError, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use hub_connectors::{Outcome, RawRecord};
+use serde_json::json;
+
+use crate::health::Health;
+use crate::telemetry;
+
+/// The receiving side of one webhook connector.
+pub struct PushEndpoint {
+    name: String,
+    path: Option<String>,
+    verifier: Mutex<Verifier>,
+    handle: PushHandle,
+    limiter: Option<Mutex<TokenBucket>>,
+}
+
+impl PushEndpoint {
+    pub fn new(
+        name: String,
+        path: Option<String>,
+        verifier: Verifier,
+        handle: PushHandle,
+        limiter: Option<TokenBucket>,
+    ) -> Self {
+        PushEndpoint {
+            name,
+            path,
+            verifier: Mutex::new(verifier),
+            handle,
+            limiter: limiter.map(Mutex::new),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Webhook connectors of this process, and those configured but not running here (another
+/// process runs them, or they could not start) with the reason.
+#[derive(Clone, Default)]
+pub struct PushState {
+    endpoints: Arc<BTreeMap<String, Arc<PushEndpoint>>>,
+    unavailable: Arc<BTreeMap<String, String>>,
+    health: Arc<Health>,
+}
+
+impl PushState {
+    pub fn new(
+        endpoints: Vec<PushEndpoint>,
+        unavailable: BTreeMap<String, String>,
+        health: Arc<Health>,
+    ) -> Self {
+        PushState {
+            endpoints: Arc::new(
+                endpoints
+                    .into_iter()
+                    .map(|e| (e.name.clone(), Arc::new(e)))
+                    .collect(),
+            ),
+            unavailable: Arc::new(unavailable),
+            health,
+        }
+    }
+}
+
+/// The routes: the generic one, plus each connector's own path. `paths` are the configured
+/// paths of every webhook connector (running here or not), by connector name.
+pub fn routes(state: PushState, paths: &BTreeMap<String, String>) -> Router {
+    let mut router = Router::new().route(
+        "/api/v1/connectors/{name}/records",
+        post(
+            |State(s): State<PushState>,
+             Path(name): Path<String>,
+             headers: HeaderMap,
+             body: Bytes| async move { receive(&s, &name, &headers, body).await },
+        ),
+    );
+    for (name, path) in paths {
+        let name = name.clone();
+        router = router.route(
+            path,
+            post(
+                move |State(s): State<PushState>, headers: HeaderMap, body: Bytes| async move {
+                    receive(&s, &name, &headers, body).await
+                },
+            ),
+        );
+    }
+    router.with_state(state)
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn refused(connector: &str, reason: &'static str) {
+    metrics::counter!(telemetry::CONNECTOR_WEBHOOK_REJECTED, "connector" => connector.to_owned(), "reason" => reason).increment(1);
+}
+
+async fn receive(s: &PushState, name: &str, headers: &HeaderMap, body: Bytes) -> Response {
+    let Some(endpoint) = s.endpoints.get(name) else {
+        if let Some(why) = s.unavailable.get(name) {
+            refused(name, "not_running");
+            let mut r = answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "error": format!("connector {name} is not running in this hub process: {why}") }),
+            );
+            r.headers_mut().insert("retry-after", 30.into());
+            return r;
+        }
+        return answer(
+            StatusCode::NOT_FOUND,
+            json!({ "error": format!("no webhook connector named `{name}`") }),
+        );
+    };
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let verified = endpoint.verifier.lock().expect("verifier lock").verify(
+        header(TIMESTAMP_HEADER),
+        header(SIGNATURE_HEADER),
+        &body,
+        Utc::now().timestamp(),
+    );
+    let verified = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            refused(name, e.reason());
+            // A wrong secret is the department's configuration to fix; other refusals may be
+            // a stray or hostile request, shown but not taken as the connector failing.
+            let must_act = matches!(e, WebhookError::BadSignature);
+            s.health
+                .failure(name, &format!("refused a pushed request: {e}"), must_act);
+            tracing::warn!(connector = name, reason = e.reason(), error = %e, "pushed request refused");
+            return answer(StatusCode::UNAUTHORIZED, json!({ "error": e.to_string() }));
+        }
+    };
+    if let Some(limiter) = &endpoint.limiter {
+        let acquired = limiter
+            .lock()
+            .expect("limiter lock")
+            .try_acquire(Instant::now());
+        if let Err(wait) = acquired {
+            endpoint
+                .verifier
+                .lock()
+                .expect("verifier lock")
+                .forget(&verified);
+            refused(name, "rate_limited");
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut r = answer(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({ "error": format!("over the rate limit of connector {name}; retry in {secs} s") }),
+            );
+            r.headers_mut().insert("retry-after", secs.into());
+            return r;
+        }
+    }
+    let record = RawRecord {
+        bytes: body.to_vec(),
+        uri: format!("webhook:{name}"),
+    };
+    match endpoint.handle.submit(record).await {
+        Ok(Outcome::Produced) => answer(StatusCode::OK, json!({ "status": "accepted" })),
+        Ok(Outcome::Skipped { reason }) => answer(
+            StatusCode::OK,
+            json!({ "status": "skipped", "reason": reason }),
+        ),
+        Ok(Outcome::DeadLettered { reason }) => {
+            answer(StatusCode::UNPROCESSABLE_ENTITY, json!({ "error": reason }))
+        }
+        Err(e) => {
+            // Not taken: the sender may retry with the same headers.
+            endpoint
+                .verifier
+                .lock()
+                .expect("verifier lock")
+                .forget(&verified);
+            refused(
+                name,
+                match e {
+                    SubmitError::Busy { .. } => "busy",
+                    SubmitError::Closed | SubmitError::Unconfirmed => "not_running",
+                },
+            );
+            let mut r = answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "error": e.to_string() }),
+            );
+            r.headers_mut().insert("retry-after", 1.into());
+            r
+        }
+    }
+}
+
+impl PushEndpoint {
+    /// The connector's own path, if configured.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+}

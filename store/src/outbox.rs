@@ -1,0 +1,231 @@
+//! Task events waiting to be relayed: written with the task change that caused them, read in
+//! id order by each destination's relay.
+
+use chrono::{DateTime, Utc};
+
+use hub_router::task::NewTask;
+use hub_schemas::event::Department;
+use hub_schemas::task::{TaskDispatched, TaskStatusChanged, UnitRef};
+use serde::{Deserialize, Serialize};
+
+use crate::rows::HistoryRow;
+use crate::StoreError;
+
+/// An event for departments, as published to the task topics and departmental webhooks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TaskEvent {
+    TaskDispatched(TaskDispatched),
+    TaskStatusChanged(TaskStatusChanged),
+    /// An event the community did not admit: back to its department, with no task.
+    EventReturned(EventReturned),
+}
+
+/// What a department hears when its event was not admitted (准入制).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventReturned {
+    pub event_id: String,
+    pub source_system: String,
+    pub source_id: String,
+    pub department: Department,
+    pub category_code: String,
+    pub community_code: Option<String>,
+    pub reason: String,
+    pub returned_at: DateTime<Utc>,
+}
+
+impl TaskEvent {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TaskEvent::TaskDispatched(_) => "task_dispatched",
+            TaskEvent::TaskStatusChanged(_) => "task_status_changed",
+            TaskEvent::EventReturned(_) => "event_returned",
+        }
+    }
+
+    /// The task the event is about (empty for a returned event, which has none).
+    pub fn task_id(&self) -> &str {
+        match self {
+            TaskEvent::TaskDispatched(e) => &e.task_id,
+            TaskEvent::TaskStatusChanged(e) => &e.task_id,
+            TaskEvent::EventReturned(_) => "",
+        }
+    }
+
+    /// The key the event is published under: its task, or for a return, its event.
+    pub fn key(&self) -> &str {
+        match self {
+            TaskEvent::EventReturned(e) => &e.event_id,
+            other => other.task_id(),
+        }
+    }
+}
+
+/// One outbox entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    /// Increasing in commit order: a destination delivers entries by ascending id.
+    pub id: i64,
+    pub department: Department,
+    pub created_at: DateTime<Utc>,
+    pub event: TaskEvent,
+}
+
+/// Where one destination's relay stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestinationState {
+    pub destination: String,
+    /// Every entry with an id up to this one has been delivered.
+    pub delivered_up_to: i64,
+    /// Failed attempts since the last success.
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// No attempt before this time (backoff after a failure).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl DestinationState {
+    pub fn new(destination: &str) -> Self {
+        DestinationState {
+            destination: destination.to_owned(),
+            delivered_up_to: 0,
+            attempts: 0,
+            last_error: None,
+            last_attempt_at: None,
+            next_attempt_at: None,
+        }
+    }
+}
+
+/// The events a new task publishes: dispatched (when it has a lead unit), then one status
+/// change per initial history entry.
+pub(crate) fn events_for_new_task(task: &NewTask, history: &[HistoryRow]) -> Vec<TaskEvent> {
+    let unit = |u: &hub_router::task::AssignedUnit| UnitRef {
+        unit_id: u.unit_id.clone(),
+        role: u.role.clone(),
+        name: u.name.clone(),
+    };
+    let mut events = Vec::new();
+    for entry in history {
+        events.push(TaskEvent::TaskStatusChanged(TaskStatusChanged {
+            task_id: task.task_id.clone(),
+            seq: entry.seq(),
+            source_system: task.source_system.clone(),
+            source_id: task.source_id.clone(),
+            from_status: entry.previous_status().map(str::to_owned),
+            to_status: entry.to_status().to_owned(),
+            actor: entry.actor().to_owned(),
+            note: entry.note().map(str::to_owned),
+            changed_at: task.created_at,
+        }));
+    }
+    if let Some(lead) = &task.lead_unit {
+        events.push(TaskEvent::TaskDispatched(TaskDispatched {
+            task_id: task.task_id.clone(),
+            event_id: task.event_id.clone(),
+            source_system: task.source_system.clone(),
+            source_id: task.source_id.clone(),
+            department: task.department,
+            category_code: task.category_code.clone(),
+            district_code: task.place.district_code.clone(),
+            street_code: task.place.street_code.clone(),
+            community_code: task.place.community_code.clone(),
+            grid_code: task.place.grid_code.clone(),
+            lead_unit: Some(unit(lead)),
+            co_handlers: task.co_handlers.iter().map(unit).collect(),
+            due_at: None,
+            dispatched_at: task.created_at,
+            rules_version: task.rules_version.clone(),
+        }));
+    }
+    events
+}
+
+pub(crate) fn to_payload(event: &TaskEvent) -> Result<String, StoreError> {
+    serde_json::to_string(event).map_err(|e| StoreError::InvalidTask {
+        task_id: event.key().to_owned(),
+        reason: format!("outbox event cannot be written as JSON: {e}"),
+    })
+}
+
+/// An outbox row as read back.
+#[derive(sqlx::FromRow)]
+pub(crate) struct OutboxRow {
+    id: i64,
+    department: String,
+    payload: String,
+    created_at: i64,
+}
+
+impl OutboxRow {
+    pub(crate) fn into_event(self) -> Result<OutboxEvent, StoreError> {
+        let corrupt = |reason: String| StoreError::CorruptOutbox {
+            id: self.id,
+            reason,
+        };
+        let department = Department::parse(&self.department)
+            .ok_or_else(|| corrupt(format!("unknown department `{}`", self.department)))?;
+        let event =
+            serde_json::from_str(&self.payload).map_err(|e| corrupt(format!("payload: {e}")))?;
+        let created_at = DateTime::from_timestamp_millis(self.created_at)
+            .ok_or_else(|| corrupt(format!("created_at {} out of range", self.created_at)))?;
+        Ok(OutboxEvent {
+            id: self.id,
+            department,
+            created_at,
+            event,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DestinationRow {
+    destination: String,
+    delivered_up_to: i64,
+    attempts: i64,
+    last_error: Option<String>,
+    last_attempt_at: Option<i64>,
+    next_attempt_at: Option<i64>,
+}
+
+impl From<DestinationRow> for DestinationState {
+    fn from(r: DestinationRow) -> Self {
+        DestinationState {
+            destination: r.destination,
+            delivered_up_to: r.delivered_up_to,
+            attempts: r.attempts,
+            last_error: r.last_error,
+            last_attempt_at: r.last_attempt_at.and_then(DateTime::from_timestamp_millis),
+            next_attempt_at: r.next_attempt_at.and_then(DateTime::from_timestamp_millis),
+        }
+    }
+}
+
+// SQL shared by both dialects ($n parameters work in SQLite too).
+/// A department receives the events of its own records and of the tasks its reports were
+/// merged into.
+pub(crate) const SELECT_AFTER: &str = "SELECT id, department, payload, created_at FROM outbox \
+     WHERE id > $1 AND ($2 IS NULL OR department = $2 OR EXISTS (SELECT 1 FROM task_reports r \
+     WHERE r.task_id = outbox.task_id AND r.department = $2)) ORDER BY id LIMIT $3";
+pub(crate) const SELECT_DESTINATION: &str =
+    "SELECT destination, delivered_up_to, attempts, last_error, \
+     last_attempt_at, next_attempt_at FROM outbox_destinations WHERE destination = $1";
+pub(crate) const SELECT_DESTINATIONS: &str =
+    "SELECT destination, delivered_up_to, attempts, last_error, \
+     last_attempt_at, next_attempt_at FROM outbox_destinations ORDER BY destination";
+/// Take or renew the lease when it is free, ours, or expired. Binds destination, holder,
+/// now, until.
+pub(crate) const LEASE: &str = "INSERT INTO outbox_destinations (destination, lease_holder, lease_until) \
+     VALUES ($1, $2, $4) ON CONFLICT (destination) DO UPDATE SET lease_holder = $2, lease_until = $4 \
+     WHERE outbox_destinations.lease_holder IS NULL OR outbox_destinations.lease_holder = $2 \
+     OR outbox_destinations.lease_until < $3";
+/// Binds destination, holder, up_to, now. Only the lease holder moves the cursor.
+pub(crate) const DELIVERED: &str =
+    "UPDATE outbox_destinations SET delivered_up_to = $3, attempts = 0, \
+     last_error = NULL, last_attempt_at = $4, next_attempt_at = NULL \
+     WHERE destination = $1 AND lease_holder = $2 AND delivered_up_to < $3";
+/// Binds destination, holder, error, now, next_attempt_at.
+pub(crate) const FAILED: &str =
+    "UPDATE outbox_destinations SET attempts = attempts + 1, last_error = $3, \
+     last_attempt_at = $4, next_attempt_at = $5 WHERE destination = $1 AND lease_holder = $2";

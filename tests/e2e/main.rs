@@ -1,0 +1,6 @@
+//! End-to-end tests of the hub against real components: the embedded Kafka-protocol broker,
+//! SQLite files and PostgreSQL, with fakes of the departmental systems. One test binary, one
+//! module per capability.
+
+mod connectors;
+mod pipeline;
