@@ -73,3 +73,17 @@ pub fn bench_route(quick: bool) -> anyhow::Result<()> {
     println!("{report}");
     Ok(())
 }
+
+/// The SLA tracker's core with `n` open clocks: memory, detection delay, restart recovery.
+pub fn bench_sla(dir: &Path, n: usize) -> anyhow::Result<()> {
+    let sla = hub_router::workflow::SlaConfig::load(&dir.join("sla"))?;
+    let calendar = sla.calendar_of(sla.policies.default_policy());
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "note: a debug build; run `cargo run --release -p hub -- bench sla` for real figures"
+        );
+    }
+    let figures = hub_router::workflow::scheduler::bench_sla(n, calendar, chrono::Utc::now());
+    println!("{figures}");
+    Ok(())
+}

@@ -110,6 +110,13 @@ pub async fn start(
     let store = hub_store::open(&config.store.url)
         .await
         .with_context(|| format!("opening store {}", redact_url(&config.store.url)))?;
+    // The case workflow (SLA policies in <routing dir>/sla) and the API's accounts.
+    let workflow = crate::console_api::Workflow::load(&config.routing.dir, store.clone())?;
+    let access = Arc::new(crate::auth::Access::load(
+        &config.routing.dir,
+        &city,
+        &secrets,
+    )?);
 
     let broker = if config.kafka.brokers.trim().is_empty() {
         let broker = EmbeddedBroker::start(&config.data_dir.join("broker")).await?;
@@ -214,13 +221,25 @@ pub async fn start(
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         api_addr = Some(listener.local_addr()?);
-        let app = api::routes(api::ApiState {
+        let api_routes = api::routes(api::ApiState {
             routing: routing.clone(),
             store: store.clone(),
             health: shared.health.clone(),
             metrics,
         })
-        .merge(connector_routes);
+        .merge(crate::console_api::routes(
+            crate::console_api::ConsoleState {
+                workflow: workflow.clone(),
+            },
+        ));
+        let auth = crate::auth::AuthState {
+            access: access.clone(),
+            store: store.clone(),
+        };
+        // Dead-letter list/replay behind the bearer tokens; webhook pushes (HMAC) and Open311
+        // (api keys) authenticate by their own schemes.
+        let app = crate::auth::protect(api_routes.merge(connector_routes.admin), auth)
+            .merge(connector_routes.public);
         let mut stop = shutdown.clone();
         tasks.spawn(async move {
             let served = axum::serve(listener, app)

@@ -110,6 +110,13 @@ pub async fn status(api: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn authorized(request: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(t) => request.bearer_auth(t),
+        None => request,
+    }
+}
+
 fn query(pairs: &[(&str, Option<String>)]) -> Vec<(String, String)> {
     pairs
         .iter()
@@ -120,6 +127,7 @@ fn query(pairs: &[(&str, Option<String>)]) -> Vec<(String, String)> {
 /// `hub dlq list`.
 pub async fn dlq_list(
     api: &str,
+    token: Option<&str>,
     source: Option<String>,
     after: Option<i64>,
     limit: usize,
@@ -131,7 +139,11 @@ pub async fn dlq_list(
         ("after", after.map(|a| a.to_string())),
         ("limit", Some(limit.to_string())),
     ]);
-    let body = fetch(client().get(&url).query(&q), &format!("GET {url}")).await?;
+    let body = fetch(
+        authorized(client().get(&url).query(&q), token),
+        &format!("GET {url}"),
+    )
+    .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
@@ -163,6 +175,7 @@ pub async fn dlq_list(
 /// `hub dlq replay`.
 pub async fn dlq_replay(
     api: &str,
+    token: Option<&str>,
     source: Option<String>,
     after: Option<i64>,
     dry_run: bool,
@@ -174,7 +187,11 @@ pub async fn dlq_replay(
         ("after", after.map(|a| a.to_string())),
         ("dry_run", Some(dry_run.to_string())),
     ]);
-    let body = fetch(client().post(&url).query(&q), &format!("POST {url}")).await?;
+    let body = fetch(
+        authorized(client().post(&url).query(&q), token),
+        &format!("POST {url}"),
+    )
+    .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());

@@ -249,8 +249,8 @@ impl Workflow {
         let mut clocks: Vec<SlaClock> = current.clocks.iter().map(|c| c.clock.clone()).collect();
         let mut effects = policy.clock_effects(t, calendar);
         effects.extend_from_slice(extra);
-        let changed =
-            apply_effects(&mut clocks, &effects, calendar).map_err(|e| ActError::Clock(e.to_string()))?;
+        let changed = apply_effects(&mut clocks, &effects, calendar)
+            .map_err(|e| ActError::Clock(e.to_string()))?;
         let to_write: Vec<SlaClock> = if current.derived {
             clocks.clone()
         } else {
@@ -353,7 +353,10 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store error while serving the console API");
-        ApiError::msg(StatusCode::SERVICE_UNAVAILABLE, format!("task store unavailable: {e}"))
+        ApiError::msg(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("task store unavailable: {e}"),
+        )
     }
 }
 
@@ -428,9 +431,8 @@ async fn list(
         ..TaskFilter::default()
     };
     if let Some(st) = q.get("status") {
-        filter.status = Some(
-            TaskStatus::parse(st).ok_or_else(|| bad(format!("unknown status `{st}`")))?,
-        );
+        filter.status =
+            Some(TaskStatus::parse(st).ok_or_else(|| bad(format!("unknown status `{st}`")))?);
     }
     if let Some(d) = q.get("department") {
         filter.department = Some(
@@ -501,15 +503,17 @@ async fn list(
 /// Loads a task and checks the caller may see it (404 before 403 would leak existence, so
 /// an out-of-scope task is 403 only once it is known to exist; ids are not guessable).
 async fn scoped(s: &ConsoleState, who: &Identity, id: &str) -> Result<Current, ApiError> {
-    let current = s
-        .workflow
-        .current(id)
-        .await?
-        .ok_or_else(|| ApiError::msg(StatusCode::NOT_FOUND, format!("no task with id `{id}`")))?;
+    let current =
+        s.workflow.current(id).await?.ok_or_else(|| {
+            ApiError::msg(StatusCode::NOT_FOUND, format!("no task with id `{id}`"))
+        })?;
     if !who.may_see(&current.task) {
         return Err(ApiError::msg(
             StatusCode::FORBIDDEN,
-            format!("{} may not see or act on task {id} (outside its scope)", who.name),
+            format!(
+                "{} may not see or act on task {id} (outside its scope)",
+                who.name
+            ),
         ));
     }
     Ok(current)
@@ -570,7 +574,10 @@ pub fn parse_command(mut body: Value) -> Result<(Command, Option<u64>), String> 
         .map(|k| k.as_str())
         .collect();
     let action: Action = serde_json::from_value(body).map_err(|e| {
-        format!("not a lifecycle action ({e}); `action` is one of {}", kinds.join(", "))
+        format!(
+            "not a lifecycle action ({e}); `action` is one of {}",
+            kinds.join(", ")
+        )
     })?;
     Ok((Command { action, note }, expected))
 }
@@ -582,19 +589,19 @@ async fn act(
     UrlPath(id): UrlPath<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::msg(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")))?;
+    let body: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::msg(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })?;
     let (command, expected) =
         parse_command(body).map_err(|m| ApiError::msg(StatusCode::BAD_REQUEST, m))?;
     let current = scoped(&s, &who, &id).await?;
     if !who.may_act(&current.task, &command.action) {
         return Err(ApiError::msg(
             StatusCode::FORBIDDEN,
-            format!(
-                "{} may not {} task {id}",
-                who.name,
-                command.action.kind()
-            ),
+            format!("{} may not {} task {id}", who.name, command.action.kind()),
         ));
     }
     let actor = Actor::person(who.name.clone(), who.unit.as_deref());

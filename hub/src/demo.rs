@@ -41,7 +41,7 @@ pub const DEMO_TOKEN: &str = "demo-token";
 pub const DEMO_WEBHOOK_SECRET: &str = "demo-webhook-secret";
 /// The api key of the simulated residents' app (demo only).
 pub const DEMO_OPEN311_KEY: &str = "demo-open311-key";
-/// Where the demo looks for Mosquitto.
+/// Where the demo looks for Mosquitto (`HUB_DEMO_MQTT=host:port` overrides).
 pub const DEMO_MQTT: (&str, u16) = ("127.0.0.1", 1883);
 /// The PostgreSQL server the demo creates its civil-affairs database on
 /// (`HUB_DEMO_POSTGRES_URL` overrides).
@@ -89,16 +89,22 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         }
     };
     // Sanitation sensors: Mosquitto.
+    let (mqtt_host, mqtt_port) = match std::env::var("HUB_DEMO_MQTT") {
+        Ok(v) => v
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+            .with_context(|| format!("HUB_DEMO_MQTT `{v}`: expected host:port"))?,
+        Err(_) => (DEMO_MQTT.0.to_owned(), DEMO_MQTT.1),
+    };
     let mqtt_ok = tokio::time::timeout(
         Duration::from_secs(2),
-        tokio::net::TcpStream::connect(DEMO_MQTT),
+        tokio::net::TcpStream::connect((mqtt_host.as_str(), mqtt_port)),
     )
     .await
     .is_ok_and(|c| c.is_ok());
     if !mqtt_ok {
         skipped.push(format!(
-            "sanitation bin sensors: no MQTT broker at {}:{} (Debian: apt-get install mosquitto && mosquitto -d)",
-            DEMO_MQTT.0, DEMO_MQTT.1
+            "sanitation bin sensors: no MQTT broker at {mqtt_host}:{mqtt_port} (Debian: apt-get install mosquitto && mosquitto -d; or set HUB_DEMO_MQTT=host:port)"
         ));
     }
 
@@ -167,8 +173,8 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
             name: "sanitation.bins".into(),
             department: "sanitation".into(),
             rate_limit: None,
-            host: DEMO_MQTT.0.into(),
-            port: DEMO_MQTT.1,
+            host: mqtt_host.clone(),
+            port: mqtt_port,
             client_id: Some("hub-demo-sanitation-bins".into()),
             topic: format!("{MQTT_PREFIX}/+/reading"),
             username: None,
@@ -187,7 +193,7 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         }));
         running.push(format!(
             "{:<28} MQTT          mqtt://{}:{}/{MQTT_PREFIX}/+/reading (12 bins, debounced)",
-            "sanitation.bins", DEMO_MQTT.0, DEMO_MQTT.1
+            "sanitation.bins", mqtt_host, mqtt_port
         ));
     }
     if let Some(db) = &welfare {
@@ -238,6 +244,7 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         WEBHOOK_VAR => Some(DEMO_WEBHOOK_SECRET.to_owned()),
         DB_VAR => db_url.clone(),
         v if v == keys_var => Some(DEMO_OPEN311_KEY.to_owned()),
+        crate::auth::DEMO_TOKENS_VAR => Some("1".to_owned()),
         _ => None,
     });
     let hub = app::start(&config, Roles::ALL, secrets)
@@ -261,9 +268,8 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         "urban_management.push"
     ));
     let _bins = if mqtt_ok {
-        let gateway = Arc::new(
-            SensorGateway::connect(DEMO_MQTT.0, DEMO_MQTT.1, "hub-demo-bin-gateway").await,
-        );
+        let gateway =
+            Arc::new(SensorGateway::connect(&mqtt_host, mqtt_port, "hub-demo-bin-gateway").await);
         Some(LiveBins::start(
             gateway,
             MQTT_PREFIX.to_owned(),
@@ -312,12 +318,21 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         }
     }
     println!();
+    println!("API tokens (demo accounts from config/access.toml):");
+    println!("  administrator: demo-admin   street 510504001: demo-street-510504001");
+    println!("  community 510504001001: demo-community-510504001001   police: demo-police");
+    println!();
     println!("Try:");
-    println!("  curl -s {api}/api/v1/tasks?limit=5");
-    println!("  curl -s '{api}/api/v1/tasks?department=police&status=dispatched'");
-    println!("  curl -s {api}/api/v1/tasks?community=510504001001");
+    println!("  export T='Authorization: Bearer demo-admin'");
+    println!("  curl -s -H \"$T\" {api}/api/v1/tasks?limit=5");
+    println!("  curl -s -H \"$T\" '{api}/api/v1/tasks?department=police&status=dispatched'");
+    println!("  curl -s -H 'Authorization: Bearer demo-community-510504001001' {api}/api/v1/console/tasks");
+    println!("  curl -s -H \"$T\" {api}/api/v1/tasks/<task_id>/workflow   # state, allowed actions, SLA clocks");
     println!(
-        "  curl -s {api}/api/v1/tasks/<task_id>      # with the routing explanation and history"
+        "  curl -s -H \"$T\" -d '{{\"action\":\"sign_for\"}}' {api}/api/v1/tasks/<task_id>/actions"
+    );
+    println!(
+        "  curl -s -H \"$T\" {api}/api/v1/tasks/<task_id>      # with the routing explanation and history"
     );
     println!("  curl -s {api}/open311/v2/services.json");
     println!("  curl -s {api}/open311/v2/requests.json");
@@ -326,12 +341,12 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     );
     println!("  curl -s {api}/healthz                      # every connector's state");
     println!("  ./target/debug/hub connectors status --api {api}");
-    println!("  ./target/debug/hub dlq list --api {api}");
+    println!("  ./target/debug/hub dlq list --api {api} --token demo-admin");
     println!("  curl -s {api}/metrics | grep hub_connector");
     println!("  kcat -C -b {} -t hub.feed.urban-management -c 1 -e | xxd | head   # Avro, Confluent wire format", hub.kafka_brokers);
     println!();
     println!(
-        "The API needs no token yet. Ctrl-C stops the demo; its data stays in {}.",
+        "Ctrl-C stops the demo; its data stays in {}.",
         display_dir(&config.data_dir)
     );
     let result = hub.run_until_interrupted().await;

@@ -609,6 +609,16 @@ pub fn report_unbuilt(health: &Health, config: &ConnectorConfig, error: &BuildEr
     tracing::error!(connector = config.name(), error = %error, "connector not started");
 }
 
+/// The connector-facing HTTP routes.
+pub struct ConnectorRoutes {
+    /// Authenticated by their own scheme: webhook pushes by HMAC signature, Open311 posts by
+    /// api key (reads are open, as GeoReport v2 has them). Not behind the API's bearer tokens.
+    pub public: axum::Router,
+    /// The dead-letter list and replay under `/api/v1/deadletters`: behind the API's bearer
+    /// tokens (administrators).
+    pub admin: axum::Router,
+}
+
 /// Start this process's connectors (role `connectors`) and build the connector-facing HTTP
 /// routes (role `api`): the webhook endpoints, Open311 and the dead-letter list and replay.
 /// A connector that cannot be built (a missing secret, say) is shown as failing in
@@ -620,7 +630,7 @@ pub fn start_connectors(
     shared: &crate::app::Shared,
     shutdown: &Shutdown,
     tasks: &mut tokio::task::JoinSet<()>,
-) -> anyhow::Result<axum::Router> {
+) -> anyhow::Result<ConnectorRoutes> {
     use std::collections::BTreeMap;
     let dead_letter_topic = config.kafka.topics.dead_letter.name.clone();
     let mut endpoints = Vec::new();
@@ -673,6 +683,7 @@ pub fn start_connectors(
         crate::push_api::PushState::new(endpoints, unavailable, shared.health.clone()),
         &paths,
     );
+    let mut admin = axum::Router::new();
     if roles.api {
         if let Some(o) = config.open311.as_ref().filter(|o| o.enabled) {
             let catalog = o
@@ -696,14 +707,17 @@ pub fn start_connectors(
             .into_iter()
             .map(|d| (d, config.feed_topic(d).name.clone()))
             .collect();
-        router = router.merge(crate::dlq::routes(crate::dlq::DlqState {
+        admin = crate::dlq::routes(crate::dlq::DlqState {
             kafka: shared.kafka.clone(),
             dead_letter_topic,
             feeds,
             codec: shared.codec.clone(),
             city: shared.city.clone(),
             mappers,
-        }));
+        });
     }
-    Ok(router)
+    Ok(ConnectorRoutes {
+        public: router,
+        admin,
+    })
 }

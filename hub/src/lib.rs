@@ -8,9 +8,11 @@
 pub mod admin_cli;
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod connectors_cli;
+pub mod console_api;
 pub mod dead_letter;
 pub mod demo;
 pub mod dispatcher;

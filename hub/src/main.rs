@@ -80,6 +80,9 @@ enum DlqCommand {
     List {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         api: String,
+        /// An administrator's API token.
+        #[arg(long, env = "HUB_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Only this connector's records.
         #[arg(long)]
         source: Option<String>,
@@ -97,6 +100,9 @@ enum DlqCommand {
     Replay {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         api: String,
+        /// An administrator's API token.
+        #[arg(long, env = "HUB_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         #[arg(long)]
         source: Option<String>,
         #[arg(long)]
@@ -135,6 +141,16 @@ enum BenchCommand {
         #[arg(long)]
         quick: bool,
     },
+    /// The SLA tracker's scheduler with many open tasks (deadlines spread over working
+    /// hours): resident memory, breach-detection delay (median, worst), restart recovery.
+    Sla {
+        /// Open tasks.
+        #[arg(long, default_value_t = 1_000_000)]
+        tasks: usize,
+        /// The configuration folder (its sla/ holds policies and calendars).
+        #[arg(long, default_value = "config")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -167,21 +183,29 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Dlq(DlqCommand::List {
             api,
+            token,
             source,
             after,
             limit,
             json,
-        }) => hub::connectors_cli::dlq_list(&api, source, after, limit, json).await,
+        }) => {
+            hub::connectors_cli::dlq_list(&api, token.as_deref(), source, after, limit, json).await
+        }
         Command::Rules(RulesCommand::Check { dir }) => hub::admin_cli::rules_check(&dir),
         Command::Rules(RulesCommand::Test { dir }) => hub::admin_cli::rules_test(&dir),
         Command::Bench(BenchCommand::Route { quick }) => hub::admin_cli::bench_route(quick),
+        Command::Bench(BenchCommand::Sla { tasks, dir }) => hub::admin_cli::bench_sla(&dir, tasks),
         Command::Dlq(DlqCommand::Replay {
             api,
+            token,
             source,
             after,
             dry_run,
             json,
-        }) => hub::connectors_cli::dlq_replay(&api, source, after, dry_run, json).await,
+        }) => {
+            hub::connectors_cli::dlq_replay(&api, token.as_deref(), source, after, dry_run, json)
+                .await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -674,6 +674,37 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_catalogue_offers_exactly_the_taxonomy_residents_codes() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let text = std::fs::read_to_string(root.join("config/open311/services.toml")).unwrap();
+        let file: Catalog = toml::from_str(&text).unwrap();
+        let catalog = Catalog::new(file.services).unwrap();
+        let taxonomy: toml::Table = std::fs::read_to_string(root.join("config/taxonomy.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let residents = taxonomy["departments"]["residents"].as_table().unwrap();
+        let offered: std::collections::BTreeSet<&str> = catalog
+            .services
+            .iter()
+            .map(|s| s.service_code.as_str())
+            .collect();
+        let mapped: std::collections::BTreeSet<&str> =
+            residents.keys().map(String::as_str).collect();
+        assert_eq!(
+            offered, mapped,
+            "config/open311/services.toml vs config/taxonomy.toml"
+        );
+        for s in &catalog.services {
+            assert!(
+                parse_request_id(&new_request_id(&s.service_code, Utc::now())).is_some(),
+                "{}",
+                s.service_code
+            );
+        }
+    }
+
+    #[test]
     fn query_values_are_decoded() {
         let q = Some("jurisdiction_id=longmatan.gov.cn&x=%E6%B3%B8+%E5%B7%9E".to_owned());
         assert_eq!(

@@ -35,6 +35,8 @@ use tokio::task::JoinHandle;
 const TOKEN: &str = "police-token";
 const SECRET: &str = "whsec-urban-management";
 const API_KEY: &str = "resident-app-key";
+/// The administrator's demo token (config/access.toml, with HUB_ACCESS_DEMO_TOKENS=1).
+const ADMIN: &str = "demo-admin";
 
 // ------------------------------------------------------------------------------ harness
 
@@ -1263,7 +1265,11 @@ async fn welfare_rows_become_checks_and_a_malformed_row_is_dead_lettered() {
         .unwrap();
     silent_cases(&db, 6, 8).await;
     let config = env.config(vec![welfare_connector("WELFARE_DB")]);
-    let hub = start(&config, secrets(&[("WELFARE_DB", db.url())])).await;
+    let hub = start(
+        &config,
+        secrets(&[("WELFARE_DB", db.url()), ("HUB_ACCESS_DEMO_TOKENS", "1")]),
+    )
+    .await;
     exactly_on_feed(&env, Department::CivilAffairs, 6).await;
     let dead = dead_letters(&env).await;
     assert_eq!(dead.len(), 1);
@@ -1303,7 +1309,15 @@ async fn welfare_rows_become_checks_and_a_malformed_row_is_dead_lettered() {
         "the person reached 3 h ago is skipped"
     );
     // Personal data stays out of the health and the dead-letter listing.
-    let listing = get_json(&format!("{}/api/v1/deadletters", base(&hub))).await;
+    let listing: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/deadletters", base(&hub)))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let text = listing.to_string();
     assert!(
         text.contains("MZ-BAD-1") && !text.contains("赵伟"),
@@ -1840,7 +1854,11 @@ async fn dead_letters_are_listed_and_replayed_through_the_current_mapping() {
     unfixable["bjsj"] = json!("昨天");
     fake.publish(&unfixable);
     let config = env.config(vec![police_connector(&fake.base_url())]);
-    let hub = start(&config, secrets(&[("POLICE_TOKEN", TOKEN)])).await;
+    let hub = start(
+        &config,
+        secrets(&[("POLICE_TOKEN", TOKEN), ("HUB_ACCESS_DEMO_TOKENS", "1")]),
+    )
+    .await;
     let base = base(&hub);
     exactly_on_feed(&env, Department::Police, 1).await;
 
@@ -1862,7 +1880,7 @@ async fn dead_letters_are_listed_and_replayed_through_the_current_mapping() {
     .await
     .unwrap();
 
-    let out = cli(&["dlq", "list", "--api", &base]).await;
+    let out = cli(&["dlq", "list", "--api", &base, "--token", ADMIN]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -1882,14 +1900,23 @@ async fn dead_letters_are_listed_and_replayed_through_the_current_mapping() {
         "phone numbers are masked: {text}"
     );
 
-    let out = cli(&["dlq", "replay", "--api", &base, "--dry-run"]).await;
+    let out = cli(&[
+        "dlq",
+        "replay",
+        "--api",
+        &base,
+        "--token",
+        ADMIN,
+        "--dry-run",
+    ])
+    .await;
     assert!(String::from_utf8_lossy(&out.stdout).contains("would produce 1"));
     assert_eq!(
         feed(&env, Department::Police).await.len(),
         1,
         "a dry run produces nothing"
     );
-    let out = cli(&["dlq", "replay", "--api", &base]).await;
+    let out = cli(&["dlq", "replay", "--api", &base, "--token", ADMIN]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -1906,8 +1933,15 @@ async fn dead_letters_are_listed_and_replayed_through_the_current_mapping() {
     // The unfixable record is still there; nothing was removed.
     assert_eq!(dead_letters(&env).await.len(), 2);
     // Replaying again changes no task (same event id).
+    let anonymous = reqwest::Client::new()
+        .post(format!("{base}/api/v1/deadletters/replay"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401, "replay needs an API token");
     let again: Value = reqwest::Client::new()
         .post(format!("{base}/api/v1/deadletters/replay"))
+        .bearer_auth(ADMIN)
         .send()
         .await
         .unwrap()

@@ -4,3 +4,4 @@
 
 mod connectors;
 mod pipeline;
+mod workflow;

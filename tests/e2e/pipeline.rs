@@ -59,9 +59,13 @@ fn http_connector(fake: &FakeDepartment, page_size: u32) -> HttpPollConnector {
 }
 
 async fn start(config: &HubConfig, roles: Roles) -> RunningHub {
-    app::start(config, roles, Arc::new(|_: &str| Some(TOKEN.to_owned())))
-        .await
-        .expect("hub starts")
+    app::start(
+        config,
+        roles,
+        hub_tests::with_demo_tokens(Arc::new(|_: &str| Some(TOKEN.to_owned()))),
+    )
+    .await
+    .expect("hub starts")
 }
 
 const CONNECTORS_ONLY: Roles = Roles {
@@ -76,7 +80,7 @@ const API_ONLY: Roles = Roles {
 };
 
 async fn get_json(url: &str) -> Value {
-    let resp = reqwest::get(url)
+    let resp = hub_tests::admin_get(url)
         .await
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
@@ -479,7 +483,7 @@ async fn demo_serves_tasks_from_all_four_departments_within_30s() {
         || {
             let url = url.clone();
             async move {
-                let body: Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+                let body: Value = hub_tests::admin_get(&url).await.ok()?.json().await.ok()?;
                 let tasks = body["tasks"].as_array()?.clone();
                 let departments: BTreeSet<_> = tasks
                     .iter()

@@ -233,3 +233,30 @@ pub async fn read_topic(
     .await
     .expect("reader thread")
 }
+
+/// The administrator's demo token (config/access.toml), accepted when the hub runs with
+/// [`with_demo_tokens`] (or `HUB_ACCESS_DEMO_TOKENS=1`).
+pub const ADMIN_TOKEN: &str = "demo-admin";
+
+/// Secrets that also switch on the accounts' demo tokens, and give no account a token of
+/// its own (so `inner` answering every name cannot make tokens collide).
+pub fn with_demo_tokens(inner: hub::app::Secrets) -> hub::app::Secrets {
+    std::sync::Arc::new(move |name: &str| {
+        if name == hub::auth::DEMO_TOKENS_VAR {
+            Some("1".to_owned())
+        } else if name.starts_with("HUB_TOKEN_") {
+            None
+        } else {
+            inner(name)
+        }
+    })
+}
+
+/// `GET url` as the administrator.
+pub async fn admin_get(url: &str) -> reqwest::Result<reqwest::Response> {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+}

@@ -1,0 +1,531 @@
+//! The case workflow through the console API: every lifecycle action over HTTP, refusals
+//! naming the state and the allowed moves, and the authorization matrix (no cross-scope read
+//! or write, for every endpoint and role).
+
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use hub::app::{self, Roles, RunningHub};
+use hub_router::explanation::Explanation;
+use hub_router::place::{PlaceLevel, PlaceMethod, ResolvedPlace};
+use hub_router::priority::Priority;
+use hub_router::task::{AssignedUnit, NewTask};
+use hub_router::taxonomy::CategoryRef;
+use hub_schemas::event::{CivicEvent, Department, Location};
+use hub_tests::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const API_ONLY: Roles = Roles {
+    connectors: false,
+    router: false,
+    api: true,
+};
+
+fn unit(id: &str, role: &str) -> AssignedUnit {
+    AssignedUnit {
+        unit_id: id.to_owned(),
+        role: role.to_owned(),
+        name: id.to_owned(),
+    }
+}
+
+/// A dispatched task in `community` (of `street`), from `department`, led by `lead`.
+fn task(
+    source_id: &str,
+    department: Department,
+    street: &str,
+    community: &str,
+    lead: AssignedUnit,
+    co_handlers: Vec<AssignedUnit>,
+) -> NewTask {
+    let source_system = format!("{}.test", department.as_str());
+    let event_id = CivicEvent::derive_id(&source_system, source_id);
+    let category = CategoryRef {
+        code: "E0101".to_owned(),
+        name: "私搭乱建".to_owned(),
+        group: "illegal_construction".to_owned(),
+    };
+    let place = ResolvedPlace {
+        level: PlaceLevel::Community,
+        method: PlaceMethod::Address,
+        district_code: Some("510504".to_owned()),
+        street_code: Some(street.to_owned()),
+        community_code: Some(community.to_owned()),
+        grid_code: None,
+        matched_area: community.to_owned(),
+        point: None,
+    };
+    let now = Utc::now();
+    NewTask {
+        task_id: NewTask::derive_id(&event_id),
+        event_id,
+        source_system,
+        source_id: source_id.to_owned(),
+        department,
+        category_code: "010101".to_owned(),
+        category_name: None,
+        category: category.clone(),
+        priority: Priority::Normal,
+        sla_policy: None,
+        description: "test case".to_owned(),
+        location: Location {
+            point: None,
+            address: Some("test".to_owned()),
+            grid_code: None,
+        },
+        occurred_at: now,
+        received_at: now,
+        place,
+        lead_unit: Some(lead),
+        co_handlers,
+        explanation: Explanation {
+            place_method: PlaceMethod::Address,
+            place_level: PlaceLevel::Community,
+            matched_area: community.to_owned(),
+            place_detail: String::new(),
+            rule_id: "test".to_owned(),
+            rules_version: "test".to_owned(),
+            admission: None,
+            category: Some(category),
+            category_detail: String::new(),
+            rule_detail: String::new(),
+            assignment_detail: String::new(),
+            merged_into: None,
+        },
+        rules_version: "test".to_owned(),
+        created_at: now,
+    }
+}
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn get(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("GET");
+        let status = resp.status();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn post(&self, token: Option<&str>, path: &str, body: Value) -> (StatusCode, Value) {
+        let mut req = self.client.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("POST");
+        let status = resp.status();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn act(&self, token: &str, id: &str, body: Value) -> (StatusCode, Value) {
+        self.post(Some(token), &format!("/api/v1/tasks/{id}/actions"), body)
+            .await
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    _broker: hub::broker::EmbeddedBroker,
+    hub: RunningHub,
+    api: Api,
+    /// In 清泉社区 (510504001002, street 510504001), from urban management, an urban
+    /// management squad co-handling.
+    a: String,
+    /// In 翠屏社区 (510504002001, street 510504002), from police, led by its police station.
+    b: String,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let url = fresh_store_url(Backend::Sqlite, dir.path()).await;
+    let config = hub_config(dir.path(), broker.bootstrap(), &url);
+    let hub = app::start(
+        &config,
+        API_ONLY,
+        with_demo_tokens(Arc::new(|_: &str| None)),
+    )
+    .await
+    .expect("hub starts");
+    let a = task(
+        "A-1",
+        Department::UrbanManagement,
+        "510504001",
+        "510504001002",
+        unit("510504001002.workstation", "workstation"),
+        vec![unit(
+            "510504001002.urban_management_squad",
+            "urban_management_squad",
+        )],
+    );
+    let b = task(
+        "B-1",
+        Department::Police,
+        "510504002",
+        "510504002001",
+        unit("510504002001.police_station", "police_station"),
+        vec![],
+    );
+    for t in [&a, &b] {
+        hub.store.create_task(t).await.unwrap();
+    }
+    let api = Api {
+        base: format!("http://{}", hub.api_addr.unwrap()),
+        client: reqwest::Client::new(),
+    };
+    Fixture {
+        _dir: dir,
+        _broker: broker,
+        hub,
+        api,
+        a: a.task_id,
+        b: b.task_id,
+    }
+}
+
+const ADMIN: &str = "demo-admin";
+const STREET1: &str = "demo-street-510504001";
+const STREET2: &str = "demo-street-510504002";
+const QINGQUAN: &str = "demo-community-510504001002";
+const WUTONG: &str = "demo-community-510504001001";
+const POLICE: &str = "demo-police";
+const URBAN: &str = "demo-urban-management";
+const SANITATION: &str = "demo-sanitation";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lifecycle_action_goes_through_the_console_api() {
+    let f = fixture().await;
+    let api = &f.api;
+    let a = f.a.as_str();
+
+    let (s, w) = api
+        .get(Some(QINGQUAN), &format!("/api/v1/tasks/{a}/workflow"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{w}");
+    assert_eq!(w["state"]["status"], "dispatched");
+    assert_eq!(w["version"], 0);
+    let kinds: Vec<&str> = w["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"]["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"sign_for") && kinds.contains(&"handling"),
+        "{w}"
+    );
+    assert!(w["clocks"][0]["deadline"].is_string(), "{w}");
+
+    // An illegal move names the state and what is allowed.
+    let (s, e) = api.act(QINGQUAN, a, json!({"action": "close"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    let msg = e["error"].as_str().unwrap();
+    assert!(
+        msg.contains("dispatched") && msg.contains("sign_for"),
+        "{msg}"
+    );
+    assert!(
+        e["allowed"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("sign_for")),
+        "{e}"
+    );
+
+    let step = |token: &'static str, body: Value, to: &'static str| {
+        let api = &f.api;
+        async move {
+            let (s, r) = api.act(token, a, body.clone()).await;
+            assert_eq!(s, StatusCode::OK, "{body} → {r}");
+            assert_eq!(r["to"], to, "{body} → {r}");
+            r
+        }
+    };
+    step(
+        QINGQUAN,
+        json!({"action": "sign_for", "note": "收到"}),
+        "signed_for",
+    )
+    .await;
+    step(QINGQUAN, json!({"action": "start"}), "in_progress").await;
+    step(
+        QINGQUAN,
+        json!({"action": "request_extension", "by": "2 days"}),
+        "in_progress",
+    )
+    .await;
+    // Extension decisions belong to the level above.
+    let (s, _) = api
+        .act(QINGQUAN, a, json!({"action": "approve_extension"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    step(
+        STREET1,
+        json!({"action": "approve_extension"}),
+        "in_progress",
+    )
+    .await;
+    step(
+        QINGQUAN,
+        json!({"action": "request_extension", "by": "1 days"}),
+        "in_progress",
+    )
+    .await;
+    step(
+        STREET1,
+        json!({"action": "refuse_extension"}),
+        "in_progress",
+    )
+    .await;
+    let (s, e) = api
+        .act(QINGQUAN, a, json!({"action": "resolve", "feedback": " "}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    step(
+        QINGQUAN,
+        json!({"action": "resolve", "feedback": "已拆除"}),
+        "resolved",
+    )
+    .await;
+    step(
+        QINGQUAN,
+        json!({"action": "verify", "passed": false, "finding": "仍有残留"}),
+        "in_progress",
+    )
+    .await;
+    step(
+        QINGQUAN,
+        json!({"action": "resolve", "feedback": "已清理"}),
+        "resolved",
+    )
+    .await;
+    step(QINGQUAN, json!({"action": "verify"}), "verified").await;
+    step(QINGQUAN, json!({"action": "close"}), "closed").await;
+    let r = step(
+        QINGQUAN,
+        json!({"action": "callback", "satisfied": false}),
+        "dispatched",
+    )
+    .await;
+    assert_eq!(r["label"], "reopened");
+    step(
+        QINGQUAN,
+        json!({"action": "return", "reason": "not_our_remit"}),
+        "returned",
+    )
+    .await;
+    let (s, _) = api
+        .act(
+            QINGQUAN,
+            a,
+            json!({"action": "arbitrate", "unit": "510504001002.party_branch"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "arbitration is the level above's");
+    let r = step(
+        STREET1,
+        json!({"action": "arbitrate", "unit": "510504001002.party_branch"}),
+        "dispatched",
+    )
+    .await;
+    assert_eq!(r["label"], "re-dispatched");
+    // A decision on a stale version is refused and changes nothing.
+    let (s, e) = api
+        .act(
+            QINGQUAN,
+            a,
+            json!({"action": "sign_for", "expected_version": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    let (s, e) = api
+        .act(QINGQUAN, a, json!({"action": "cancel", "reason": "other"}))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "a cancel for `other` needs a note: {e}"
+    );
+    step(
+        QINGQUAN,
+        json!({"action": "cancel", "reason": "duplicate", "note": "同 A-0"}),
+        "cancelled",
+    )
+    .await;
+    let (s, e) = api.act(QINGQUAN, a, json!({"action": "sign_for"})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(e["error"].as_str().unwrap().contains("cancelled"), "{e}");
+
+    // Every action is in the history with its actor, and in the outbox.
+    let (_, w) = api
+        .get(Some(ADMIN), &format!("/api/v1/tasks/{a}/workflow"))
+        .await;
+    let history = w["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2 + 15, "{w:#}");
+    assert_eq!(
+        history[2]["actor"],
+        "community-510504001002@510504001002.workstation"
+    );
+    assert!(history[2]["note"].as_str().unwrap().contains("收到"));
+    assert_eq!(w["state"]["status"], "cancelled");
+    assert_eq!(w["version"], 15);
+    let events = f.hub.store.outbox_after(0, None, 1000).await.unwrap();
+    let changes = events
+        .iter()
+        .filter(|e| e.event.task_id() == a && e.event.kind() == "task_status_changed")
+        .count();
+    assert_eq!(changes, 2 + 15);
+    f.hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_matrix_allows_no_cross_scope_read_or_write() {
+    let f = fixture().await;
+    let api = &f.api;
+    let (a, b) = (f.a.as_str(), f.b.as_str());
+    // Who may see which task.
+    let sees = [
+        (ADMIN, true, true),
+        (STREET1, true, false),
+        (STREET2, false, true),
+        (QINGQUAN, true, false),
+        (WUTONG, false, false),
+        (POLICE, false, true),
+        (URBAN, true, false),
+        (SANITATION, false, false),
+    ];
+    for (token, sees_a, sees_b) in sees {
+        for (id, allowed) in [(a, sees_a), (b, sees_b)] {
+            let want = if allowed {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            for path in [
+                format!("/api/v1/tasks/{id}"),
+                format!("/api/v1/tasks/{id}/workflow"),
+            ] {
+                let (s, body) = api.get(Some(token), &path).await;
+                assert_eq!(s, want, "{token} GET {path}: {body}");
+            }
+            // Writing: out of scope is 403 and changes nothing.
+            let before = f.hub.store.workflow(id).await.unwrap().unwrap().version;
+            let (s, body) = api
+                .act(token, id, json!({"action": "await_resident"}))
+                .await;
+            if allowed {
+                // Allowed in scope, but illegal in `dispatched`: 409, not 403.
+                assert_eq!(s, StatusCode::CONFLICT, "{token} acts on {id}: {body}");
+            } else {
+                assert_eq!(s, StatusCode::FORBIDDEN, "{token} acts on {id}: {body}");
+            }
+            let (s, body) = api
+                .act(
+                    token,
+                    id,
+                    json!({"action": "sign_for", "expected_version": 99}),
+                )
+                .await;
+            assert!(
+                s == StatusCode::FORBIDDEN || (allowed && s == StatusCode::CONFLICT),
+                "{token} signs for {id}: {s} {body}"
+            );
+            assert_eq!(
+                f.hub.store.workflow(id).await.unwrap().unwrap().version,
+                before
+            );
+        }
+        // Listings hold only what the account may see, whatever it asks for.
+        for path in [
+            "/api/v1/tasks?limit=1000",
+            "/api/v1/console/tasks?limit=1000",
+        ] {
+            let (s, body) = api.get(Some(token), path).await;
+            assert_eq!(s, StatusCode::OK, "{token} GET {path}: {body}");
+            let ids: Vec<&str> = body["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    t["task_id"]
+                        .as_str()
+                        .or_else(|| t["fields"]["task_id"].as_str())
+                        .unwrap_or_default()
+                })
+                .collect();
+            assert_eq!(ids.contains(&a), sees_a, "{token} GET {path}: {ids:?}");
+            assert_eq!(ids.contains(&b), sees_b, "{token} GET {path}: {ids:?}");
+        }
+        // Asking for another scope outright is refused.
+        if token != ADMIN && token != POLICE && token != URBAN && token != SANITATION {
+            for path in [
+                "/api/v1/tasks?community=510504003001",
+                "/api/v1/console/tasks?community=510504003001",
+            ] {
+                let (s, _) = api.get(Some(token), path).await;
+                assert_eq!(s, StatusCode::FORBIDDEN, "{token} GET {path}");
+            }
+        }
+        // Administrator-only: routing dry-run.
+        let (s, _) = api
+            .post(Some(token), "/api/v1/route/dry-run", json!({}))
+            .await;
+        if token == ADMIN {
+            assert_eq!(s, StatusCode::BAD_REQUEST, "admin reaches the dry-run");
+        } else {
+            assert_eq!(s, StatusCode::FORBIDDEN, "{token} dry-run");
+        }
+        // Returns: administrators, and a department for its own.
+        let (s, _) = api
+            .get(Some(token), "/api/v1/returns?department=police")
+            .await;
+        let want = if token == ADMIN || token == POLICE {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(s, want, "{token} returns");
+    }
+    // No token or a wrong one: 401 everywhere under /api/; health and metrics stay open.
+    for token in [None, Some("nope")] {
+        for path in [
+            "/api/v1/tasks".to_owned(),
+            format!("/api/v1/tasks/{a}"),
+            format!("/api/v1/tasks/{a}/workflow"),
+            "/api/v1/console/tasks".to_owned(),
+            "/api/v1/returns".to_owned(),
+        ] {
+            let (s, _) = api.get(token, &path).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{token:?} GET {path}");
+        }
+        let (s, _) = api
+            .post(
+                token,
+                &format!("/api/v1/tasks/{a}/actions"),
+                json!({"action": "sign_for"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(f.hub.store.workflow(a).await.unwrap().unwrap().version, 0);
+    for path in ["/healthz", "/metrics"] {
+        let resp = reqwest::get(format!("{}{path}", api.base)).await.unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    }
+    // Console filters: breached, due within.
+    let (s, body) = api
+        .get(Some(ADMIN), "/api/v1/console/tasks?breached=true")
+        .await;
+    assert_eq!((s, body["total"].as_u64()), (StatusCode::OK, Some(0)));
+    let _ = TimeDelta::zero();
+    f.hub.stop().await;
+}
