@@ -310,7 +310,10 @@ pub async fn authorize(State(s): State<AuthState>, mut req: Request, next: Next)
                 .to_owned(),
         );
     };
-    let admin_only = path.starts_with("/api/v1/route") || path.starts_with("/api/v1/rules");
+    // Dead letters carry whole departmental records (masked when listed, replayable).
+    let admin_only = path.starts_with("/api/v1/route")
+        || path.starts_with("/api/v1/rules")
+        || path.starts_with("/api/v1/deadletters");
     if admin_only && !who.is_admin() {
         return deny(
             StatusCode::FORBIDDEN,

@@ -1939,6 +1939,13 @@ async fn dead_letters_are_listed_and_replayed_through_the_current_mapping() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401, "replay needs an API token");
+    let not_admin = reqwest::Client::new()
+        .post(format!("{base}/api/v1/deadletters/replay"))
+        .bearer_auth("demo-police")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_admin.status(), 403, "replay is for administrators");
     let again: Value = reqwest::Client::new()
         .post(format!("{base}/api/v1/deadletters/replay"))
         .bearer_auth(ADMIN)
