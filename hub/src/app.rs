@@ -51,6 +51,8 @@ pub struct Shared {
     pub store: Arc<dyn TaskStore>,
     pub city: Arc<City>,
     pub health: Arc<Health>,
+    /// Tasks' lifecycle and SLA clocks (Open311 shows the due time as `expected_datetime`).
+    pub workflow: Arc<crate::console_api::Workflow>,
 }
 
 /// A running hub process.
@@ -145,6 +147,7 @@ pub async fn start(
         store: store.clone(),
         city: city.clone(),
         health: Arc::new(Health::default()),
+        workflow: workflow.clone(),
     };
 
     let (trigger, shutdown) = shutdown::channel();

@@ -700,6 +700,7 @@ pub fn start_connectors(
                 shared.city.clone(),
                 shared.store.clone(),
                 shared.health.clone(),
+                shared.workflow.clone(),
             );
             router = router.merge(crate::open311_api::routes(state));
         }

@@ -78,6 +78,8 @@ struct Inner {
     city: Arc<City>,
     store: Arc<dyn TaskStore>,
     health: Arc<Health>,
+    /// For `expected_datetime`: the task's earliest open SLA deadline.
+    workflow: Arc<crate::console_api::Workflow>,
 }
 
 impl Open311State {
@@ -94,6 +96,7 @@ impl Open311State {
         city: Arc<City>,
         store: Arc<dyn TaskStore>,
         health: Arc<Health>,
+        workflow: Arc<crate::console_api::Workflow>,
     ) -> Self {
         let api_keys: Vec<Secret> = api_keys
             .unwrap_or_default()
@@ -130,6 +133,7 @@ impl Open311State {
                 city,
                 store,
                 health,
+                workflow,
             }),
         }
     }
@@ -537,7 +541,20 @@ async fn view_of(inner: &Inner, id: &str) -> Result<Option<ServiceRequestView>, 
     match prior {
         Some(PriorOutcome::Task { task_id }) => {
             match inner.store.get_task(&task_id).await.map_err(store_error)? {
-                Some(task) => Ok(Some(inner.view_from_task(id, &task))),
+                Some(task) => {
+                    // The SLA due time of the task's open clocks, if it has any.
+                    let due = inner
+                        .workflow
+                        .current(&task_id)
+                        .await
+                        .map_err(store_error)?
+                        .and_then(|c| c.due_at);
+                    let mut view = inner.view_from_task(id, &task);
+                    if !matches!(view.status, RequestStatus::Closed) {
+                        view.expected_datetime = due.map(local);
+                    }
+                    Ok(Some(view))
+                }
                 None => Ok(Some(base)),
             }
         }

@@ -1758,9 +1758,14 @@ async fn an_open311_request_becomes_a_routed_task_whose_status_shows_through_get
             .ends_with("+08:00"),
         "{r}"
     );
+    // The SLA: the task's earliest open deadline, in the future and in China time.
+    let expected = r["expected_datetime"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected_datetime from the SLA: {r}"));
+    let expected_at = chrono::DateTime::parse_from_rfc3339(expected).unwrap();
     assert!(
-        r.get("expected_datetime").is_some(),
-        "the field is always there (null without an SLA due time)"
+        expected.ends_with("+08:00") && expected_at > chrono::Utc::now(),
+        "{r}"
     );
     let (status, ct, xml) = raw_get(&format!("{base}/open311/v2/requests/{id}.xml")).await;
     assert_eq!((status, ct.as_str()), (200, "text/xml; charset=utf-8"));
