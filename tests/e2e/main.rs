@@ -4,4 +4,5 @@
 
 mod connectors;
 mod pipeline;
+mod routing;
 mod workflow;
