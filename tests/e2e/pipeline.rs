@@ -26,6 +26,25 @@ fn addresses() -> Vec<Address> {
     load_addresses(&workspace_root().join("config/city/addresses.csv")).expect("gazetteer")
 }
 
+/// A broker, a fake urban-management system and the hub's configuration polling it (10
+/// records a page) with a SQLite store, all in `dir`.
+async fn urban_management_hub(
+    dir: &std::path::Path,
+) -> (hub::broker::EmbeddedBroker, FakeDepartment, HubConfig) {
+    let broker = start_broker(dir).await;
+    let store_url = fresh_store_url(Backend::Sqlite, dir).await;
+    let fake = FakeDepartment::start(
+        Department::UrbanManagement,
+        TOKEN,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap();
+    let mut config = hub_config(dir, broker.bootstrap(), &store_url);
+    config.connectors = vec![connector_for(&fake, 10)];
+    (broker, fake, config)
+}
+
 /// The `i`-th of a series of urban-management records that are all distinct incidents
 /// (different addresses, an admitted category), so each becomes its own task.
 fn distinct_record(generator: &mut Generator, i: usize) -> Value {
@@ -294,17 +313,7 @@ async fn exactly_n_tasks_across_crashes_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unmappable_records_are_dead_lettered_and_the_stream_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = start_broker(dir.path()).await;
-    let store_url = fresh_store_url(Backend::Sqlite, dir.path()).await;
-    let fake = FakeDepartment::start(
-        Department::UrbanManagement,
-        TOKEN,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    )
-    .await
-    .unwrap();
-    let mut config = hub_config(dir.path(), broker.bootstrap(), &store_url);
-    config.connectors = vec![connector_for(&fake, 10)];
+    let (broker, fake, config) = urban_management_hub(dir.path()).await;
     let mut generator = Generator::new(addresses(), 7);
     let good1 = distinct_record(&mut generator, 0);
     let mut bad = distinct_record(&mut generator, 1);
@@ -400,17 +409,7 @@ async fn unmappable_records_are_dead_lettered_and_the_stream_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feed_topic_is_readable_by_kcat_in_wire_format() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = start_broker(dir.path()).await;
-    let store_url = fresh_store_url(Backend::Sqlite, dir.path()).await;
-    let fake = FakeDepartment::start(
-        Department::UrbanManagement,
-        TOKEN,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    )
-    .await
-    .unwrap();
-    let mut config = hub_config(dir.path(), broker.bootstrap(), &store_url);
-    config.connectors = vec![connector_for(&fake, 10)];
+    let (broker, fake, config) = urban_management_hub(dir.path()).await;
     fake.publish(&Generator::new(addresses(), 3).record(Department::UrbanManagement, now()));
     let hub = start(&config, CONNECTORS_ONLY).await;
     let bootstrap = broker.bootstrap().to_owned();
@@ -624,17 +623,7 @@ async fn task_events_reach_the_departments_webhook_once_in_order_and_signed() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();
-    let broker = start_broker(dir.path()).await;
-    let store_url = fresh_store_url(Backend::Sqlite, dir.path()).await;
-    let fake = FakeDepartment::start(
-        Department::UrbanManagement,
-        TOKEN,
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    )
-    .await
-    .unwrap();
-    let mut config = hub_config(dir.path(), broker.bootstrap(), &store_url);
-    config.connectors = vec![connector_for(&fake, 10)];
+    let (broker, fake, mut config) = urban_management_hub(dir.path()).await;
     config.webhooks = vec![hub::config::WebhookConfig {
         department: "urban_management".into(),
         url: receiver_url,
