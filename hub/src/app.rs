@@ -52,7 +52,7 @@ pub struct Shared {
     pub city: Arc<City>,
     pub health: Arc<Health>,
     /// Tasks' lifecycle and SLA clocks (Open311 shows the due time as `expected_datetime`).
-    pub workflow: Arc<crate::console_api::Workflow>,
+    pub workflow: Arc<crate::case_workflow::Workflow>,
 }
 
 /// A running hub process.
@@ -60,6 +60,7 @@ pub struct RunningHub {
     pub api_addr: Option<SocketAddr>,
     pub kafka_brokers: String,
     pub store: Arc<dyn TaskStore>,
+    pub workflow: Arc<crate::case_workflow::Workflow>,
     trigger: ShutdownTrigger,
     tasks: JoinSet<()>,
     broker: Option<EmbeddedBroker>,
@@ -113,7 +114,7 @@ pub async fn start(
         .await
         .with_context(|| format!("opening store {}", redact_url(&config.store.url)))?;
     // The case workflow (SLA policies in <routing dir>/sla) and the API's accounts.
-    let workflow = crate::console_api::Workflow::load(&config.routing.dir, store.clone())?;
+    let workflow = crate::case_workflow::Workflow::load(&config.routing.dir, store.clone())?;
     let access = Arc::new(crate::auth::Access::load(
         &config.routing.dir,
         &city,
@@ -175,6 +176,7 @@ pub async fn start(
             codec: shared.codec.clone(),
             routing: routing.clone(),
             store: store.clone(),
+            workflow: workflow.clone(),
             dead_letter_topic: dead_letter_topic.clone(),
         };
         tasks.spawn(dispatcher.run(shutdown.clone()));
@@ -217,6 +219,13 @@ pub async fn start(
             };
             tasks.spawn(relay.run(shutdown.clone()));
         }
+        let tracker = crate::sla_tracker::SlaTracker {
+            workflow: workflow.clone(),
+            routing: routing.clone(),
+            holder: holder.clone(),
+            poll: std::time::Duration::from_millis(250),
+        };
+        tasks.spawn(tracker.run(shutdown.clone()));
     }
     let mut api_addr = None;
     if roles.api {
@@ -224,17 +233,18 @@ pub async fn start(
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         api_addr = Some(listener.local_addr()?);
+        let console = crate::console_api::ConsoleState {
+            workflow: workflow.clone(),
+            shutdown: shutdown.clone(),
+        };
         let api_routes = api::routes(api::ApiState {
             routing: routing.clone(),
             store: store.clone(),
             health: shared.health.clone(),
             metrics,
         })
-        .merge(crate::console_api::routes(
-            crate::console_api::ConsoleState {
-                workflow: workflow.clone(),
-            },
-        ));
+        .merge(crate::console_api::routes(console.clone()))
+        .merge(crate::indicators::routes(console));
         let auth = crate::auth::AuthState {
             access: access.clone(),
             store: store.clone(),
@@ -257,6 +267,7 @@ pub async fn start(
         api_addr,
         kafka_brokers: brokers,
         store,
+        workflow,
         trigger,
         tasks,
         broker,

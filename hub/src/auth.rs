@@ -123,6 +123,8 @@ impl Identity {
             | Action::ApproveExtension { .. }
             | Action::RefuseExtension
             | Action::Escalate { .. } => above,
+            // The community (or the level above) blows the whistle; departments report in.
+            Action::ConveneJointMeeting { .. } => !matches!(self.scope, Scope::Department { .. }),
             _ => true,
         }
     }

@@ -2,300 +2,36 @@
 //!
 //! * `GET  /api/v1/console/tasks?community=|street=|unit=&status=&due_within=&breached=` —
 //!   tasks in a scope with their deadlines;
+//! * `GET  /api/v1/console/stream?community=|street=|unit=` — live changes in a scope
+//!   (server-sent events, see [`crate::live_stream`]);
 //! * `GET  /api/v1/tasks/{id}/workflow` — the task, its history, its state, the actions
 //!   allowed now and its live SLA clocks;
 //! * `POST /api/v1/tasks/{id}/actions` — one lifecycle action (`{"action": "sign_for"}`,
 //!   `{"action": "resolve", "feedback": "..."}`, ... with an optional `note` and
 //!   `expected_version`). An illegal action is refused with 409 naming the current state and
-//!   the allowed actions; so is one decided on a stale version.
+//!   the allowed actions; so is one decided on a stale version. A joint case (吹哨报到):
+//!   `{"action": "convene_joint_meeting", "lead": {"unit", "part"}, "co_handlers": [...]}`,
+//!   then `{"action": "report_in", "unit": ...}` and `{"action": "complete_part", ...}`.
 //!
-//! [`Workflow`] is the service behind it (also used by the SLA tracker): it derives the state
-//! and clocks of a task the router dispatched, applies an action with the pure core
-//! (`hub_router::workflow`), and writes the result through the store in one transaction.
+//! [`Workflow`] (in [`crate::case_workflow`]) is the service behind it.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, TimeDelta, Utc};
-use hub_router::task::{Task, TaskStatus};
+use hub_router::task::TaskStatus;
 use hub_router::workflow::lifecycle::{Action, Command};
-use hub_router::workflow::sla::apply_effects;
-use hub_router::workflow::{
-    apply, Actor, IllegalTransition, SlaClock, SlaConfig, SlaPolicy, TaskFacts, TaskState,
-    Transition,
-};
-use hub_store::{ApplyOutcome, StoreError, StoredClock, TaskFilter, TaskStore};
+use hub_router::workflow::{Actor, SlaConfig};
+use hub_store::{StoreError, StoredClock, TaskFilter};
 use serde_json::{json, Value};
-use tokio::sync::broadcast;
 
 use crate::auth::{Identity, Scope};
-
-/// The folder of SLA policies and calendars inside the routing configuration folder.
-pub const SLA_DIR: &str = "sla";
-
-/// A change to a task, as the live stream sends it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Change {
-    pub task_id: String,
-    pub community_code: Option<String>,
-    pub street_code: Option<String>,
-    pub lead_unit_id: Option<String>,
-    pub department: String,
-    pub what: String,
-    pub status: TaskStatus,
-    pub at: DateTime<Utc>,
-}
-
-/// The case workflow service.
-pub struct Workflow {
-    pub store: Arc<dyn TaskStore>,
-    pub sla: SlaConfig,
-    pub changes: broadcast::Sender<Change>,
-}
-
-/// A task's workflow as it stands: stored, or derived for a task no action touched yet.
-pub struct Current {
-    pub task: Task,
-    pub state: TaskState,
-    pub version: u64,
-    pub clocks: Vec<StoredClock>,
-    /// Whether state and clocks were derived (nothing stored yet): the first write stores
-    /// every clock.
-    pub derived: bool,
-    pub due_at: Option<DateTime<Utc>>,
-    pub breached: bool,
-}
-
-/// Why an action was not applied.
-#[derive(Debug, thiserror::Error)]
-pub enum ActError {
-    #[error("no task with id `{0}`")]
-    NotFound(String),
-    #[error(transparent)]
-    Illegal(#[from] IllegalTransition),
-    #[error("the task changed meanwhile (version {current}, the action was decided on {expected}); reload and retry")]
-    Stale { expected: u64, current: u64 },
-    #[error("SLA clocks: {0}")]
-    Clock(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl Workflow {
-    pub fn load(routing_dir: &Path, store: Arc<dyn TaskStore>) -> anyhow::Result<Arc<Self>> {
-        let dir = routing_dir.join(SLA_DIR);
-        let sla = SlaConfig::load(&dir)
-            .with_context(|| format!("loading SLA policies from {}", dir.display()))?;
-        Ok(Arc::new(Workflow {
-            store,
-            sla,
-            changes: broadcast::channel(1024).0,
-        }))
-    }
-
-    pub fn policy_of(&self, task: &Task) -> &SlaPolicy {
-        let f = &task.fields;
-        self.sla.policies.policy_for(
-            f.sla_policy.as_deref(),
-            &TaskFacts {
-                category_code: &f.category_code,
-                priority: Some(f.priority),
-                department: Some(f.department),
-            },
-        )
-    }
-
-    /// The task's state, version and clocks.
-    pub async fn current(&self, task_id: &str) -> Result<Option<Current>, StoreError> {
-        let Some(task) = self.store.get_task(task_id).await? else {
-            return Ok(None);
-        };
-        let Some(record) = self.store.workflow(task_id).await? else {
-            return Ok(None);
-        };
-        let stored_clocks = self.store.task_clocks(task_id).await?;
-        if let Some(state) = record.state {
-            return Ok(Some(Current {
-                task,
-                state,
-                version: record.version,
-                clocks: stored_clocks,
-                derived: false,
-                due_at: record.due_at,
-                breached: record.breached,
-            }));
-        }
-        let (state, clocks) = self.derive(&task);
-        let clocks = if stored_clocks.is_empty() {
-            clocks
-                .into_iter()
-                .map(|clock| StoredClock {
-                    id: 0,
-                    task_id: task_id.to_owned(),
-                    clock,
-                    alerts: Vec::new(),
-                })
-                .collect()
-        } else {
-            stored_clocks
-        };
-        let due_at = earliest_deadline(clocks.iter().map(|c| &c.clock));
-        Ok(Some(Current {
-            task,
-            state,
-            version: record.version,
-            clocks,
-            derived: true,
-            due_at,
-            breached: record.breached,
-        }))
-    }
-
-    /// The state and clocks of a task as the router left it: created, or dispatched to its
-    /// lead unit at creation (which starts the policy's sign-for and handling clocks).
-    pub fn derive(&self, task: &Task) -> (TaskState, Vec<SlaClock>) {
-        let policy = self.policy_of(task);
-        let state = TaskState::new(policy.stage_names());
-        let Some(lead) = &task.fields.lead_unit else {
-            return (state, Vec::new());
-        };
-        let Ok(t) = apply(
-            &state,
-            Action::Dispatch {
-                unit: lead.unit_id.clone(),
-            },
-            &Actor::system("router"),
-            task.fields.created_at,
-        ) else {
-            return (state, Vec::new());
-        };
-        let calendar = self.sla.calendar_of(policy);
-        let mut clocks = Vec::new();
-        // Starting clocks cannot fail.
-        let _ = apply_effects(&mut clocks, &policy.clock_effects(&t, calendar), calendar);
-        let mut state = t.state;
-        state.version = 0;
-        (state, clocks)
-    }
-
-    /// Applies `command` by `actor` at `now`. With `expected_version` the action is refused
-    /// if the task moved on since; without, it is decided on the latest state (retried if
-    /// another writer got in between).
-    pub async fn act(
-        &self,
-        task_id: &str,
-        command: Command,
-        actor: &Actor,
-        now: DateTime<Utc>,
-        expected_version: Option<u64>,
-    ) -> Result<Transition, ActError> {
-        for _ in 0..5 {
-            let current = self
-                .current(task_id)
-                .await?
-                .ok_or_else(|| ActError::NotFound(task_id.to_owned()))?;
-            if let Some(expected) = expected_version {
-                if expected != current.version {
-                    return Err(ActError::Stale {
-                        expected,
-                        current: current.version,
-                    });
-                }
-            }
-            let t = apply(&current.state, command.clone(), actor, now)?;
-            match self.write(&current, &t).await? {
-                ApplyOutcome::Applied { .. } => {
-                    self.announce(&current.task, &t);
-                    return Ok(t);
-                }
-                ApplyOutcome::NotFound => return Err(ActError::NotFound(task_id.to_owned())),
-                ApplyOutcome::Conflict { current_version } => {
-                    if let Some(expected) = expected_version {
-                        return Err(ActError::Stale {
-                            expected,
-                            current: current_version,
-                        });
-                    }
-                }
-            }
-        }
-        Err(ActError::Stale {
-            expected: 0,
-            current: 0,
-        })
-    }
-
-    /// Writes a transition decided on `current`, with the clocks it changes.
-    pub async fn write(&self, current: &Current, t: &Transition) -> Result<ApplyOutcome, ActError> {
-        self.write_with(current, t, &[]).await
-    }
-
-    /// As [`Workflow::write`], with extra clock effects (an escalation step's clock).
-    pub async fn write_with(
-        &self,
-        current: &Current,
-        t: &Transition,
-        extra: &[hub_router::workflow::sla::ClockEffect],
-    ) -> Result<ApplyOutcome, ActError> {
-        let policy = self.policy_of(&current.task);
-        let calendar = self.sla.calendar_of(policy);
-        let mut clocks: Vec<SlaClock> = current.clocks.iter().map(|c| c.clock.clone()).collect();
-        let mut effects = policy.clock_effects(t, calendar);
-        effects.extend_from_slice(extra);
-        let changed = apply_effects(&mut clocks, &effects, calendar)
-            .map_err(|e| ActError::Clock(e.to_string()))?;
-        let to_write: Vec<SlaClock> = if current.derived {
-            clocks.clone()
-        } else {
-            changed.iter().map(|&i| clocks[i].clone()).collect()
-        };
-        let due_at = earliest_deadline(clocks.iter());
-        Ok(self
-            .store
-            .apply_transition(
-                &current.task.fields.task_id,
-                current.version,
-                t,
-                &to_write,
-                due_at,
-            )
-            .await?)
-    }
-
-    pub fn announce(&self, task: &Task, t: &Transition) {
-        self.notify(task, t.label(), t.to, t.at);
-    }
-
-    pub fn notify(&self, task: &Task, what: &str, status: TaskStatus, at: DateTime<Utc>) {
-        let f = &task.fields;
-        // Nobody listening is fine.
-        let _ = self.changes.send(Change {
-            task_id: f.task_id.clone(),
-            community_code: f.place.community_code.clone(),
-            street_code: f.place.street_code.clone(),
-            lead_unit_id: f.lead_unit.as_ref().map(|u| u.unit_id.clone()),
-            department: f.department.as_str().to_owned(),
-            what: what.to_owned(),
-            status,
-            at,
-        });
-    }
-}
-
-/// The earliest deadline among open, running clocks.
-pub fn earliest_deadline<'a>(clocks: impl Iterator<Item = &'a SlaClock>) -> Option<DateTime<Utc>> {
-    clocks
-        .filter(|c| c.is_open() && !c.is_paused())
-        .filter_map(SlaClock::deadline)
-        .min()
-}
+use crate::case_workflow::{ActError, Current, Workflow};
 
 /// A clock as the console shows it, live at `now`.
 pub fn clock_json(c: &StoredClock, sla: &SlaConfig, now: DateTime<Utc>) -> Value {
@@ -326,11 +62,14 @@ pub fn clock_json(c: &StoredClock, sla: &SlaConfig, now: DateTime<Utc>) -> Value
 #[derive(Clone)]
 pub struct ConsoleState {
     pub workflow: Arc<Workflow>,
+    /// Ends live streams when the hub stops.
+    pub shutdown: crate::shutdown::Shutdown,
 }
 
 pub fn routes(state: ConsoleState) -> Router {
     Router::new()
         .route("/api/v1/console/tasks", get(list))
+        .route("/api/v1/console/stream", get(crate::live_stream::stream))
         .route("/api/v1/tasks/{id}/workflow", get(show))
         .route("/api/v1/tasks/{id}/actions", post(act))
         .with_state(state)
@@ -582,6 +321,39 @@ pub fn parse_command(mut body: Value) -> Result<(Command, Option<u64>), String> 
     Ok((Command { action, note }, expected))
 }
 
+/// `convene_joint_meeting` names a `lead` and `co_handlers` (each `{unit, part, limit?}`);
+/// the case with every unit's deadlines is built here, where the SLA configuration is known.
+fn convene_body(
+    workflow: &Workflow,
+    current: &Current,
+    mut body: Value,
+    now: chrono::DateTime<Utc>,
+) -> Result<Value, String> {
+    let Some(obj) = body.as_object_mut() else {
+        return Ok(body);
+    };
+    if obj.get("action").and_then(Value::as_str) != Some("convene_joint_meeting") {
+        return Ok(body);
+    }
+    let lead = obj
+        .remove("lead")
+        .ok_or("convene_joint_meeting needs `lead`: {unit, part, limit?}")?;
+    let lead = serde_json::from_value(lead).map_err(|e| format!("`lead`: {e}"))?;
+    let co_handlers = obj
+        .remove("co_handlers")
+        .ok_or("convene_joint_meeting needs `co_handlers`: [{unit, part, limit?}, ...]")?;
+    let co_handlers =
+        serde_json::from_value(co_handlers).map_err(|e| format!("`co_handlers`: {e}"))?;
+    let case = workflow
+        .convene(&current.task, lead, co_handlers, now)
+        .map_err(|e| e.to_string())?;
+    obj.insert(
+        "case".to_owned(),
+        serde_json::to_value(case).map_err(|e| e.to_string())?,
+    );
+    Ok(body)
+}
+
 /// `POST /api/v1/tasks/{id}/actions`
 async fn act(
     State(s): State<ConsoleState>,
@@ -595,9 +367,12 @@ async fn act(
             format!("the body is not JSON: {e}"),
         )
     })?;
+    let current = scoped(&s, &who, &id).await?;
+    let now = Utc::now();
+    let body = convene_body(&s.workflow, &current, body, now)
+        .map_err(|m| ApiError::msg(StatusCode::BAD_REQUEST, m))?;
     let (command, expected) =
         parse_command(body).map_err(|m| ApiError::msg(StatusCode::BAD_REQUEST, m))?;
-    let current = scoped(&s, &who, &id).await?;
     if !who.may_act(&current.task, &command.action) {
         return Err(ApiError::msg(
             StatusCode::FORBIDDEN,
@@ -605,10 +380,7 @@ async fn act(
         ));
     }
     let actor = Actor::person(who.name.clone(), who.unit.as_deref());
-    let t = s
-        .workflow
-        .act(&id, command, &actor, Utc::now(), expected)
-        .await?;
+    let t = s.workflow.act(&id, command, &actor, now, expected).await?;
     Ok(Json(json!({
         "task_id": id,
         "from": t.from,

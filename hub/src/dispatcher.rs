@@ -26,6 +26,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use tracing::Instrument;
 
+use crate::case_workflow::Workflow;
 use crate::dead_letter::{self, DeadLetter};
 use crate::kafka::Kafka;
 use crate::routing_state::RoutingState;
@@ -38,6 +39,8 @@ pub struct Dispatcher {
     pub codec: Arc<Codec>,
     pub routing: Arc<RoutingState>,
     pub store: Arc<dyn TaskStore>,
+    /// Gives a new task the SLA clocks its dispatch starts.
+    pub workflow: Arc<Workflow>,
     pub dead_letter_topic: String,
 }
 
@@ -183,7 +186,10 @@ impl Dispatcher {
                         LinkOutcome::AlreadyLinked { .. } => "duplicate",
                     });
                 }
-                let outcome = self.store.create_task(&task).await?;
+                // The clocks are stored with the task, so the SLA tracker watches it from
+                // the moment it is dispatched.
+                let (_, clocks) = self.workflow.derive(&task);
+                let outcome = self.store.create_task(&task, &clocks).await?;
                 tracing::info!(
                     community = task.place.community_code.as_deref().unwrap_or("-"),
                     lead = task.lead_unit.as_ref().map(|u| u.unit_id.as_str()).unwrap_or("triage"),

@@ -59,6 +59,33 @@ enum Command {
     /// Benchmarks that print their figures last.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Assessment indicators (立案率, 结案率, 按期结案率, 返工率, 延期率, response, resolution
+    /// and satisfaction rates, average sign-for and handling times) from a running hub.
+    Report {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// An API token; the indicators are those of its scope.
+        #[arg(long, env = "HUB_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Group by street, community or unit.
+        #[arg(long, default_value = "community")]
+        by: String,
+        /// First day of the period (cases created from it), e.g. 2026-11-01.
+        #[arg(long)]
+        from: Option<String>,
+        /// Day after the period, e.g. 2026-12-01.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        community: Option<String>,
+        #[arg(long)]
+        street: Option<String>,
+        #[arg(long)]
+        unit: Option<String>,
+        /// CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -195,6 +222,27 @@ async fn main() -> std::process::ExitCode {
         Command::Rules(RulesCommand::Test { dir }) => hub::admin_cli::rules_test(&dir),
         Command::Bench(BenchCommand::Route { quick }) => hub::admin_cli::bench_route(quick),
         Command::Bench(BenchCommand::Sla { tasks, dir }) => hub::admin_cli::bench_sla(&dir, tasks),
+        Command::Report {
+            api,
+            token,
+            by,
+            from,
+            to,
+            community,
+            street,
+            unit,
+            csv,
+        } => {
+            let query = [
+                ("by", Some(by)),
+                ("from", from),
+                ("to", to),
+                ("community", community),
+                ("street", street),
+                ("unit", unit),
+            ];
+            hub::indicators::report_cli(&api, token.as_deref(), &query, csv).await
+        }
         Command::Dlq(DlqCommand::Replay {
             api,
             token,

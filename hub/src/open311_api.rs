@@ -79,7 +79,7 @@ struct Inner {
     store: Arc<dyn TaskStore>,
     health: Arc<Health>,
     /// For `expected_datetime`: the task's earliest open SLA deadline.
-    workflow: Arc<crate::console_api::Workflow>,
+    workflow: Arc<crate::case_workflow::Workflow>,
 }
 
 impl Open311State {
@@ -96,7 +96,7 @@ impl Open311State {
         city: Arc<City>,
         store: Arc<dyn TaskStore>,
         health: Arc<Health>,
-        workflow: Arc<crate::console_api::Workflow>,
+        workflow: Arc<crate::case_workflow::Workflow>,
     ) -> Self {
         let api_keys: Vec<Secret> = api_keys
             .unwrap_or_default()

@@ -42,6 +42,20 @@ pub const OUTBOX_DELIVERED: &str = "hub_outbox_delivered_total";
 pub const OUTBOX_FAILURES: &str = "hub_outbox_failures_total";
 /// Routing configuration reloads; label `outcome` = applied | refused.
 pub const RULES_RELOADS: &str = "hub_rules_reloads_total";
+/// SLA alerts raised by this process; label `kind` = warning | breach | step_overdue.
+pub const SLA_ALERTS: &str = "hub_sla_alerts_total";
+/// Seconds from an SLA alert falling due to its being raised (the breach-detection delay;
+/// large after downtime); label `kind`.
+pub const SLA_DETECTION_SECONDS: &str = "hub_sla_detection_delay_seconds";
+/// Escalation steps raised by this process; label `step` (workstation, ..., district).
+pub const SLA_ESCALATIONS: &str = "hub_sla_escalations_total";
+/// Open clocks the SLA tracker read from the store when it started (after a restart: every
+/// clock that is back).
+pub const SLA_CLOCKS_LOADED: &str = "hub_sla_clocks_loaded";
+/// Seconds the SLA tracker took to read the open clocks at start.
+pub const SLA_RECOVERY_SECONDS: &str = "hub_sla_recovery_seconds";
+/// Clocks the SLA tracker of this process has something still to raise on.
+pub const SLA_CLOCKS_WATCHED: &str = "hub_sla_clocks_watched";
 /// Failed store operations (retried); label `operation`.
 pub const STORE_ERRORS: &str = "hub_store_errors_total";
 

@@ -9,6 +9,7 @@ pub mod dedup;
 pub mod diagnostic;
 pub mod explanation;
 pub mod geo;
+pub mod indicators;
 pub mod place;
 pub mod priority;
 pub mod responsibility;

@@ -11,7 +11,7 @@ use hub_router::task::TaskStatus;
 use hub_router::workflow::calendar::{DayKind, Measure};
 use hub_router::workflow::clock::{ClockEvent, ClockKind, ClockStatus, PauseReason};
 use hub_router::workflow::escalation::escalate;
-use hub_router::workflow::joint_case::{Assignment, JointDuty};
+use hub_router::workflow::joint_case::{Assignment, JointCaseConfig, JointDuty};
 use hub_router::workflow::lifecycle::{ActionKind, CancelReason, Refusal, ReturnReason};
 use hub_router::workflow::scheduler::Timing;
 use hub_router::workflow::sla::apply_effects;
@@ -919,7 +919,7 @@ fn joint_case_breaches_only_the_unit_that_did_not_report_in() {
         .breaches(cn(2026, 3, 3, 10, 0))
         .iter()
         .all(|b| b.duty == JointDuty::ReportIn));
-    let clocks = case.clocks(1, &config.policies.joint_case, cal);
+    let clocks = case.clocks(1, cal);
     assert_eq!(
         clocks
             .iter()
@@ -972,6 +972,25 @@ fn sample(kind: ActionKind, state: &TaskState) -> Action {
         ActionKind::Callback => Action::Callback { satisfied: true },
         ActionKind::Escalate => Action::Escalate {
             step: LadderStep::Street,
+        },
+        ActionKind::ConveneJointMeeting => Action::ConveneJointMeeting {
+            case: JointCase::convene(
+                "task-1",
+                cn(2026, 3, 2, 9, 0),
+                Assignment::new("unit-a", "lead the case", None),
+                vec![Assignment::new("unit-b", "keep order", None)],
+                &JointCaseConfig {
+                    report_in: Limit::minutes(30),
+                },
+                WorkingCalendar::always_open(),
+            )
+            .unwrap(),
+        },
+        ActionKind::ReportIn => Action::ReportIn {
+            unit: "unit-b".into(),
+        },
+        ActionKind::CompletePart => Action::CompletePart {
+            unit: "unit-b".into(),
         },
     }
 }
@@ -1113,7 +1132,16 @@ fn every_illegal_transition_is_refused_naming_the_state_and_the_allowed_moves() 
 fn allowed_moves_per_state_are_what_a_dispatcher_expects() {
     let expect: &[(&str, &[&str])] = &[
         ("created", &["dispatch", "cancel"]),
-        ("dispatched", &["sign_for", "cancel", "return", "escalate"]),
+        (
+            "dispatched",
+            &[
+                "sign_for",
+                "cancel",
+                "return",
+                "escalate",
+                "convene_joint_meeting",
+            ],
+        ),
         (
             "signed_for",
             &[
@@ -1125,6 +1153,7 @@ fn allowed_moves_per_state_are_what_a_dispatcher_expects() {
                 "request_extension",
                 "await_resident",
                 "escalate",
+                "convene_joint_meeting",
             ],
         ),
         (
@@ -1136,6 +1165,7 @@ fn allowed_moves_per_state_are_what_a_dispatcher_expects() {
                 "request_extension",
                 "await_resident",
                 "escalate",
+                "convene_joint_meeting",
             ],
         ),
         (
@@ -1148,6 +1178,7 @@ fn allowed_moves_per_state_are_what_a_dispatcher_expects() {
                 "refuse_extension",
                 "await_resident",
                 "escalate",
+                "convene_joint_meeting",
             ],
         ),
         (
@@ -1159,6 +1190,7 @@ fn allowed_moves_per_state_are_what_a_dispatcher_expects() {
                 "request_extension",
                 "resident_responded",
                 "escalate",
+                "convene_joint_meeting",
             ],
         ),
         (
@@ -1169,15 +1201,22 @@ fn allowed_moves_per_state_are_what_a_dispatcher_expects() {
                 "request_extension",
                 "await_resident",
                 "escalate",
+                "convene_joint_meeting",
             ],
         ),
         ("resolved", &["verify", "rework"]),
         ("verified", &["close", "callback"]),
         ("closed", &["callback"]),
         ("closed after callback", &[]),
-        ("returned", &["cancel", "arbitrate", "escalate"]),
+        (
+            "returned",
+            &["cancel", "arbitrate", "escalate", "convene_joint_meeting"],
+        ),
         ("cancelled", &[]),
-        ("escalated to the top", &["sign_for", "cancel", "return"]),
+        (
+            "escalated to the top",
+            &["sign_for", "cancel", "return", "convene_joint_meeting"],
+        ),
     ];
     for ((name, state), (expected_name, expected)) in states().into_iter().zip(expect) {
         assert_eq!(name, *expected_name);
@@ -1192,7 +1231,7 @@ fn allowed_moves_per_state_are_what_a_dispatcher_expects() {
     );
     assert_eq!(
         closed_in_progress.unwrap_err().to_string(),
-        "cannot close a task that is in_progress; allowed now: report_stage, resolve, cancel, request_extension, await_resident, escalate"
+        "cannot close a task that is in_progress; allowed now: report_stage, resolve, cancel, request_extension, await_resident, escalate, convene_joint_meeting"
     );
     let approve = apply(
         &states()[3].1,

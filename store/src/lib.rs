@@ -24,7 +24,10 @@ mod workflow;
 pub use error::StoreError;
 pub use outbox::{DestinationState, EventReturned, OutboxEvent, TaskEvent};
 pub use reports::{DepartmentReturn, LinkOutcome, NearQuery, OpenTaskNear, PriorOutcome, Report};
-pub use workflow::{ApplyOutcome, ClockAlert, StoredClock, WorkflowRecord};
+pub use workflow::{
+    earliest_deadline, AlertTransition, ApplyOutcome, ClockAlert, RaiseOutcome, StoredClock,
+    WorkflowRecord,
+};
 
 /// The actor recorded on the history entries the router writes when it creates a task.
 pub const ROUTER_ACTOR: &str = "hub.router";
@@ -65,6 +68,10 @@ pub struct TaskFilter {
     pub due_before: Option<DateTime<Utc>>,
     /// Tasks one of whose clocks breached (`Some(true)`), or none (`Some(false)`).
     pub breached: Option<bool>,
+    /// Tasks created at or after this time.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Tasks created before this time.
+    pub created_before: Option<DateTime<Utc>>,
     /// Page size; capped at [`TaskFilter::MAX_LIMIT`]. Ignored by `count_tasks`.
     pub limit: u32,
     /// Tasks to skip, newest first. Ignored by `count_tasks`.
@@ -93,6 +100,8 @@ impl Default for TaskFilter {
             involving: None,
             due_before: None,
             breached: None,
+            created_from: None,
+            created_before: None,
             limit: Self::DEFAULT_LIMIT,
             offset: 0,
         }
@@ -113,8 +122,13 @@ pub trait TaskStore: Send + Sync {
     /// lead unit) in one transaction. Idempotent on (source system, source id), also across
     /// concurrent callers and processes: when such a task exists nothing changes and
     /// [`CreateOutcome::AlreadyExists`] names it. A task without a lead unit is stored with
-    /// status `created`, awaiting triage.
-    async fn create_task(&self, task: &NewTask) -> Result<CreateOutcome, StoreError>;
+    /// status `created`, awaiting triage. `clocks` are the SLA clocks its dispatch started,
+    /// stored in the same transaction so that the SLA tracker sees every dispatched task.
+    async fn create_task(
+        &self,
+        task: &NewTask,
+        clocks: &[hub_router::workflow::SlaClock],
+    ) -> Result<CreateOutcome, StoreError>;
 
     async fn get_task(&self, task_id: &str) -> Result<Option<Task>, StoreError>;
 
@@ -174,6 +188,9 @@ pub trait TaskStore: Send + Sync {
     /// Where a destination's relay stands (a fresh state if it never ran).
     async fn outbox_destination(&self, destination: &str) -> Result<DestinationState, StoreError>;
 
+    /// The newest outbox entry's id (0 when empty): where a live stream starts.
+    async fn outbox_head(&self) -> Result<i64, StoreError>;
+
     /// Every destination's state, for health reporting.
     async fn outbox_destinations(&self) -> Result<Vec<DestinationState>, StoreError>;
 
@@ -226,14 +243,27 @@ pub trait TaskStore: Send + Sync {
     /// The task's SLA clocks, oldest first, with the alerts raised on them.
     async fn task_clocks(&self, task_id: &str) -> Result<Vec<StoredClock>, StoreError>;
 
+    /// One clock by its id, with its alerts.
+    async fn clock(&self, clock_id: i64) -> Result<Option<StoredClock>, StoreError>;
+
     /// Open clocks with an id above `after`, by id, at most `limit`: the SLA tracker pages
     /// through them at start.
     async fn open_clocks(&self, after: i64, limit: u32) -> Result<Vec<StoredClock>, StoreError>;
 
+    /// Clocks written after (`since`, `after_id`) in (changed_at, id) order, at most
+    /// `limit`, open or not: how an SLA tracker learns of clocks other processes changed.
+    async fn clocks_changed(
+        &self,
+        since: DateTime<Utc>,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredClock>, StoreError>;
+
     /// Raises an alert on a clock once: claims (clock, kind) and, if this call got the
     /// claim, writes a history entry and an outbox event (and marks the task breached for a
-    /// breach) in the same transaction. False when it was raised already, by any process.
-    async fn raise_alert(&self, alert: &ClockAlert) -> Result<bool, StoreError>;
+    /// breach), and the alert's transition if it has one, in the same transaction. Nothing is
+    /// written when it was raised already, by any process, or when the transition is stale.
+    async fn raise_alert(&self, alert: &ClockAlert) -> Result<RaiseOutcome, StoreError>;
 
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;

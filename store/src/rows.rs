@@ -414,6 +414,20 @@ where
         query.push(")");
         keyword = " AND ";
     }
+    if let Some(from) = filter.created_from {
+        query
+            .push(keyword)
+            .push("created_at >= ")
+            .push_bind(from.timestamp_millis());
+        keyword = " AND ";
+    }
+    if let Some(before) = filter.created_before {
+        query
+            .push(keyword)
+            .push("created_at < ")
+            .push_bind(before.timestamp_millis());
+        keyword = " AND ";
+    }
     if let Some(before) = filter.due_before {
         query
             .push(keyword)

@@ -10,13 +10,13 @@ use hub_router::task::{NewTask, StatusChange, Task};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::outbox::{self, DestinationRow, OutboxRow};
 use crate::reports::{self, NearRow, ReportRow, ReturnRow};
 use crate::rows::{self, HistoryRow, TaskRow};
 use crate::workflow::{self, ClockRow, TaskHead, WorkflowRow};
-use crate::{ApplyOutcome, ClockAlert, StoredClock, WorkflowRecord};
+use crate::{ApplyOutcome, ClockAlert, RaiseOutcome, StoredClock, WorkflowRecord};
 use crate::{
     CreateOutcome, DepartmentReturn, DestinationState, EventReturned, LinkOutcome, NearQuery,
     OpenTaskNear, OutboxEvent, PriorOutcome, Report, StoreError, TaskEvent, TaskFilter, TaskStore,
@@ -136,7 +136,11 @@ impl SqliteStore {
 
 #[async_trait]
 impl TaskStore for SqliteStore {
-    async fn create_task(&self, task: &NewTask) -> Result<CreateOutcome, StoreError> {
+    async fn create_task(
+        &self,
+        task: &NewTask,
+        clocks: &[SlaClock],
+    ) -> Result<CreateOutcome, StoreError> {
         let row = TaskRow::new(task)?;
         let history = rows::initial_history(task);
         let operation = || {
@@ -180,6 +184,13 @@ impl TaskStore for SqliteStore {
                 .await
                 .map_err(db_err())?;
         }
+        upsert_clocks(&mut tx, &task.task_id, clocks).await?;
+        sqlx::query(workflow::SET_DUE)
+            .bind(&task.task_id)
+            .bind(workflow::earliest_deadline(clocks).map(|d| d.timestamp_millis()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err())?;
         sqlx::query(reports::INSERT_REPORT)
             .bind(&task.task_id)
             .bind(&task.event_id)
@@ -564,8 +575,6 @@ impl TaskStore for SqliteStore {
                 format!("apply {} to task {task_id}", t.action.kind())
             })
         };
-        let state = workflow::to_json(task_id, "workflow state", &t.state)?;
-        let action = workflow::to_json(task_id, "action", &t.action)?;
         let mut tx = self.writer.begin().await.map_err(err())?;
         let head: Option<TaskHead> = sqlx::query_as(workflow::SELECT_HEAD)
             .bind(task_id)
@@ -575,22 +584,266 @@ impl TaskStore for SqliteStore {
         let Some(head) = head else {
             return Ok(ApplyOutcome::NotFound);
         };
+        let change = TransitionWrite {
+            task_id,
+            head: &head,
+            expected_version,
+            t,
+            clocks,
+            due_at,
+        };
+        let Some(seq) = change.write(&mut tx).await? else {
+            return Ok(ApplyOutcome::Conflict {
+                current_version: head.workflow_version.unsigned_abs(),
+            });
+        };
+        tx.commit().await.map_err(err())?;
+        Ok(ApplyOutcome::Applied { seq })
+    }
+
+    async fn task_clocks(&self, task_id: &str) -> Result<Vec<StoredClock>, StoreError> {
+        let rows: Vec<ClockRow> =
+            sqlx::query_as(&workflow::select_clocks(CONCAT, workflow::TASK_CLOCKS))
+                .bind(task_id)
+                .fetch_all(&self.readers)
+                .await
+                .map_err(StoreError::query(BACKEND, || {
+                    format!("read clocks of task {task_id}")
+                }))?;
+        rows.into_iter().map(ClockRow::into_clock).collect()
+    }
+
+    async fn clock(&self, clock_id: i64) -> Result<Option<StoredClock>, StoreError> {
+        let row: Option<ClockRow> =
+            sqlx::query_as(&workflow::select_clocks(CONCAT, workflow::CLOCK_BY_ID))
+                .bind(clock_id)
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(StoreError::query(BACKEND, || {
+                    format!("read clock {clock_id}")
+                }))?;
+        row.map(ClockRow::into_clock).transpose()
+    }
+
+    async fn open_clocks(&self, after: i64, limit: u32) -> Result<Vec<StoredClock>, StoreError> {
+        let rows: Vec<ClockRow> =
+            sqlx::query_as(&workflow::select_clocks(CONCAT, workflow::OPEN_CLOCKS))
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.readers)
+                .await
+                .map_err(StoreError::query(BACKEND, || {
+                    format!("read open clocks after {after}")
+                }))?;
+        rows.into_iter().map(ClockRow::into_clock).collect()
+    }
+
+    async fn clocks_changed(
+        &self,
+        since: DateTime<Utc>,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredClock>, StoreError> {
+        let rows: Vec<ClockRow> =
+            sqlx::query_as(&workflow::select_clocks(CONCAT, workflow::CHANGED_CLOCKS))
+                .bind(since.timestamp_millis())
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.readers)
+                .await
+                .map_err(StoreError::query(BACKEND, || {
+                    format!("read clocks changed since {since}")
+                }))?;
+        rows.into_iter().map(ClockRow::into_clock).collect()
+    }
+
+    async fn outbox_head(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM outbox")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                "read the outbox head".to_owned()
+            }))
+    }
+
+    async fn raise_alert(&self, alert: &ClockAlert) -> Result<RaiseOutcome, StoreError> {
+        let err = || {
+            StoreError::query(BACKEND, || {
+                format!("raise {} on clock {}", alert.kind, alert.clock_id)
+            })
+        };
+        let mut tx = self.writer.begin().await.map_err(err())?;
+        let claimed = sqlx::query(workflow::CLAIM_ALERT)
+            .bind(alert.clock_id)
+            .bind(&alert.kind)
+            .bind(alert.due_at.timestamp_millis())
+            .bind(alert.raised_at.timestamp_millis())
+            .bind(&alert.raised_by)
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?
+            .rows_affected();
+        if claimed == 0 {
+            return Ok(RaiseOutcome::AlreadyRaised);
+        }
+        let head: TaskHead = sqlx::query_as(workflow::SELECT_HEAD)
+            .bind(&alert.task_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err())?;
+        let seq: i64 = sqlx::query_scalar(workflow::NEXT_SEQ)
+            .bind(&alert.task_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err())?;
+        sqlx::query(workflow::INSERT_HISTORY_ACTION)
+            .bind(&alert.task_id)
+            .bind(seq)
+            .bind(&head.status)
+            .bind(&head.status)
+            .bind(&alert.raised_by)
+            .bind(&alert.note)
+            .bind(alert.raised_at.timestamp_millis())
+            .bind(workflow::alert_action(alert))
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+        if alert.is_breach() {
+            sqlx::query(workflow::MARK_BREACHED)
+                .bind(&alert.task_id)
+                .bind(alert.raised_at.timestamp_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(err())?;
+        }
+        let event = TaskEvent::TaskStatusChanged(TaskStatusChanged {
+            task_id: alert.task_id.clone(),
+            seq,
+            source_system: head.source_system.clone(),
+            source_id: head.source_id.clone(),
+            from_status: Some(head.status.clone()),
+            to_status: head.status.clone(),
+            actor: alert.raised_by.clone(),
+            note: Some(alert.note.clone()),
+            changed_at: alert.raised_at,
+        });
+        insert_outbox(
+            &mut tx,
+            &alert.task_id,
+            &head.department,
+            &event,
+            alert.raised_at,
+        )
+        .await?;
+        if let Some(then) = &alert.then {
+            let change = TransitionWrite {
+                task_id: &alert.task_id,
+                head: &head,
+                expected_version: then.expected_version,
+                t: &then.transition,
+                clocks: &then.clocks,
+                due_at: then.due_at,
+            };
+            if change.write(&mut tx).await?.is_none() {
+                // Rolled back with the claim: the alert is raised with its transition or not.
+                return Ok(RaiseOutcome::Stale {
+                    current_version: head.workflow_version.unsigned_abs(),
+                });
+            }
+        }
+        tx.commit().await.map_err(err())?;
+        Ok(RaiseOutcome::Raised)
+    }
+
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+}
+
+/// The dialect's string aggregate, for the alerts of a clock.
+const CONCAT: &str = "group_concat";
+
+async fn insert_outbox(
+    tx: &mut SqliteConnection,
+    task_id: &str,
+    department: &str,
+    event: &TaskEvent,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(INSERT_OUTBOX)
+        .bind(task_id)
+        .bind(department)
+        .bind(event.kind())
+        .bind(outbox::to_payload(event)?)
+        .bind(at.timestamp_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query(BACKEND, || {
+            format!("write {} of task {task_id} to the outbox", event.kind())
+        }))?;
+    Ok(())
+}
+
+/// Writes clocks (upserted by kind and round) and the task's earliest open deadline.
+async fn upsert_clocks(
+    tx: &mut SqliteConnection,
+    task_id: &str,
+    clocks: &[SlaClock],
+) -> Result<(), StoreError> {
+    let err = || StoreError::query(BACKEND, || format!("write clocks of task {task_id}"));
+    let changed_at = Utc::now().timestamp_millis();
+    for clock in clocks {
+        sqlx::query(workflow::UPSERT_CLOCK)
+            .bind(task_id)
+            .bind(workflow::clock_key(clock)?)
+            .bind(workflow::to_json(task_id, "clock", clock)?)
+            .bind(i64::from(clock.is_open()))
+            .bind(clock.deadline().map(|d| d.timestamp_millis()))
+            .bind(changed_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+    }
+    Ok(())
+}
+
+/// A lifecycle transition to write inside a transaction.
+struct TransitionWrite<'a> {
+    task_id: &'a str,
+    head: &'a TaskHead,
+    expected_version: u64,
+    t: &'a Transition,
+    clocks: &'a [SlaClock],
+    due_at: Option<DateTime<Utc>>,
+}
+
+impl TransitionWrite<'_> {
+    /// The new status and state (only if the version is still the expected one), a history
+    /// entry, the clocks and the outbox event. `None` when the version moved: the caller
+    /// drops the transaction.
+    async fn write(&self, tx: &mut SqliteConnection) -> Result<Option<i64>, StoreError> {
+        let (task_id, t) = (self.task_id, self.t);
+        let err = || {
+            StoreError::query(BACKEND, || {
+                format!("apply {} to task {task_id}", t.action.kind())
+            })
+        };
+        let state = workflow::to_json(task_id, "workflow state", &t.state)?;
+        let action = workflow::to_json(task_id, "action", &t.action)?;
         let updated = sqlx::query(workflow::UPDATE_WORKFLOW)
             .bind(task_id)
             .bind(t.to.as_str())
             .bind(&state)
             .bind(i64::try_from(t.state.version).unwrap_or(i64::MAX))
             .bind(t.at.timestamp_millis())
-            .bind(due_at.map(|d| d.timestamp_millis()))
-            .bind(i64::try_from(expected_version).unwrap_or(i64::MAX))
+            .bind(self.due_at.map(|d| d.timestamp_millis()))
+            .bind(i64::try_from(self.expected_version).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await
             .map_err(err())?
             .rows_affected();
         if updated == 0 {
-            return Ok(ApplyOutcome::Conflict {
-                current_version: head.workflow_version.unsigned_abs(),
-            });
+            return Ok(None);
         }
         let seq: i64 = sqlx::query_scalar(workflow::NEXT_SEQ)
             .bind(task_id)
@@ -611,162 +864,19 @@ impl TaskStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(err())?;
-        for clock in clocks {
-            sqlx::query(workflow::UPSERT_CLOCK)
-                .bind(task_id)
-                .bind(workflow::clock_key(clock)?)
-                .bind(workflow::to_json(task_id, "clock", clock)?)
-                .bind(i64::from(clock.is_open()))
-                .bind(clock.deadline().map(|d| d.timestamp_millis()))
-                .execute(&mut *tx)
-                .await
-                .map_err(err())?;
-        }
+        upsert_clocks(tx, task_id, self.clocks).await?;
         let event = TaskEvent::TaskStatusChanged(TaskStatusChanged {
             task_id: task_id.to_owned(),
             seq,
-            source_system: head.source_system,
-            source_id: head.source_id,
+            source_system: self.head.source_system.clone(),
+            source_id: self.head.source_id.clone(),
             from_status: Some(t.from.as_str().to_owned()),
             to_status: t.to.as_str().to_owned(),
             actor,
             note: Some(note),
             changed_at: t.at,
         });
-        sqlx::query(INSERT_OUTBOX)
-            .bind(task_id)
-            .bind(&head.department)
-            .bind(event.kind())
-            .bind(outbox::to_payload(&event)?)
-            .bind(t.at.timestamp_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(err())?;
-        tx.commit().await.map_err(err())?;
-        Ok(ApplyOutcome::Applied { seq })
-    }
-
-    async fn task_clocks(&self, task_id: &str) -> Result<Vec<StoredClock>, StoreError> {
-        let err = || StoreError::query(BACKEND, || format!("read clocks of task {task_id}"));
-        let rows: Vec<ClockRow> = sqlx::query_as(workflow::SELECT_TASK_CLOCKS)
-            .bind(task_id)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(err())?;
-        let alerts: Vec<(i64, String)> = sqlx::query_as(workflow::SELECT_TASK_ALERTS)
-            .bind(task_id)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(err())?;
-        let mut alerts = workflow::group_alerts(alerts);
-        rows.into_iter()
-            .map(|r| {
-                let a = alerts.remove(&r.id).unwrap_or_default();
-                r.into_clock(a)
-            })
-            .collect()
-    }
-
-    async fn open_clocks(&self, after: i64, limit: u32) -> Result<Vec<StoredClock>, StoreError> {
-        let err = || StoreError::query(BACKEND, || format!("read open clocks after {after}"));
-        let rows: Vec<ClockRow> = sqlx::query_as(workflow::SELECT_OPEN_CLOCKS)
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_all(&self.readers)
-            .await
-            .map_err(err())?;
-        let last = rows.last().map_or(after, |r| r.id);
-        let alerts: Vec<(i64, String)> = sqlx::query_as(workflow::SELECT_OPEN_ALERTS)
-            .bind(after)
-            .bind(last)
-            .fetch_all(&self.readers)
-            .await
-            .map_err(err())?;
-        let mut alerts = workflow::group_alerts(alerts);
-        rows.into_iter()
-            .map(|r| {
-                let a = alerts.remove(&r.id).unwrap_or_default();
-                r.into_clock(a)
-            })
-            .collect()
-    }
-
-    async fn raise_alert(&self, alert: &ClockAlert) -> Result<bool, StoreError> {
-        let err = || {
-            StoreError::query(BACKEND, || {
-                format!("raise {} on clock {}", alert.kind, alert.clock_id)
-            })
-        };
-        let mut tx = self.writer.begin().await.map_err(err())?;
-        let claimed = sqlx::query(workflow::CLAIM_ALERT)
-            .bind(alert.clock_id)
-            .bind(&alert.kind)
-            .bind(alert.due_at.timestamp_millis())
-            .bind(alert.raised_at.timestamp_millis())
-            .bind(&alert.raised_by)
-            .execute(&mut *tx)
-            .await
-            .map_err(err())?
-            .rows_affected();
-        if claimed == 0 {
-            return Ok(false);
-        }
-        let head: TaskHead = sqlx::query_as(workflow::SELECT_HEAD)
-            .bind(&alert.task_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err())?;
-        let seq: i64 = sqlx::query_scalar(workflow::NEXT_SEQ)
-            .bind(&alert.task_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err())?;
-        let action = serde_json::json!({ "action": format!("sla_{}", alert.kind), "clock_id": alert.clock_id, "due_at": alert.due_at }).to_string();
-        sqlx::query(workflow::INSERT_HISTORY_ACTION)
-            .bind(&alert.task_id)
-            .bind(seq)
-            .bind(&head.status)
-            .bind(&head.status)
-            .bind(&alert.raised_by)
-            .bind(&alert.note)
-            .bind(alert.raised_at.timestamp_millis())
-            .bind(&action)
-            .execute(&mut *tx)
-            .await
-            .map_err(err())?;
-        if alert.is_breach() {
-            sqlx::query(workflow::MARK_BREACHED)
-                .bind(&alert.task_id)
-                .bind(alert.raised_at.timestamp_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(err())?;
-        }
-        let event = TaskEvent::TaskStatusChanged(TaskStatusChanged {
-            task_id: alert.task_id.clone(),
-            seq,
-            source_system: head.source_system,
-            source_id: head.source_id,
-            from_status: Some(head.status.clone()),
-            to_status: head.status,
-            actor: alert.raised_by.clone(),
-            note: Some(alert.note.clone()),
-            changed_at: alert.raised_at,
-        });
-        sqlx::query(INSERT_OUTBOX)
-            .bind(&alert.task_id)
-            .bind(&head.department)
-            .bind(event.kind())
-            .bind(outbox::to_payload(&event)?)
-            .bind(alert.raised_at.timestamp_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(err())?;
-        tx.commit().await.map_err(err())?;
-        Ok(true)
-    }
-
-    fn backend(&self) -> &'static str {
-        BACKEND
+        insert_outbox(tx, task_id, &self.head.department, &event, t.at).await?;
+        Ok(Some(seq))
     }
 }

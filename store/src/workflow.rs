@@ -49,6 +49,14 @@ pub struct StoredClock {
     pub clock: SlaClock,
     /// The alerts already raised on it (`warning`, `breach`, `step_overdue`).
     pub alerts: Vec<String>,
+    /// When the row was last written (the writer's wall clock).
+    pub changed_at: DateTime<Utc>,
+}
+
+impl StoredClock {
+    pub fn raised(&self, kind: &str) -> bool {
+        self.alerts.iter().any(|a| a == kind)
+    }
 }
 
 /// An alert the SLA tracker raises on a clock.
@@ -65,12 +73,50 @@ pub struct ClockAlert {
     pub raised_by: String,
     /// What the history says.
     pub note: String,
+    /// A transition written with the alert, in the same transaction (the escalation a
+    /// breach leads to), so that a crash cannot leave a breach raised and not escalated.
+    pub then: Option<AlertTransition>,
+}
+
+/// A lifecycle transition that goes with an alert; see [`ClockAlert::then`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertTransition {
+    /// The workflow version the transition was decided on.
+    pub expected_version: u64,
+    pub transition: Transition,
+    /// The clocks it starts or changes.
+    pub clocks: Vec<SlaClock>,
+    /// The task's earliest open deadline afterwards.
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// What [`crate::TaskStore::raise_alert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaiseOutcome {
+    /// This call raised it (and wrote its transition).
+    Raised,
+    /// It was raised before, by this process or another; nothing was written.
+    AlreadyRaised,
+    /// The task's workflow moved past the version the transition was decided on; nothing
+    /// was written: decide again on the current state.
+    Stale { current_version: u64 },
 }
 
 impl ClockAlert {
     pub(crate) fn is_breach(&self) -> bool {
         self.kind == "breach" || self.kind == "step_overdue"
     }
+}
+
+/// The earliest deadline among open, running clocks: the task's `due_at`.
+pub fn earliest_deadline<'a>(
+    clocks: impl IntoIterator<Item = &'a SlaClock>,
+) -> Option<DateTime<Utc>> {
+    clocks
+        .into_iter()
+        .filter(|c| c.is_open() && !c.is_paused())
+        .filter_map(SlaClock::deadline)
+        .min()
 }
 
 /// The key that makes a clock unique within its task: its kind and round.
@@ -113,6 +159,15 @@ pub(crate) fn history_note(t: &Transition) -> String {
         Action::RequestExtension { by } => format!(" by {by}"),
         Action::ApproveExtension { by: Some(by) } => format!(" by {by}"),
         Action::Escalate { step } => format!(" to {}", step.as_str()),
+        Action::ConveneJointMeeting { case } => {
+            let units: Vec<String> = case
+                .participants
+                .iter()
+                .map(|p| format!("{} ({})", p.unit, p.part))
+                .collect();
+            format!(": {}", units.join(", "))
+        }
+        Action::ReportIn { unit } | Action::CompletePart { unit } => format!(" by {unit}"),
         _ => String::new(),
     };
     let mut note = format!("{}{details}", t.label());
@@ -123,29 +178,56 @@ pub(crate) fn history_note(t: &Transition) -> String {
     note
 }
 
-/// A row of `sla_clocks` as read.
+/// A row of `sla_clocks` as read, with its alerts as a comma-separated list.
 #[derive(sqlx::FromRow)]
 pub(crate) struct ClockRow {
     pub id: i64,
     pub task_id: String,
     pub clock: String,
+    pub changed_at: i64,
+    pub alerts: Option<String>,
 }
 
 impl ClockRow {
-    pub(crate) fn into_clock(self, alerts: Vec<String>) -> Result<StoredClock, StoreError> {
+    pub(crate) fn into_clock(self) -> Result<StoredClock, StoreError> {
         let clock = serde_json::from_str(&self.clock).map_err(|e| StoreError::Corrupt {
             task_id: self.task_id.clone(),
             column: "sla_clocks.clock",
             reason: e.to_string(),
         })?;
+        let mut alerts: Vec<String> = self
+            .alerts
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        alerts.sort();
         Ok(StoredClock {
             id: self.id,
             task_id: self.task_id,
             clock,
             alerts,
+            changed_at: DateTime::from_timestamp_millis(self.changed_at).unwrap_or_default(),
         })
     }
 }
+
+/// `SELECT` of clock rows with their alerts; `concat` is the dialect's string aggregate
+/// (`group_concat` or `string_agg`), `rest` the `WHERE`/`ORDER BY`/`LIMIT` clauses.
+pub(crate) fn select_clocks(concat: &str, rest: &str) -> String {
+    format!(
+        "SELECT c.id, c.task_id, c.clock, c.changed_at, (SELECT {concat}(a.kind, ',') FROM \
+         sla_alerts a WHERE a.clock_id = c.id) AS alerts FROM sla_clocks c {rest}"
+    )
+}
+pub(crate) const TASK_CLOCKS: &str = "WHERE c.task_id = $1 ORDER BY c.id";
+pub(crate) const OPEN_CLOCKS: &str = "WHERE c.is_open = 1 AND c.id > $1 ORDER BY c.id LIMIT $2";
+pub(crate) const CLOCK_BY_ID: &str = "WHERE c.id = $1";
+/// Keyset over (changed_at, id): binds changed_at, id, limit.
+pub(crate) const CHANGED_CLOCKS: &str = "WHERE c.changed_at > $1 OR (c.changed_at = $1 AND \
+     c.id > $2) ORDER BY c.changed_at, c.id LIMIT $3";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct WorkflowRow {
@@ -204,32 +286,25 @@ pub(crate) const NEXT_SEQ: &str =
     "SELECT COALESCE(MAX(seq), 0) + 1 FROM task_history WHERE task_id = $1";
 pub(crate) const INSERT_HISTORY_ACTION: &str = "INSERT INTO task_history (task_id, seq, \
      from_status, to_status, actor, note, at, action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-/// Binds task, key, clock JSON, open (0/1), deadline.
+/// Binds task, key, clock JSON, open (0/1), deadline, changed_at.
 pub(crate) const UPSERT_CLOCK: &str =
     "INSERT INTO sla_clocks (task_id, clock_key, clock, is_open, \
-     deadline) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (task_id, clock_key) DO UPDATE SET \
-     clock = excluded.clock, is_open = excluded.is_open, deadline = excluded.deadline";
-pub(crate) const SELECT_TASK_CLOCKS: &str =
-    "SELECT id, task_id, clock FROM sla_clocks WHERE task_id = $1 ORDER BY id";
-pub(crate) const SELECT_TASK_ALERTS: &str = "SELECT a.clock_id, a.kind FROM sla_alerts a \
-     JOIN sla_clocks c ON c.id = a.clock_id WHERE c.task_id = $1 ORDER BY a.clock_id";
-pub(crate) const SELECT_OPEN_CLOCKS: &str =
-    "SELECT id, task_id, clock FROM sla_clocks WHERE is_open = 1 AND id > $1 ORDER BY id LIMIT $2";
-pub(crate) const SELECT_OPEN_ALERTS: &str = "SELECT a.clock_id, a.kind FROM sla_alerts a \
-     JOIN sla_clocks c ON c.id = a.clock_id WHERE c.is_open = 1 AND c.id > $1 AND c.id <= $2";
+     deadline, changed_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (task_id, clock_key) DO UPDATE SET \
+     clock = excluded.clock, is_open = excluded.is_open, deadline = excluded.deadline, \
+     changed_at = excluded.changed_at";
+pub(crate) const SET_DUE: &str = "UPDATE tasks SET due_at = $2 WHERE task_id = $1";
 /// Binds clock id, kind, due_at, raised_at, raised_by. One row per (clock, kind): the claim.
 pub(crate) const CLAIM_ALERT: &str = "INSERT INTO sla_alerts (clock_id, kind, due_at, raised_at, \
      raised_by) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
 pub(crate) const MARK_BREACHED: &str =
     "UPDATE tasks SET breached = 1, updated_at = $2 WHERE task_id = $1";
 
-/// Groups `(clock_id, kind)` alert rows by clock.
-pub(crate) fn group_alerts(
-    rows: Vec<(i64, String)>,
-) -> std::collections::HashMap<i64, Vec<String>> {
-    let mut by_clock: std::collections::HashMap<i64, Vec<String>> = Default::default();
-    for (id, kind) in rows {
-        by_clock.entry(id).or_default().push(kind);
-    }
-    by_clock
+/// The history entry of an alert, as the `action` column records it.
+pub(crate) fn alert_action(alert: &ClockAlert) -> String {
+    serde_json::json!({
+        "action": format!("sla_{}", alert.kind),
+        "clock_id": alert.clock_id,
+        "due_at": alert.due_at,
+    })
+    .to_string()
 }

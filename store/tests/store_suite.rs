@@ -149,7 +149,9 @@ macro_rules! store_suite {
                 open_tasks_near_filters_by_group_time_and_box,
                 returned_events_are_kept_once_and_published_to_their_department,
                 lifecycle_action_writes_state_history_clocks_and_outbox_once,
-                clock_alerts_are_raised_once_and_filter_tasks
+                clock_alerts_are_raised_once_and_filter_tasks,
+                dispatch_clocks_are_stored_with_the_task_and_seen_as_changes,
+                breach_and_its_escalation_are_written_together_or_not_at_all
             );
         }
     };
@@ -304,7 +306,7 @@ async fn create_then_get_round_trips_every_field(db: &TestDb) {
     let store = db.open().await;
     let task = sample_task("UM-2024-000123", BASE_MS);
 
-    let task_id = created_id(store.create_task(&task).await.unwrap());
+    let task_id = created_id(store.create_task(&task, &[]).await.unwrap());
     assert_eq!(task_id, task.task_id);
 
     let stored = store
@@ -321,7 +323,7 @@ async fn create_then_get_round_trips_every_field(db: &TestDb) {
 async fn second_create_of_same_record_changes_nothing(db: &TestDb) {
     let store = db.open().await;
     let original = sample_task("UM-2024-000200", BASE_MS);
-    created_id(store.create_task(&original).await.unwrap());
+    created_id(store.create_task(&original, &[]).await.unwrap());
 
     // The same departmental record routed again later, differently (new rules, new text) and
     // even under another task id: the first task stands.
@@ -335,7 +337,7 @@ async fn second_create_of_same_record_changes_nothing(db: &TestDb) {
     for task_id in [original.task_id.clone(), "another-task-id".to_owned()] {
         again.task_id = task_id;
         assert_eq!(
-            store.create_task(&again).await.unwrap(),
+            store.create_task(&again, &[]).await.unwrap(),
             CreateOutcome::AlreadyExists {
                 task_id: original.task_id.clone()
             }
@@ -361,7 +363,7 @@ async fn concurrent_creates_of_one_event_create_one_task(db: &TestDb) {
         .map(|i| {
             let store = Arc::clone(&stores[i % 2]);
             let task = Arc::clone(&task);
-            tokio::spawn(async move { store.create_task(&task).await })
+            tokio::spawn(async move { store.create_task(&task, &[]).await })
         })
         .collect();
     let mut created = 0;
@@ -393,11 +395,11 @@ async fn concurrent_creates_of_one_event_create_one_task(db: &TestDb) {
 async fn task_id_taken_by_another_record_is_refused(db: &TestDb) {
     let store = db.open().await;
     let first = sample_task("UM-2024-000400", BASE_MS);
-    created_id(store.create_task(&first).await.unwrap());
+    created_id(store.create_task(&first, &[]).await.unwrap());
 
     let mut other = sample_task("UM-2024-000401", BASE_MS);
     other.task_id = first.task_id.clone();
-    let err = store.create_task(&other).await.unwrap_err();
+    let err = store.create_task(&other, &[]).await.unwrap_err();
     assert!(matches!(err, StoreError::Inconsistent { .. }), "{err:?}");
     assert!(err.to_string().contains("UM-2024-000401"), "{err}");
 
@@ -420,7 +422,7 @@ async fn non_finite_coordinates_are_refused(db: &TestDb) {
         lat: 28.9,
     });
 
-    let err = store.create_task(&task).await.unwrap_err();
+    let err = store.create_task(&task, &[]).await.unwrap_err();
     assert!(matches!(err, StoreError::InvalidTask { .. }), "{err:?}");
     assert!(err.to_string().contains(&task.task_id), "{err}");
     assert_eq!(store.count_tasks(&TaskFilter::default()).await.unwrap(), 0);
@@ -459,7 +461,7 @@ async fn list_filters_pages_and_orders_newest_first(db: &TestDb) {
         triage_task("L-5", 30),
     ];
     for task in &tasks {
-        created_id(store.create_task(task).await.unwrap());
+        created_id(store.create_task(task, &[]).await.unwrap());
     }
     let ids = |found: Vec<hub_router::task::Task>| -> Vec<String> {
         found.into_iter().map(|t| t.fields.task_id).collect()
@@ -552,7 +554,7 @@ async fn list_filters_pages_and_orders_newest_first(db: &TestDb) {
 async fn history_records_created_then_dispatched(db: &TestDb) {
     let store = db.open().await;
     let task = sample_task("UM-2024-000600", BASE_MS);
-    created_id(store.create_task(&task).await.unwrap());
+    created_id(store.create_task(&task, &[]).await.unwrap());
 
     let history = store.task_history(&task.task_id).await.unwrap();
     assert_eq!(history.len(), 2, "{history:?}");
@@ -588,7 +590,7 @@ async fn history_records_created_then_dispatched(db: &TestDb) {
 async fn triage_task_is_stored_as_created(db: &TestDb) {
     let store = db.open().await;
     let task = triage_task("12345-2024-0700", BASE_MS);
-    created_id(store.create_task(&task).await.unwrap());
+    created_id(store.create_task(&task, &[]).await.unwrap());
 
     let stored = store.get_task(&task.task_id).await.unwrap().unwrap();
     assert_eq!(stored.status, TaskStatus::Created);
@@ -647,7 +649,7 @@ async fn reopening_runs_migrations_idempotently(db: &TestDb) {
     let store = db.open().await;
     let backend = store.backend();
     let first = sample_task("UM-2024-000800", BASE_MS);
-    created_id(store.create_task(&first).await.unwrap());
+    created_id(store.create_task(&first, &[]).await.unwrap());
     drop(store);
 
     // Reopened, also by two processes starting at once: the schema is already there.
@@ -658,7 +660,7 @@ async fn reopening_runs_migrations_idempotently(db: &TestDb) {
         first
     );
     let second = sample_task("UM-2024-000801", BASE_MS + 1);
-    created_id(b.create_task(&second).await.unwrap());
+    created_id(b.create_task(&second, &[]).await.unwrap());
     assert_eq!(a.count_tasks(&TaskFilter::default()).await.unwrap(), 2);
 }
 
@@ -666,10 +668,10 @@ async fn new_task_writes_its_events_to_the_outbox_in_order(db: &TestDb) {
     let store = db.open().await;
     let first = sample_task("CG-OUT-1", BASE_MS);
     let triage = triage_task("R-OUT-2", BASE_MS + 1000);
-    store.create_task(&first).await.unwrap();
-    store.create_task(&triage).await.unwrap();
+    store.create_task(&first, &[]).await.unwrap();
+    store.create_task(&triage, &[]).await.unwrap();
     // A redelivered event adds nothing.
-    store.create_task(&first).await.unwrap();
+    store.create_task(&first, &[]).await.unwrap();
 
     let all = store.outbox_after(0, None, 100).await.unwrap();
     let kinds: Vec<(&str, &str)> = all
@@ -821,7 +823,7 @@ fn report(source_system: &str, source_id: &str, department: Department, ms: i64)
 async fn duplicate_reports_link_to_one_task_and_hear_its_events(db: &TestDb) {
     let store = db.open().await;
     let task = sample_task("CG-DUP-1", BASE_MS);
-    store.create_task(&task).await.unwrap();
+    store.create_task(&task, &[]).await.unwrap();
     let sanitation = report(
         "sanitation.longmatan",
         "HW-9",
@@ -888,7 +890,7 @@ async fn duplicate_reports_link_to_one_task_and_hear_its_events(db: &TestDb) {
 async fn open_tasks_near_filters_by_group_time_and_box(db: &TestDb) {
     let store = db.open().await;
     let task = sample_task("CG-NEAR-1", BASE_MS);
-    store.create_task(&task).await.unwrap();
+    store.create_task(&task, &[]).await.unwrap();
     let p = task.place.point.unwrap();
     let query = |group: &str, since: i64, until: i64, d: f64| NearQuery {
         category_group: group.to_owned(),
@@ -992,7 +994,7 @@ async fn returned_events_are_kept_once_and_published_to_their_department(db: &Te
 
 use hub_router::workflow::lifecycle::Action;
 use hub_router::workflow::{apply, Actor, ClockKind, Limit, SlaClock, TaskState, WorkingCalendar};
-use hub_store::{ApplyOutcome, ClockAlert};
+use hub_store::{AlertTransition, ApplyOutcome, ClockAlert, RaiseOutcome};
 
 /// The state the hub derives for a task the router dispatched.
 fn dispatched_state(unit: &str) -> TaskState {
@@ -1025,7 +1027,7 @@ fn sign_for_clock(minutes: u32) -> SlaClock {
 async fn lifecycle_action_writes_state_history_clocks_and_outbox_once(db: &TestDb) {
     let store = db.open().await;
     let task = sample_task("UM-2024-000900", BASE_MS);
-    let id = created_id(store.create_task(&task).await.unwrap());
+    let id = created_id(store.create_task(&task, &[]).await.unwrap());
     let record = store.workflow(&id).await.unwrap().unwrap();
     assert_eq!(
         (
@@ -1146,10 +1148,10 @@ async fn lifecycle_action_writes_state_history_clocks_and_outbox_once(db: &TestD
 async fn clock_alerts_are_raised_once_and_filter_tasks(db: &TestDb) {
     let store = db.open().await;
     let task = sample_task("UM-2024-000901", BASE_MS);
-    let id = created_id(store.create_task(&task).await.unwrap());
+    let id = created_id(store.create_task(&task, &[]).await.unwrap());
     let other = created_id(
         store
-            .create_task(&sample_task("UM-2024-000902", BASE_MS + 1))
+            .create_task(&sample_task("UM-2024-000902", BASE_MS + 1), &[])
             .await
             .unwrap(),
     );
@@ -1186,6 +1188,7 @@ async fn clock_alerts_are_raised_once_and_filter_tasks(db: &TestDb) {
             raised_at: at(BASE_MS + 700_000),
             raised_by: format!("system:sla_tracker:{n}"),
             note: "sla_breach: sign_for".to_owned(),
+            then: None,
         };
         racers.push(tokio::spawn(async move {
             store.raise_alert(&alert).await.unwrap()
@@ -1193,7 +1196,7 @@ async fn clock_alerts_are_raised_once_and_filter_tasks(db: &TestDb) {
     }
     let mut raised = 0;
     for r in racers {
-        raised += usize::from(r.await.unwrap());
+        raised += usize::from(r.await.unwrap() == RaiseOutcome::Raised);
     }
     assert_eq!(raised, 1);
     let history = store.task_history(&id).await.unwrap();
@@ -1267,4 +1270,129 @@ async fn clock_alerts_are_raised_once_and_filter_tasks(db: &TestDb) {
             .unwrap();
         assert_eq!(n, expected, "{unit}");
     }
+}
+
+async fn dispatch_clocks_are_stored_with_the_task_and_seen_as_changes(db: &TestDb) {
+    let store = db.open().await;
+    let before = Utc::now() - chrono::TimeDelta::seconds(1);
+    let clock = sign_for_clock(10);
+    let deadline = clock.deadline().unwrap();
+    let id = created_id(
+        store
+            .create_task(&sample_task("UM-2024-000910", BASE_MS), &[clock.clone()])
+            .await
+            .unwrap(),
+    );
+    let clocks = store.task_clocks(&id).await.unwrap();
+    assert_eq!(clocks.len(), 1);
+    assert_eq!(clocks[0].clock, clock);
+    assert!(clocks[0].changed_at >= before);
+    let record = store.workflow(&id).await.unwrap().unwrap();
+    assert_eq!(record.due_at, Some(deadline), "due_at is set at dispatch");
+    assert_eq!(record.state, None, "no lifecycle action yet");
+
+    let open = store.open_clocks(0, 100).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(store.clock(open[0].id).await.unwrap().unwrap(), open[0]);
+    assert_eq!(store.clock(open[0].id + 1000).await.unwrap(), None);
+
+    // The change feed has it; a cursor at it has nothing newer; a redelivered create does
+    // not write the clocks again.
+    let changed = store.clocks_changed(before, 0, 100).await.unwrap();
+    assert_eq!(changed.len(), 1);
+    let (at_ms, last_id) = (changed[0].changed_at, changed[0].id);
+    assert!(store
+        .clocks_changed(at_ms, last_id, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .create_task(&sample_task("UM-2024-000910", BASE_MS), &[clock])
+        .await
+        .unwrap();
+    assert!(store
+        .clocks_changed(at_ms, last_id, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.task_clocks(&id).await.unwrap().len(), 1);
+}
+
+async fn breach_and_its_escalation_are_written_together_or_not_at_all(db: &TestDb) {
+    let store = db.open().await;
+    let clock = sign_for_clock(10);
+    let deadline = clock.deadline().unwrap();
+    let id = created_id(
+        store
+            .create_task(&sample_task("UM-2024-000911", BASE_MS), &[clock])
+            .await
+            .unwrap(),
+    );
+    let clock_id = store.open_clocks(0, 10).await.unwrap()[0].id;
+    let escalate = apply(
+        &dispatched_state("510504001002.workstation"),
+        Action::Escalate {
+            step: hub_router::city::LadderStep::Workstation,
+        },
+        &Actor::system("sla_tracker"),
+        deadline,
+    )
+    .unwrap();
+    let step_clock = SlaClock::start(
+        ClockKind::Escalation {
+            step: hub_router::city::LadderStep::Workstation,
+            cause: hub_router::workflow::clock::Phase::SignFor,
+        },
+        1,
+        deadline,
+        Limit::parse("30 minutes").unwrap(),
+        None,
+        WorkingCalendar::always_open(),
+    );
+    let alert = |expected_version| ClockAlert {
+        clock_id,
+        task_id: id.clone(),
+        kind: "breach".to_owned(),
+        due_at: deadline,
+        raised_at: deadline,
+        raised_by: "system:sla_tracker".to_owned(),
+        note: "sign-for breached".to_owned(),
+        then: Some(AlertTransition {
+            expected_version,
+            transition: escalate.clone(),
+            clocks: vec![step_clock.clone()],
+            due_at: step_clock.deadline(),
+        }),
+    };
+    // Decided on a version the task has moved past: neither the breach nor the step is
+    // written, so the tracker can decide again.
+    let outcome = store.raise_alert(&alert(7)).await.unwrap();
+    assert_eq!(outcome, RaiseOutcome::Stale { current_version: 0 });
+    assert!(store.task_clocks(&id).await.unwrap()[0].alerts.is_empty());
+    assert_eq!(store.task_history(&id).await.unwrap().len(), 2);
+    assert!(!store.workflow(&id).await.unwrap().unwrap().breached);
+
+    assert_eq!(
+        store.raise_alert(&alert(0)).await.unwrap(),
+        RaiseOutcome::Raised
+    );
+    assert_eq!(
+        store.raise_alert(&alert(0)).await.unwrap(),
+        RaiseOutcome::AlreadyRaised
+    );
+    let history = store.task_history(&id).await.unwrap();
+    let notes: Vec<_> = history.iter().filter_map(|h| h.note.clone()).collect();
+    assert_eq!(history.len(), 4, "{notes:?}");
+    assert_eq!(history[2].note.as_deref(), Some("sign-for breached"));
+    assert!(
+        history[3].note.as_deref().unwrap().contains("workstation"),
+        "{notes:?}"
+    );
+    let record = store.workflow(&id).await.unwrap().unwrap();
+    assert!(record.breached);
+    assert_eq!(record.version, 1);
+    assert_eq!(record.due_at, step_clock.deadline());
+    let clocks = store.task_clocks(&id).await.unwrap();
+    assert_eq!(clocks.len(), 2);
+    assert_eq!(clocks[1].clock, step_clock);
 }

@@ -5,4 +5,5 @@
 mod connectors;
 mod pipeline;
 mod routing;
+mod sla;
 mod workflow;

@@ -22,7 +22,7 @@ const API_ONLY: Roles = Roles {
     api: true,
 };
 
-fn unit(id: &str, role: &str) -> AssignedUnit {
+pub(crate) fn unit(id: &str, role: &str) -> AssignedUnit {
     AssignedUnit {
         unit_id: id.to_owned(),
         role: role.to_owned(),
@@ -31,7 +31,7 @@ fn unit(id: &str, role: &str) -> AssignedUnit {
 }
 
 /// A dispatched task in `community` (of `street`), from `department`, led by `lead`.
-fn task(
+pub(crate) fn task(
     source_id: &str,
     department: Department,
     street: &str,
@@ -98,13 +98,13 @@ fn task(
     }
 }
 
-struct Api {
-    base: String,
-    client: reqwest::Client,
+pub(crate) struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
 }
 
 impl Api {
-    async fn get(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
+    pub async fn get(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
         let mut req = self.client.get(format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -115,7 +115,7 @@ impl Api {
         (status, body)
     }
 
-    async fn post(&self, token: Option<&str>, path: &str, body: Value) -> (StatusCode, Value) {
+    pub async fn post(&self, token: Option<&str>, path: &str, body: Value) -> (StatusCode, Value) {
         let mut req = self.client.post(format!("{}{path}", self.base)).json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -126,7 +126,7 @@ impl Api {
         (status, body)
     }
 
-    async fn act(&self, token: &str, id: &str, body: Value) -> (StatusCode, Value) {
+    pub async fn act(&self, token: &str, id: &str, body: Value) -> (StatusCode, Value) {
         self.post(Some(token), &format!("/api/v1/tasks/{id}/actions"), body)
             .await
     }
@@ -176,7 +176,8 @@ async fn fixture() -> Fixture {
         vec![],
     );
     for t in [&a, &b] {
-        hub.store.create_task(t).await.unwrap();
+        let (_, clocks) = hub.workflow.derive(t);
+        hub.store.create_task(t, &clocks).await.unwrap();
     }
     let api = Api {
         base: format!("http://{}", hub.api_addr.unwrap()),
@@ -527,5 +528,119 @@ async fn authorization_matrix_allows_no_cross_scope_read_or_write() {
         .await;
     assert_eq!((s, body["total"].as_u64()), (StatusCode::OK, Some(0)));
     let _ = TimeDelta::zero();
+    f.hub.stop().await;
+}
+
+/// Reads server-sent events from `resp` until `until` holds for one of them (or 20 s pass):
+/// every event as (id, event name, data).
+async fn read_events(
+    resp: &mut reqwest::Response,
+    until: impl Fn(&(String, String, Value)) -> bool,
+) -> Vec<(String, String, Value)> {
+    let mut buf = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("the awaited event did not come; got {events:?}"))
+            .expect("stream readable")
+            .expect("stream still open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let (mut id, mut name, mut data) = (String::new(), String::new(), Value::Null);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data = serde_json::from_str(v.trim()).unwrap_or(Value::Null);
+                }
+            }
+            if id.is_empty() {
+                continue; // a keep-alive comment
+            }
+            let event = (id, name, data);
+            let done = until(&event);
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_stream_shows_each_scope_its_own_changes_and_resumes_after_a_reconnect() {
+    let f = fixture().await;
+    let open = |token: &'static str, query: &'static str, last: Option<String>| {
+        let mut req = f
+            .api
+            .client
+            .get(format!("{}/api/v1/console/stream{query}", f.api.base))
+            .bearer_auth(token);
+        if let Some(id) = last {
+            req = req.header("Last-Event-ID", id);
+        }
+        req.send()
+    };
+    // Outside its scope: refused, as for lists.
+    let refused = open(QINGQUAN, "?community=510504002001", None)
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let unauthenticated = f
+        .api
+        .client
+        .get(format!("{}/api/v1/console/stream", f.api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+
+    let mut community = open(QINGQUAN, "", None).await.unwrap();
+    assert_eq!(community.status(), StatusCode::OK);
+    assert!(community.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut street2 = open(STREET2, "", None).await.unwrap();
+    // B (another street) changes first, then A.
+    for id in [&f.b, &f.a] {
+        let (status, body) = f.api.act(ADMIN, id, json!({ "action": "sign_for" })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let seen = read_events(&mut community, |(_, _, d)| d["task_id"] == json!(f.a)).await;
+    assert!(
+        seen.iter().all(|(_, _, d)| d["task_id"] == json!(f.a)),
+        "the community saw another community's task: {seen:?}"
+    );
+    let (signed_id, name, data) = seen.last().unwrap().clone();
+    assert_eq!(name, "task_status_changed");
+    assert_eq!(data["status"], json!("signed_for"));
+    assert_eq!(data["community_code"], json!("510504001002"));
+    let other = read_events(&mut street2, |(_, _, d)| d["task_id"] == json!(f.b)).await;
+    assert!(
+        other.iter().all(|(_, _, d)| d["task_id"] == json!(f.b)),
+        "{other:?}"
+    );
+
+    // The console drops; A moves on meanwhile; reconnecting with the last id it saw gives
+    // it what it missed, and nothing twice.
+    drop(community);
+    let (status, body) = f
+        .api
+        .act(QINGQUAN, &f.a, json!({ "action": "start" }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut resumed = open(QINGQUAN, "", Some(signed_id.clone())).await.unwrap();
+    let missed = read_events(&mut resumed, |(_, _, d)| d["task_id"] == json!(f.a)).await;
+    let (id, _, data) = &missed[0];
+    assert!(id.parse::<i64>().unwrap() > signed_id.parse::<i64>().unwrap());
+    assert_eq!(data["status"], json!("in_progress"));
+    drop(resumed);
+    drop(street2);
     f.hub.stop().await;
 }

@@ -46,6 +46,9 @@ const MAX_HOLIDAY_DAYS: i64 = 31;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeUnit {
+    /// Natural seconds: for drills and tests of the SLA tracker (a ladder climbed in
+    /// seconds); real policies count in minutes and up.
+    Seconds,
     /// Natural minutes (e.g. the 30-minute report-in of a joint case).
     Minutes,
     /// Natural hours (e.g. the 12345 hotline's 24 h).
@@ -60,7 +63,8 @@ pub enum TimeUnit {
 }
 
 impl TimeUnit {
-    pub const ALL: [TimeUnit; 6] = [
+    pub const ALL: [TimeUnit; 7] = [
+        TimeUnit::Seconds,
         TimeUnit::Minutes,
         TimeUnit::Hours,
         TimeUnit::Days,
@@ -71,6 +75,7 @@ impl TimeUnit {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            TimeUnit::Seconds => "seconds",
             TimeUnit::Minutes => "minutes",
             TimeUnit::Hours => "hours",
             TimeUnit::Days => "days",
@@ -89,7 +94,9 @@ impl TimeUnit {
 
     pub fn measure(self) -> Measure {
         match self {
-            TimeUnit::Minutes | TimeUnit::Hours | TimeUnit::Days => Measure::Natural,
+            TimeUnit::Seconds | TimeUnit::Minutes | TimeUnit::Hours | TimeUnit::Days => {
+                Measure::Natural
+            }
             TimeUnit::WorkingMinutes | TimeUnit::WorkingHours => Measure::Working,
             TimeUnit::WorkingDays => Measure::WorkingDays,
         }
@@ -99,6 +106,7 @@ impl TimeUnit {
     /// is a typo, and the cap bounds the cost of computing a deadline.
     pub fn max_amount(self) -> u32 {
         match self {
+            TimeUnit::Seconds => 24 * 60 * 60,
             TimeUnit::Minutes => 2 * 365 * 24 * 60,
             TimeUnit::Hours => 2 * 365 * 24,
             TimeUnit::Days => 2 * 365,
@@ -178,6 +186,7 @@ impl Limit {
         };
         amount
             * match self.unit {
+                TimeUnit::Seconds => 1000,
                 TimeUnit::Minutes | TimeUnit::WorkingMinutes => MS_PER_MINUTE,
                 TimeUnit::Hours | TimeUnit::WorkingHours => MS_PER_HOUR,
                 TimeUnit::Days | TimeUnit::WorkingDays => day,
@@ -907,7 +916,12 @@ fri = ["08:30-12:00", "14:00-17:30"]
             .contains("whole number"));
         assert!(Limit::parse("4 fortnights")
             .unwrap_err()
-            .contains("known: minutes"));
+            .contains("known: seconds, minutes"));
+        assert_eq!(
+            Limit::parse("90 seconds")
+                .map(|l| l.in_measure(Measure::Natural, WorkingCalendar::always_open())),
+            Ok(90_000)
+        );
         assert!(Limit::parse("99999 working_days")
             .unwrap_err()
             .contains("largest"));

@@ -124,6 +124,8 @@ pub enum JointCaseError {
 pub struct JointCase {
     pub task_id: String,
     pub convened_at: DateTime<Utc>,
+    /// How long each unit had to report in (from the configuration at the meeting).
+    pub report_in: Limit,
     /// The lead first, then the co-handlers in the order named.
     pub participants: Vec<Participant>,
 }
@@ -172,6 +174,7 @@ impl JointCase {
         Ok(JointCase {
             task_id: task_id.to_owned(),
             convened_at: now,
+            report_in: config.report_in,
             participants,
         })
     }
@@ -288,12 +291,7 @@ impl JointCase {
 
     /// The clocks the tracker watches for this case: a report-in clock per unit and a clock
     /// per part with a limit, stopped where already done.
-    pub fn clocks(
-        &self,
-        round: u32,
-        config: &JointCaseConfig,
-        calendar: &WorkingCalendar,
-    ) -> Vec<SlaClock> {
+    pub fn clocks(&self, round: u32, calendar: &WorkingCalendar) -> Vec<SlaClock> {
         let mut clocks = Vec::new();
         for p in &self.participants {
             let mut report = SlaClock::start(
@@ -302,7 +300,7 @@ impl JointCase {
                 },
                 round,
                 self.convened_at,
-                config.report_in,
+                self.report_in,
                 None,
                 calendar,
             );

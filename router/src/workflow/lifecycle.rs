@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::calendar::Limit;
 use super::escalation::{ladder_rank, ladder_serde};
+use super::joint_case::JointCase;
 use crate::city::LadderStep;
 use crate::task::TaskStatus;
 
@@ -186,6 +187,13 @@ pub enum Action {
         #[serde(with = "ladder_serde")]
         step: LadderStep,
     },
+    /// 吹哨: the case is put to the joint meeting, which names a lead and co-handlers, each
+    /// with a report-in deadline and a part of the work (see [`JointCase::convene`]).
+    ConveneJointMeeting { case: JointCase },
+    /// 报到: a unit called to the joint case reports in.
+    ReportIn { unit: String },
+    /// A unit called to the joint case finished its part.
+    CompletePart { unit: String },
 }
 
 /// The name of an action, as listed in "allowed now".
@@ -210,10 +218,13 @@ pub enum ActionKind {
     ResidentResponded,
     Callback,
     Escalate,
+    ConveneJointMeeting,
+    ReportIn,
+    CompletePart,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 18] = [
+    pub const ALL: [ActionKind; 21] = [
         ActionKind::Dispatch,
         ActionKind::SignFor,
         ActionKind::Start,
@@ -232,6 +243,9 @@ impl ActionKind {
         ActionKind::ResidentResponded,
         ActionKind::Callback,
         ActionKind::Escalate,
+        ActionKind::ConveneJointMeeting,
+        ActionKind::ReportIn,
+        ActionKind::CompletePart,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -254,6 +268,9 @@ impl ActionKind {
             ActionKind::ResidentResponded => "resident_responded",
             ActionKind::Callback => "callback",
             ActionKind::Escalate => "escalate",
+            ActionKind::ConveneJointMeeting => "convene_joint_meeting",
+            ActionKind::ReportIn => "report_in",
+            ActionKind::CompletePart => "complete_part",
         }
     }
 
@@ -289,6 +306,9 @@ impl Action {
             Action::ResidentResponded => ActionKind::ResidentResponded,
             Action::Callback { .. } => ActionKind::Callback,
             Action::Escalate { .. } => ActionKind::Escalate,
+            Action::ConveneJointMeeting { .. } => ActionKind::ConveneJointMeeting,
+            Action::ReportIn { .. } => ActionKind::ReportIn,
+            Action::CompletePart { .. } => ActionKind::CompletePart,
         }
     }
 
@@ -363,6 +383,9 @@ pub struct TaskState {
     pub escalation: Option<LadderStep>,
     /// The unit whose return awaits arbitration.
     pub returned_by: Option<String>,
+    /// The joint case (吹哨报到), once the case was put to the joint meeting.
+    #[serde(default)]
+    pub joint_case: Option<JointCase>,
     /// The resident's callback verdict, once given.
     pub callback_satisfied: Option<bool>,
     pub rework_count: u32,
@@ -385,6 +408,7 @@ impl TaskState {
             waiting_on_resident: false,
             escalation: None,
             returned_by: None,
+            joint_case: None,
             callback_satisfied: None,
             rework_count: 0,
             reopen_count: 0,
@@ -447,7 +471,7 @@ impl TaskState {
             K::Return => matches!(self.status, S::Dispatched | S::SignedFor),
             K::Arbitrate => self.status == S::Returned,
             K::Callback => matches!(self.status, S::Verified | S::Closed),
-            K::Escalate => matches!(
+            K::Escalate | K::ConveneJointMeeting | K::ReportIn | K::CompletePart => matches!(
                 self.status,
                 S::Dispatched | S::SignedFor | S::InProgress | S::Returned
             ),
@@ -473,6 +497,12 @@ impl TaskState {
             }
             K::Callback if self.callback_satisfied.is_some() => "the callback was already recorded",
             K::Escalate if !self.can_escalate() => "the case is already at the top of the ladder",
+            K::ConveneJointMeeting if self.joint_case.is_some() => {
+                "the case is already before the joint meeting"
+            }
+            K::ReportIn | K::CompletePart if self.joint_case.is_none() => {
+                "the case has not been put to the joint meeting"
+            }
             _ => return None,
         };
         Some(Refusal::NotNow(why.to_owned()))
@@ -534,6 +564,9 @@ impl Transition {
             Action::Callback { satisfied: true } => "callback_satisfied",
             Action::Callback { satisfied: false } => "reopened",
             Action::Escalate { .. } => "escalated",
+            Action::ConveneJointMeeting { .. } => "joint_meeting_convened",
+            Action::ReportIn { .. } => "reported_in",
+            Action::CompletePart { .. } => "part_completed",
         }
     }
 }
@@ -723,6 +756,26 @@ pub fn apply(
                 }
             }
             next.escalation = Some(*step);
+        }
+        Action::ConveneJointMeeting { case } => {
+            if case.participants.len() < 2 {
+                return Err(refuse(Refusal::Missing(
+                    "a lead and at least one co-handler",
+                )));
+            }
+            next.joint_case = Some(case.clone());
+        }
+        Action::ReportIn { unit } | Action::CompletePart { unit } => {
+            // `why_not` refused these without a joint case.
+            let Some(mut case) = state.joint_case.clone() else {
+                return Err(refuse(Refusal::WrongStatus));
+            };
+            let done = match &action {
+                Action::ReportIn { .. } => case.report_in(unit.trim(), now),
+                _ => case.complete_part(unit.trim(), now),
+            };
+            done.map_err(|e| refuse(Refusal::NotNow(e.to_string())))?;
+            next.joint_case = Some(case);
         }
     }
     next.version += 1;

@@ -272,6 +272,23 @@ impl SlaPolicy {
                 phase: Phase::Handling,
                 at,
             }],
+            Action::ConveneJointMeeting { case } => case
+                .clocks(round, calendar)
+                .into_iter()
+                .map(ClockEffect::Start)
+                .collect(),
+            Action::ReportIn { unit } => vec![ClockEffect::StopKind {
+                kind: ClockKind::ReportIn {
+                    unit: unit.trim().to_owned(),
+                },
+                at,
+            }],
+            Action::CompletePart { unit } => vec![ClockEffect::StopKind {
+                kind: ClockKind::JointPart {
+                    unit: unit.trim().to_owned(),
+                },
+                at,
+            }],
             Action::Start
             | Action::RequestExtension { .. }
             | Action::ApproveExtension { by: None }
@@ -292,6 +309,11 @@ pub enum ClockEffect {
     Stop {
         phase: Option<Phase>,
         stage: Option<String>,
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    /// Stop the open clock of exactly this kind (a joint-case unit's report-in or part).
+    StopKind {
+        kind: ClockKind,
         at: chrono::DateTime<chrono::Utc>,
     },
     /// Stop every open escalation step: a newly raised step supersedes them (one
@@ -337,6 +359,9 @@ impl ClockEffect {
                     (Some(_), _) => false,
                 };
                 (in_phase && in_stage).then_some(ClockEvent::Stopped { at: *at })
+            }
+            ClockEffect::StopKind { kind, at } => {
+                (clock.kind == *kind).then_some(ClockEvent::Stopped { at: *at })
             }
             ClockEffect::StopEscalations { at } => clock
                 .kind

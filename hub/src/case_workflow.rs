@@ -1,0 +1,310 @@
+//! The case workflow service: the task state machine and SLA clocks of `hub_router::workflow`
+//! applied to stored tasks. Used by the console API (lifecycle actions), the dispatcher (the
+//! clocks a task starts with) and the SLA tracker (escalations).
+//!
+//! It derives the state and clocks of a task the router dispatched, applies an action with
+//! the pure core, and writes the result through the store in one transaction.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use hub_router::task::{NewTask, Task, TaskStatus};
+use hub_router::workflow::joint_case::{Assignment, JointCaseError};
+use hub_router::workflow::lifecycle::{Action, Command};
+use hub_router::workflow::sla::{apply_effects, ClockEffect};
+use hub_router::workflow::{
+    apply, Actor, IllegalTransition, JointCase, SlaClock, SlaConfig, SlaPolicy, TaskFacts,
+    TaskState, Transition,
+};
+use hub_store::{earliest_deadline, ApplyOutcome, StoreError, StoredClock, TaskStore};
+use tokio::sync::broadcast;
+
+/// The folder of SLA policies and calendars inside the routing configuration folder.
+pub const SLA_DIR: &str = "sla";
+
+/// A change to a task, as the live stream sends it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Change {
+    pub task_id: String,
+    pub community_code: Option<String>,
+    pub street_code: Option<String>,
+    pub lead_unit_id: Option<String>,
+    pub department: String,
+    pub what: String,
+    pub status: TaskStatus,
+    pub at: DateTime<Utc>,
+}
+
+/// The case workflow service.
+pub struct Workflow {
+    pub store: Arc<dyn TaskStore>,
+    pub sla: SlaConfig,
+    pub changes: broadcast::Sender<Change>,
+}
+
+/// A task's workflow as it stands: stored, or derived for a task no action touched yet.
+pub struct Current {
+    pub task: Task,
+    pub state: TaskState,
+    pub version: u64,
+    pub clocks: Vec<StoredClock>,
+    /// Whether state and clocks were derived (nothing stored yet): the first write stores
+    /// every clock.
+    pub derived: bool,
+    pub due_at: Option<DateTime<Utc>>,
+    pub breached: bool,
+}
+
+/// Why an action was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ActError {
+    #[error("no task with id `{0}`")]
+    NotFound(String),
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    #[error("the task changed meanwhile (version {current}, the action was decided on {expected}); reload and retry")]
+    Stale { expected: u64, current: u64 },
+    #[error("SLA clocks: {0}")]
+    Clock(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Workflow {
+    pub fn load(routing_dir: &Path, store: Arc<dyn TaskStore>) -> anyhow::Result<Arc<Self>> {
+        let dir = routing_dir.join(SLA_DIR);
+        let sla = SlaConfig::load(&dir)
+            .with_context(|| format!("loading SLA policies from {}", dir.display()))?;
+        Ok(Arc::new(Workflow {
+            store,
+            sla,
+            changes: broadcast::channel(1024).0,
+        }))
+    }
+
+    pub fn policy_of(&self, task: &Task) -> &SlaPolicy {
+        self.policy_for(&task.fields)
+    }
+
+    pub fn policy_for(&self, f: &NewTask) -> &SlaPolicy {
+        self.sla.policies.policy_for(
+            f.sla_policy.as_deref(),
+            &TaskFacts {
+                category_code: &f.category_code,
+                priority: Some(f.priority),
+                department: Some(f.department),
+            },
+        )
+    }
+
+    /// A joint case for `task` convened at `now`, with every unit's deadlines on the task's
+    /// calendar.
+    pub fn convene(
+        &self,
+        task: &Task,
+        lead: Assignment,
+        co_handlers: Vec<Assignment>,
+        now: DateTime<Utc>,
+    ) -> Result<JointCase, JointCaseError> {
+        let calendar = self.sla.calendar_of(self.policy_of(task));
+        JointCase::convene(
+            &task.fields.task_id,
+            now,
+            lead,
+            co_handlers,
+            &self.sla.policies.joint_case,
+            calendar,
+        )
+    }
+
+    /// The task's state, version and clocks.
+    pub async fn current(&self, task_id: &str) -> Result<Option<Current>, StoreError> {
+        let Some(task) = self.store.get_task(task_id).await? else {
+            return Ok(None);
+        };
+        let Some(record) = self.store.workflow(task_id).await? else {
+            return Ok(None);
+        };
+        let stored_clocks = self.store.task_clocks(task_id).await?;
+        if let Some(state) = record.state {
+            return Ok(Some(Current {
+                task,
+                state,
+                version: record.version,
+                clocks: stored_clocks,
+                derived: false,
+                due_at: record.due_at,
+                breached: record.breached,
+            }));
+        }
+        // Dispatch stored the clocks; tasks stored before it did get them derived.
+        let (state, clocks) = self.derive(&task.fields);
+        let clocks = if stored_clocks.is_empty() {
+            clocks
+                .into_iter()
+                .map(|clock| StoredClock {
+                    id: 0,
+                    task_id: task_id.to_owned(),
+                    clock,
+                    alerts: Vec::new(),
+                    changed_at: task.updated_at,
+                })
+                .collect()
+        } else {
+            stored_clocks
+        };
+        let due_at = earliest_deadline(clocks.iter().map(|c| &c.clock));
+        Ok(Some(Current {
+            task,
+            state,
+            version: record.version,
+            clocks,
+            derived: true,
+            due_at,
+            breached: record.breached,
+        }))
+    }
+
+    /// The state and clocks of a task as the router left it: created, or dispatched to its
+    /// lead unit at creation (which starts the policy's sign-for and handling clocks).
+    pub fn derive(&self, task: &NewTask) -> (TaskState, Vec<SlaClock>) {
+        let policy = self.policy_for(task);
+        let state = TaskState::new(policy.stage_names());
+        let Some(lead) = &task.lead_unit else {
+            return (state, Vec::new());
+        };
+        let Ok(t) = apply(
+            &state,
+            Action::Dispatch {
+                unit: lead.unit_id.clone(),
+            },
+            &Actor::system("router"),
+            task.created_at,
+        ) else {
+            return (state, Vec::new());
+        };
+        let calendar = self.sla.calendar_of(policy);
+        let mut clocks = Vec::new();
+        // Starting clocks cannot fail.
+        let _ = apply_effects(&mut clocks, &policy.clock_effects(&t, calendar), calendar);
+        let mut state = t.state;
+        state.version = 0;
+        (state, clocks)
+    }
+
+    /// Applies `command` by `actor` at `now`. With `expected_version` the action is refused
+    /// if the task moved on since; without, it is decided on the latest state (retried if
+    /// another writer got in between).
+    pub async fn act(
+        &self,
+        task_id: &str,
+        command: Command,
+        actor: &Actor,
+        now: DateTime<Utc>,
+        expected_version: Option<u64>,
+    ) -> Result<Transition, ActError> {
+        for _ in 0..5 {
+            let current = self
+                .current(task_id)
+                .await?
+                .ok_or_else(|| ActError::NotFound(task_id.to_owned()))?;
+            if let Some(expected) = expected_version {
+                if expected != current.version {
+                    return Err(ActError::Stale {
+                        expected,
+                        current: current.version,
+                    });
+                }
+            }
+            let t = apply(&current.state, command.clone(), actor, now)?;
+            match self.write(&current, &t).await? {
+                ApplyOutcome::Applied { .. } => {
+                    self.announce(&current.task, &t);
+                    return Ok(t);
+                }
+                ApplyOutcome::NotFound => return Err(ActError::NotFound(task_id.to_owned())),
+                ApplyOutcome::Conflict { current_version } => {
+                    if let Some(expected) = expected_version {
+                        return Err(ActError::Stale {
+                            expected,
+                            current: current_version,
+                        });
+                    }
+                }
+            }
+        }
+        Err(ActError::Stale {
+            expected: 0,
+            current: 0,
+        })
+    }
+
+    /// Writes a transition decided on `current`, with the clocks it changes.
+    pub async fn write(&self, current: &Current, t: &Transition) -> Result<ApplyOutcome, ActError> {
+        self.write_with(current, t, &[]).await
+    }
+
+    /// As [`Workflow::write`], with extra clock effects (an escalation step's clock).
+    pub async fn write_with(
+        &self,
+        current: &Current,
+        t: &Transition,
+        extra: &[ClockEffect],
+    ) -> Result<ApplyOutcome, ActError> {
+        let (clocks, due_at) = self.clock_changes(current, t, extra)?;
+        Ok(self
+            .store
+            .apply_transition(
+                &current.task.fields.task_id,
+                current.version,
+                t,
+                &clocks,
+                due_at,
+            )
+            .await?)
+    }
+
+    /// The clocks a transition (plus `extra` effects) starts or changes, to be written, and
+    /// the task's earliest open deadline afterwards.
+    pub fn clock_changes(
+        &self,
+        current: &Current,
+        t: &Transition,
+        extra: &[ClockEffect],
+    ) -> Result<(Vec<SlaClock>, Option<DateTime<Utc>>), ActError> {
+        let policy = self.policy_of(&current.task);
+        let calendar = self.sla.calendar_of(policy);
+        let mut clocks: Vec<SlaClock> = current.clocks.iter().map(|c| c.clock.clone()).collect();
+        let mut effects = policy.clock_effects(t, calendar);
+        effects.extend_from_slice(extra);
+        let changed = apply_effects(&mut clocks, &effects, calendar)
+            .map_err(|e| ActError::Clock(e.to_string()))?;
+        let to_write: Vec<SlaClock> = if current.derived {
+            clocks.clone()
+        } else {
+            changed.iter().map(|&i| clocks[i].clone()).collect()
+        };
+        Ok((to_write, earliest_deadline(clocks.iter())))
+    }
+
+    pub fn announce(&self, task: &Task, t: &Transition) {
+        self.notify(task, t.label(), t.to, t.at);
+    }
+
+    pub fn notify(&self, task: &Task, what: &str, status: TaskStatus, at: DateTime<Utc>) {
+        let f = &task.fields;
+        // Nobody listening is fine.
+        let _ = self.changes.send(Change {
+            task_id: f.task_id.clone(),
+            community_code: f.place.community_code.clone(),
+            street_code: f.place.street_code.clone(),
+            lead_unit_id: f.lead_unit.as_ref().map(|u| u.unit_id.clone()),
+            department: f.department.as_str().to_owned(),
+            what: what.to_owned(),
+            status,
+            at,
+        });
+    }
+}

@@ -1,0 +1,197 @@
+//! `GET /api/v1/console/stream?community=|street=|unit=`: a live stream of task changes in a
+//! scope, as server-sent events, for dispatch consoles.
+//!
+//! The stream tails the outbox — every task event is written there with the change that
+//! caused it, whichever hub process made it — so a console sees the router's dispatches, other
+//! consoles' actions and the SLA tracker's warnings, breaches and escalations alike. Each
+//! event's SSE id is its outbox id: a console that reconnects with `Last-Event-ID` misses
+//! nothing. Without one the stream starts at the newest entry. The account's scope narrows
+//! the stream as it narrows lists; a scope outside the account's is refused with 403.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
+use futures::Stream;
+use hub_router::task::Task;
+use hub_store::{OutboxEvent, TaskEvent, TaskFilter, TaskStore};
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::auth::Identity;
+use crate::console_api::{ApiError, ConsoleState};
+use crate::shutdown::Shutdown;
+
+/// Outbox entries read per poll.
+const PAGE: u32 = 200;
+/// How often the outbox is read when this process changed nothing meanwhile.
+const POLL: Duration = Duration::from_millis(300);
+/// Tasks remembered for scope checks before the cache is emptied.
+const CACHE: usize = 10_000;
+
+struct Tail {
+    store: Arc<dyn TaskStore>,
+    who: Identity,
+    filter: TaskFilter,
+    after: i64,
+    pending: VecDeque<Event>,
+    tasks: HashMap<String, Option<Task>>,
+    changes: broadcast::Receiver<crate::case_workflow::Change>,
+    shutdown: Shutdown,
+}
+
+pub(crate) async fn stream(
+    State(s): State<ConsoleState>,
+    Extension(who): Extension<Identity>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let bad = |m: String| ApiError::msg(StatusCode::BAD_REQUEST, m);
+    const KNOWN: [&str; 3] = ["community", "street", "unit"];
+    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(bad(format!(
+            "unknown query parameter `{k}` (known: {})",
+            KNOWN.join(", ")
+        )));
+    }
+    let mut filter = TaskFilter {
+        community_code: q.get("community").cloned(),
+        street_code: q.get("street").cloned(),
+        unit_id: q.get("unit").cloned(),
+        ..TaskFilter::default()
+    };
+    if !who.narrow(&mut filter) {
+        return Err(ApiError::msg(
+            StatusCode::FORBIDDEN,
+            format!("{} may not follow tasks outside its scope", who.name),
+        ));
+    }
+    let store = s.workflow.store.clone();
+    let after = match headers.get("last-event-id") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .ok_or_else(|| bad("Last-Event-ID must be the id of an event of this stream".into()))?,
+        None => store.outbox_head().await?,
+    };
+    let tail = Tail {
+        store,
+        who,
+        filter,
+        after,
+        pending: VecDeque::new(),
+        tasks: HashMap::new(),
+        changes: s.workflow.changes.subscribe(),
+        shutdown: s.shutdown.clone(),
+    };
+    let events = futures::stream::unfold(tail, |mut tail| async move {
+        let event = tail.next().await?;
+        Some((Ok(event), tail))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+impl Tail {
+    /// The next event in scope; `None` when the hub shuts down.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(event);
+            }
+            let wait = match self.store.outbox_after(self.after, None, PAGE).await {
+                Ok(entries) => {
+                    let full = entries.len() == PAGE as usize;
+                    for entry in entries {
+                        self.after = entry.id;
+                        if let Some(event) = self.in_scope(&entry).await {
+                            self.pending.push_back(event);
+                        }
+                    }
+                    if full || !self.pending.is_empty() {
+                        continue;
+                    }
+                    POLL
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "live stream cannot read the outbox; retrying");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                // This process changed a task: read the outbox now.
+                _ = self.changes.recv() => {}
+                _ = self.shutdown.wait() => return None,
+            }
+        }
+    }
+
+    /// The SSE event for an outbox entry, if its task is in the stream's scope.
+    async fn in_scope(&mut self, entry: &OutboxEvent) -> Option<Event> {
+        let task_id = entry.event.task_id();
+        if task_id.is_empty() {
+            return None; // a returned event has no task, hence no community console
+        }
+        if !self.tasks.contains_key(task_id) {
+            if self.tasks.len() >= CACHE {
+                self.tasks.clear();
+            }
+            let task = self.store.get_task(task_id).await.ok().flatten();
+            self.tasks.insert(task_id.to_owned(), task);
+        }
+        let task = self.tasks.get(task_id)?.as_ref()?;
+        if !self.who.may_see(task) || !matches(&self.filter, task) {
+            return None;
+        }
+        let f = &task.fields;
+        let data = match &entry.event {
+            TaskEvent::TaskDispatched(d) => json!({
+                "task_id": d.task_id,
+                "what": "dispatched",
+                "status": "dispatched",
+                "at": entry.created_at,
+            }),
+            TaskEvent::TaskStatusChanged(c) => json!({
+                "task_id": c.task_id,
+                "what": c.note,
+                "from": c.from_status,
+                "status": c.to_status,
+                "actor": c.actor,
+                "at": c.changed_at,
+            }),
+            TaskEvent::EventReturned(_) => return None,
+        };
+        let mut data = data;
+        data["community_code"] = json!(f.place.community_code);
+        data["street_code"] = json!(f.place.street_code);
+        data["lead_unit"] = json!(f.lead_unit.as_ref().map(|u| &u.unit_id));
+        Some(
+            Event::default()
+                .id(entry.id.to_string())
+                .event(entry.event.kind())
+                .data(data.to_string()),
+        )
+    }
+}
+
+/// Whether a task is inside a (narrowed) scope filter.
+fn matches(filter: &TaskFilter, task: &Task) -> bool {
+    let f = &task.fields;
+    let eq = |want: &Option<String>, have: &Option<String>| {
+        want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
+    };
+    eq(&filter.community_code, &f.place.community_code)
+        && eq(&filter.street_code, &f.place.street_code)
+        && filter.unit_id.as_ref().is_none_or(|u| {
+            f.lead_unit
+                .iter()
+                .chain(f.co_handlers.iter())
+                .any(|a| &a.unit_id == u)
+        })
+}
