@@ -77,6 +77,7 @@ impl Workflow {
         let dir = routing_dir.join(SLA_DIR);
         let sla = SlaConfig::load(&dir)
             .with_context(|| format!("loading SLA policies from {}", dir.display()))?;
+        warn_of_uncovered_years(&sla, Utc::now());
         Ok(Arc::new(Workflow {
             store,
             sla,
@@ -306,5 +307,29 @@ impl Workflow {
             status,
             at,
         });
+    }
+}
+
+/// Deadlines running into a year a calendar has no holidays for count those holidays as
+/// working days: say so from November on (when the State Council publishes next year's).
+fn warn_of_uncovered_years(sla: &SlaConfig, now: DateTime<Utc>) {
+    use chrono::Datelike;
+    for calendar in sla.calendars.iter() {
+        let years: Vec<i32> = calendar.years().collect();
+        let this = now.year();
+        let missing: Vec<i32> = [this, this + 1]
+            .into_iter()
+            .filter(|y| !years.contains(y) && (*y == this || now.month() >= 11))
+            .collect();
+        if !missing.is_empty() && !years.is_empty() {
+            tracing::warn!(
+                calendar = calendar.id(),
+                covered = ?years,
+                missing = ?missing,
+                "the working calendar has no holidays for {missing:?}: deadlines there count \
+                 holidays as working days; add them to {}",
+                calendar.file()
+            );
+        }
     }
 }

@@ -64,7 +64,7 @@ async fn facts_of(store: &dyn TaskStore, task: &Task) -> Result<CaseFacts, Store
             .filter(|h| h.from_status != Some(h.to_status))
     };
     let first = |s: TaskStatus| moves().find(|h| h.to_status == s).map(|h| h.at);
-    let last = |s: TaskStatus| moves().filter(|h| h.to_status == s).last().map(|h| h.at);
+    let last = |s: TaskStatus| moves().rfind(|h| h.to_status == s).map(|h| h.at);
     let state = record.as_ref().and_then(|r| r.state.as_ref());
     let sign_for_due = clocks
         .iter()

@@ -1279,7 +1279,10 @@ async fn dispatch_clocks_are_stored_with_the_task_and_seen_as_changes(db: &TestD
     let deadline = clock.deadline().unwrap();
     let id = created_id(
         store
-            .create_task(&sample_task("UM-2024-000910", BASE_MS), &[clock.clone()])
+            .create_task(
+                &sample_task("UM-2024-000910", BASE_MS),
+                std::slice::from_ref(&clock),
+            )
             .await
             .unwrap(),
     );

@@ -644,3 +644,105 @@ async fn live_stream_shows_each_scope_its_own_changes_and_resumes_after_a_reconn
     drop(street2);
     f.hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indicators_per_community_street_and_unit_over_http_and_as_csv() {
+    let f = fixture().await;
+    // A is handled to the end, reworked once, and the resident is satisfied; B is left.
+    for body in [
+        json!({ "action": "sign_for" }),
+        json!({ "action": "start" }),
+        json!({ "action": "resolve", "feedback": "structure removed" }),
+        json!({ "action": "rework", "finding": "debris left behind" }),
+        json!({ "action": "resolve", "feedback": "debris cleared" }),
+        json!({ "action": "verify" }),
+        json!({ "action": "close" }),
+        json!({ "action": "callback", "satisfied": true }),
+    ] {
+        let (status, resp) = f.api.act(ADMIN, &f.a, body.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}: {resp}");
+    }
+    let today = Utc::now().date_naive();
+    let period = format!("from={today}&to={}", today.succ_opt().unwrap());
+    let (status, report) = f
+        .api
+        .get(
+            Some(ADMIN),
+            &format!("/api/v1/reports/indicators?by=community&{period}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let groups = report["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{report}");
+    let a = groups.iter().find(|g| g["key"] == "510504001002").unwrap();
+    assert_eq!(a["received"], json!(1));
+    assert_eq!(a["closed"], json!(1));
+    assert_eq!(a["closing_rate"], json!(1.0));
+    assert_eq!(a["on_time_closing_rate"], json!(1.0));
+    assert_eq!(a["rework_rate"], json!(1.0));
+    assert_eq!(a["response_rate"], json!(1.0));
+    assert_eq!(a["satisfaction_rate"], json!(1.0));
+    let b = groups.iter().find(|g| g["key"] == "510504002001").unwrap();
+    assert_eq!(
+        (b["received"].clone(), b["closed"].clone()),
+        (json!(1), json!(0))
+    );
+    assert_eq!(b["closing_rate"], Value::Null, "B is not yet due to close");
+    assert_eq!(b["resolution_rate"], json!(0.0));
+
+    // A period without the cases has no groups; a community account sees only its own.
+    let (_, empty) = f
+        .api
+        .get(
+            Some(ADMIN),
+            "/api/v1/reports/indicators?from=2020-01-01&to=2020-02-01",
+        )
+        .await;
+    assert_eq!(empty["groups"], json!([]));
+    let (_, own) = f
+        .api
+        .get(Some(QINGQUAN), "/api/v1/reports/indicators?by=street")
+        .await;
+    assert_eq!(own["cases"], json!(1), "{own}");
+    let (status, _) = f
+        .api
+        .get(
+            Some(QINGQUAN),
+            "/api/v1/reports/indicators?community=510504002001",
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, err) = f
+        .api
+        .get(Some(ADMIN), "/api/v1/reports/indicators?by=grid")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(err["error"].as_str().unwrap().contains("`by`"), "{err}");
+
+    // `hub report --csv`, the assessor's spreadsheet, per unit.
+    let out = tokio::process::Command::new(workspace_root().join("target/debug/hub"))
+        .args(["report", "--api", &f.api.base, "--by", "unit", "--csv"])
+        .env("HUB_API_TOKEN", STREET1)
+        .output()
+        .await
+        .expect("run hub report");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("key,received,filed"), "{csv}");
+    assert!(lines[0].contains("按期结案率"), "{csv}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "street 510504001 has one unit with cases: {csv}"
+    );
+    assert!(
+        lines[1].starts_with("510504001002.workstation,1,1,1,1,1,1,1,1,1,0,1,1,"),
+        "{csv}"
+    );
+    f.hub.stop().await;
+}
