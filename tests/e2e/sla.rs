@@ -597,3 +597,83 @@ async fn after_a_crash_every_open_clock_is_back_and_what_fell_due_is_raised_once
     assert!(detected >= (TASKS + EARLY) as f64, "{detected}");
     hub.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hub_processes_on_one_postgres_raise_each_alert_once() {
+    const TASKS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let url = fresh_store_url(Backend::Postgres, dir.path()).await;
+    let routing = routing_dir_with(dir.path(), FAST_POLICIES);
+    let mut hubs = Vec::new();
+    for n in 0..2 {
+        let data = dir.path().join(format!("hub-{n}"));
+        std::fs::create_dir_all(&data).unwrap();
+        let config = config_with_routing(&data, broker.bootstrap(), &url, &routing);
+        let hub = app::start(
+            &config,
+            ROUTER_AND_API,
+            with_demo_tokens(Arc::new(|_: &str| None)),
+        )
+        .await
+        .expect("hub starts");
+        hubs.push(hub);
+    }
+    let mut ids = Vec::new();
+    for i in 0..TASKS {
+        // Dispatched through either process's store handle.
+        ids.push(dispatch(&hubs[i % 2], &format!("TWO-{i}")).await);
+    }
+    // Sign-for breaches 4 s after dispatch and climbs to the grid worker; its step is overdue
+    // 2 s later and climbs to the workstation.
+    let store = hubs[0].store.clone();
+    eventually(
+        Duration::from_secs(30),
+        "every task at the workstation step",
+        || async {
+            for id in &ids {
+                let state = store.workflow(id).await.ok()??.state?;
+                if state.escalation != Some(hub_router::city::LadderStep::Workstation) {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    for id in &ids {
+        let notes: Vec<String> = store
+            .task_history(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|h| h.note)
+            .collect();
+        let count = |prefix: &str| notes.iter().filter(|n| n.starts_with(prefix)).count();
+        assert_eq!(count("SLA warning"), 1, "{id}: {notes:#?}");
+        assert_eq!(count("SLA breach"), 1, "{id}: {notes:#?}");
+        assert_eq!(count("escalated to grid_worker"), 1, "{id}: {notes:#?}");
+        assert_eq!(
+            count("SLA step overdue: escalation:grid_worker"),
+            1,
+            "{id}: {notes:#?}"
+        );
+        assert_eq!(count("escalated to workstation"), 1, "{id}: {notes:#?}");
+    }
+    // Each alert names the process that raised it.
+    let mut raisers = std::collections::BTreeSet::new();
+    for id in &ids {
+        for h in store.task_history(id).await.unwrap() {
+            if h.note.as_deref().is_some_and(|n| n.starts_with("SLA ")) {
+                raisers.insert(h.actor);
+            }
+        }
+    }
+    assert!(
+        !raisers.is_empty() && raisers.iter().all(|r| r.starts_with("system:sla_tracker@")),
+        "{raisers:?}"
+    );
+    for hub in hubs {
+        hub.stop().await;
+    }
+}
