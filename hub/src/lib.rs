@@ -3,7 +3,10 @@
 //!
 //! Follow one event: [`ingest`] (a departmental record becomes a civic event on a feed
 //! topic) → [`dispatcher`] (the event is routed by `hub_router` and stored as a task by
-//! `hub_store`) → [`api`] (consoles read the task and why it went where it went).
+//! `hub_store`) → [`api`] (consoles read the task and why it went where it went). Then the
+//! case: [`console_api`] and [`case_workflow`] (lifecycle actions), [`sla_tracker`] (warnings,
+//! breaches, escalations), [`outbox_relay`] and [`live_stream`] (who hears of each change),
+//! [`indicators`] (assessment figures).
 
 pub mod admin_cli;
 pub mod api;

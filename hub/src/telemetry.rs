@@ -36,7 +36,7 @@ pub const ROUTER_EVENTS: &str = "hub_router_events_total";
 pub const ROUTER_EVENT_SECONDS: &str = "hub_router_event_duration_seconds";
 /// Records written to the dead-letter topic; label `stage`.
 pub const DEAD_LETTERS: &str = "hub_dead_letters_total";
-/// Outbox entries delivered; label `destination` (kafka, webhook:<department>).
+/// Outbox entries delivered; label `destination` (`kafka`, `webhook:<department>`).
 pub const OUTBOX_DELIVERED: &str = "hub_outbox_delivered_total";
 /// Failed outbox deliveries (retried with backoff); label `destination`.
 pub const OUTBOX_FAILURES: &str = "hub_outbox_failures_total";
