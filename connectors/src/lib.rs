@@ -68,6 +68,24 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether `presented` is this secret. Both are hashed first and the digests compared
+    /// in constant time, so neither the time taken nor an early exit tells a caller how
+    /// much of a guess was right, or how long the secret is.
+    pub fn matches(&self, presented: &str) -> bool {
+        digests_equal(&token_digest(&self.0), &token_digest(presented))
+    }
+}
+
+/// The SHA-256 digest of a token: what the hub keeps and compares instead of tokens.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// Compares two digests without an early exit.
+pub fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 impl fmt::Debug for Secret {

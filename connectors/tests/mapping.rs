@@ -10,6 +10,7 @@ fn ctx() -> MappingContext<'static> {
     MappingContext {
         source_system: "test.system",
         received_at: Utc.with_ymd_and_hms(2026, 11, 21, 3, 0, 0).unwrap(),
+        limits: Default::default(),
     }
 }
 

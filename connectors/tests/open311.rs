@@ -68,6 +68,8 @@ fn ctx<'a>(catalog: &'a Catalog, keys: &'a [Secret]) -> PostContext<'a> {
         catalog,
         api_keys: keys,
         jurisdiction_id: Some("longmatan.gov.cn"),
+        limits: Default::default(),
+        now: chrono::Utc::now(),
     }
 }
 
@@ -133,6 +135,7 @@ fn the_specifications_example_post_is_accepted_and_becomes_a_residents_event() {
         MappingContext {
             source_system: "open311.longmatan",
             received_at: received,
+            limits: Default::default(),
         },
         body.as_bytes(),
     );

@@ -217,6 +217,7 @@ async fn a_restart_mid_stream_neither_loses_nor_doubles_an_episode() {
             hub_connectors::mapping::MappingContext {
                 source_system: "s",
                 received_at: Utc::now(),
+                limits: Default::default(),
             },
             &batch.records[0],
         )

@@ -1,22 +1,31 @@
 //! The HTTP API: health, metrics, and tasks for consoles and departmental systems.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use chrono::Utc;
+use axum::Json;
+use chrono::{DateTime, Utc};
 use hub_router::task::TaskStatus;
 use hub_schemas::event::{CivicEvent, Department};
 use hub_store::{TaskFilter, TaskStore};
 use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
 use serde_json::json;
 
-use crate::health::Health;
+use crate::health::{Health, PipelineStatus};
+use crate::http::auth::{Caller, TaskInScope};
+use crate::http::{page_limit, parse_param, ApiError, ApiQuery, Guard, Route};
 use crate::routing_state::RoutingState;
+use crate::supervisor::{Registry, TaskState};
+
+/// How long the routing pipeline may retry a store failure before `/healthz` says it is
+/// not working.
+const PIPELINE_PATIENCE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+/// The supervised task that is the routing pipeline.
+pub const PIPELINE_TASK: &str = "routing_pipeline";
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -24,56 +33,112 @@ pub struct ApiState {
     pub store: Arc<dyn TaskStore>,
     pub health: Arc<Health>,
     pub metrics: PrometheusHandle,
+    pub tasks: Arc<Registry>,
+    pub pipeline: Arc<PipelineStatus>,
+    /// Whether this process runs the routing pipeline (its health counts then).
+    pub routes_events: bool,
+    /// The bounds a dry-run event is held to, as the pipeline holds every event.
+    pub limits: hub_schemas::limits::InputLimits,
 }
 
-pub fn routes(state: ApiState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/tasks", get(list_tasks))
-        .route("/api/v1/tasks/{id}", get(get_task))
-        .route("/api/v1/returns", get(list_returns))
-        .route("/api/v1/route/dry-run", post(dry_run))
-        .with_state(state)
+pub fn routes(state: ApiState) -> Vec<Route> {
+    let s = state;
+    vec![
+        Route::new(
+            Method::GET,
+            "/healthz",
+            Guard::Open,
+            get(healthz).with_state(s.clone()),
+        ),
+        Route::new(
+            Method::GET,
+            "/metrics",
+            Guard::Open,
+            get(metrics).with_state(s.clone()),
+        ),
+        Route::new(
+            Method::GET,
+            "/api/v1/tasks",
+            Guard::Account,
+            get(list_tasks).with_state(s.clone()),
+        ),
+        Route::new(
+            Method::GET,
+            "/api/v1/tasks/{id}",
+            Guard::Account,
+            get(get_task).with_state(s.clone()),
+        ),
+        Route::new(
+            Method::GET,
+            "/api/v1/returns",
+            Guard::Account,
+            get(list_returns).with_state(s.clone()),
+        ),
+        Route::new(
+            Method::GET,
+            "/api/v1/suppressions",
+            Guard::Administrator,
+            get(list_suppressions).with_state(s.clone()),
+        ),
+        Route::new(
+            Method::POST,
+            "/api/v1/route/dry-run",
+            Guard::Administrator,
+            post(dry_run).with_state(s),
+        ),
+    ]
 }
 
-/// A JSON error `{"error": "..."}` with its status code.
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-impl From<hub_store::StoreError> for ApiError {
-    fn from(e: hub_store::StoreError) -> Self {
-        tracing::error!(error = %e, "store error while serving the API");
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("task store unavailable: {e}"),
-        )
-    }
-}
-
+/// `GET /healthz`: 200 when this process works, 503 when the store does not answer or the
+/// routing pipeline (in a process that routes) is down or stuck retrying; with every
+/// connector, supervised task and outbox destination.
 async fn healthz(State(s): State<ApiState>) -> Response {
-    let connectors = s.health.snapshot();
-    // The outbox destinations double as the store check: each relay's position, last
-    // failure and next retry.
-    let outbox = s.store.outbox_destinations().await;
-    let store_ok = outbox.is_ok();
-    let status = if store_ok {
+    let now = Utc::now();
+    let store = s.store.ping().await;
+    let outbox = s.store.outbox_destinations().await.unwrap_or_default();
+    let pipeline = s.pipeline.snapshot();
+    let tasks = s.tasks.snapshot();
+    let mut problems: Vec<String> = Vec::new();
+    if let Err(e) = &store {
+        problems.push(format!("the task store does not answer: {e}"));
+    }
+    if s.routes_events {
+        match tasks.get(PIPELINE_TASK) {
+            Some(t) if t.state == TaskState::Running => {}
+            Some(t) => problems.push(format!(
+                "the routing pipeline is {:?}: {}",
+                t.state,
+                t.last_failure.as_deref().unwrap_or("-")
+            )),
+            None => problems.push("the routing pipeline is not running".to_owned()),
+        }
+        if pipeline.stuck(now, PIPELINE_PATIENCE) {
+            problems.push(format!(
+                "the routing pipeline has been retrying since {}: {}",
+                pipeline
+                    .retrying_since
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default(),
+                pipeline.last_error.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    let ok = problems.is_empty();
+    let body = json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "problems": problems,
+        "store": s.store.backend(),
+        "rules_version": s.routing.current().config().version(),
+        "pipeline": if s.routes_events { json!(pipeline) } else { json!(null) },
+        "tasks": tasks,
+        "connectors": s.health.snapshot(),
+        "outbox": outbox,
+    });
+    let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if store_ok { "ok" } else { "store_unavailable" },
-        "store": s.store.backend(),
-        "rules_version": s.routing.current().config().version(),
-        "connectors": connectors,
-        "outbox": outbox.unwrap_or_default(),
-    });
     (status, Json(body)).into_response()
 }
 
@@ -85,12 +150,44 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         .into_response()
 }
 
-/// `GET /api/v1/tasks?community=&street=&status=&department=&limit=&offset=`
+/// The query of `GET /api/v1/tasks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TasksQuery {
+    community: Option<String>,
+    street: Option<String>,
+    status: Option<String>,
+    department: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+/// `GET /api/v1/tasks?community=&street=&status=&department=&limit=&offset=`, narrowed to
+/// the caller's scope.
 async fn list_tasks(
     State(s): State<ApiState>,
-    Query(q): Query<HashMap<String, String>>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<TasksQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let filter = parse_filter(&q).map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?;
+    let mut filter = TaskFilter {
+        community_code: q.community,
+        street_code: q.street,
+        status: parse_status(q.status.as_deref())?,
+        department: parse_department(q.department.as_deref())?,
+        limit: page_limit(
+            q.limit.as_deref(),
+            TaskFilter::DEFAULT_LIMIT,
+            TaskFilter::MAX_LIMIT,
+        )?,
+        offset: parse_offset(q.offset.as_deref())?,
+        ..TaskFilter::default()
+    };
+    if !who.narrow(&mut filter) {
+        return Err(ApiError::msg(
+            StatusCode::FORBIDDEN,
+            format!("{} may not list tasks outside its scope", who.name),
+        ));
+    }
     let total = s.store.count_tasks(&filter).await?;
     let tasks = s.store.list_tasks(&filter).await?;
     Ok(Json(
@@ -98,16 +195,44 @@ async fn list_tasks(
     ))
 }
 
+pub fn parse_status(v: Option<&str>) -> Result<Option<TaskStatus>, ApiError> {
+    let all: Vec<_> = TaskStatus::ALL.iter().map(|t| t.as_str()).collect();
+    parse_param(
+        "status",
+        v,
+        &format!("is not one of {}", all.join(", ")),
+        TaskStatus::parse,
+    )
+}
+
+pub fn parse_department(v: Option<&str>) -> Result<Option<Department>, ApiError> {
+    parse_param(
+        "department",
+        v,
+        &format!("is not one of {}", department_names()),
+        Department::parse,
+    )
+}
+
+/// Offsets beyond this are refused: a page that deep is a scan, not a page.
+const MAX_OFFSET: u32 = 1_000_000;
+
+pub fn parse_offset(v: Option<&str>) -> Result<u32, ApiError> {
+    Ok(parse_param(
+        "offset",
+        v,
+        &format!("must be a number from 0 to {MAX_OFFSET}"),
+        |v| v.parse::<u32>().ok().filter(|o| *o <= MAX_OFFSET),
+    )?
+    .unwrap_or(0))
+}
+
 /// `GET /api/v1/tasks/{id}`: the task, why it went where it went, and its history.
 async fn get_task(
     State(s): State<ApiState>,
-    Path(id): Path<String>,
+    TaskInScope { task, .. }: TaskInScope,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let task = s
-        .store
-        .get_task(&id)
-        .await?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no task with id `{id}`")))?;
+    let id = task.fields.task_id.clone();
     let history = s.store.task_history(&id).await?;
     let reports = s.store.task_reports(&id).await?;
     Ok(Json(
@@ -115,85 +240,73 @@ async fn get_task(
     ))
 }
 
-fn parse_filter(q: &HashMap<String, String>) -> Result<TaskFilter, String> {
-    const KNOWN: [&str; 6] = [
-        "community",
-        "street",
-        "status",
-        "department",
-        "limit",
-        "offset",
-    ];
-    if let Some(unknown) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(format!(
-            "unknown query parameter `{unknown}` (known: {})",
-            KNOWN.join(", ")
-        ));
-    }
-    let mut filter = TaskFilter {
-        limit: 100,
-        ..TaskFilter::default()
-    };
-    filter.community_code = q.get("community").cloned();
-    filter.street_code = q.get("street").cloned();
-    if let Some(s) = q.get("status") {
-        filter.status = Some(TaskStatus::parse(s).ok_or_else(|| {
-            let all: Vec<_> = TaskStatus::ALL.iter().map(|t| t.as_str()).collect();
-            format!("status `{s}` is not one of {}", all.join(", "))
-        })?);
-    }
-    if let Some(d) = q.get("department") {
-        filter.department = Some(Department::parse(d).ok_or_else(|| {
-            let all: Vec<_> = Department::ALL.iter().map(|d| d.as_str()).collect();
-            format!("department `{d}` is not one of {}", all.join(", "))
-        })?);
-    }
-    if let Some(l) = q.get("limit") {
-        filter.limit = l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| format!("limit `{l}` must be a number from 1 to 1000"))?;
-    }
-    if let Some(o) = q.get("offset") {
-        filter.offset = o
-            .parse()
-            .map_err(|_| format!("offset `{o}` must be a non-negative number"))?;
-    }
-    Ok(filter)
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReturnsQuery {
+    department: Option<String>,
+    limit: Option<String>,
 }
 
 /// `GET /api/v1/returns?department=&limit=`: events sent back to their department because a
-/// community had not admitted them, with the reason.
+/// community had not admitted them, with the reason. A department account reads its own
+/// department's only (it must name it); administrators read any.
 async fn list_returns(
     State(s): State<ApiState>,
-    Query(q): Query<HashMap<String, String>>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<ReturnsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let department = match q.get("department") {
-        None => None,
-        Some(d) => Some(Department::parse(d).ok_or_else(|| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("department `{d}` is not one of {}", department_names()),
-            )
-        })?),
+    let department = parse_department(q.department.as_deref())?;
+    let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
+    let allowed = match &who.scope {
+        crate::access::Scope::Administrator => true,
+        crate::access::Scope::Department {
+            department: own, ..
+        } => department == Some(*own),
+        _ => false,
     };
-    let limit = match q.get("limit") {
-        None => 100,
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| {
-                ApiError(
-                    StatusCode::BAD_REQUEST,
-                    format!("limit `{l}` must be a number from 1 to 1000"),
-                )
-            })?,
-    };
+    if !allowed {
+        return Err(ApiError::msg(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} may read only its own department's returns (department=...)",
+                who.name
+            ),
+        ));
+    }
     let returns = s.store.list_returns(department, limit).await?;
     Ok(Json(json!({ "returns": returns })))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuppressionsQuery {
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /api/v1/suppressions?before=&limit=`: events a rule suppressed (no task), newest
+/// first, with the rule and rules version; page back with `before` = the last one's time.
+async fn list_suppressions(
+    State(s): State<ApiState>,
+    ApiQuery(q): ApiQuery<SuppressionsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let before = parse_param(
+        "before",
+        q.before.as_deref(),
+        "must be an RFC 3339 time like 2026-11-21T10:00:00+08:00",
+        |v| {
+            DateTime::parse_from_rfc3339(v)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        },
+    )?;
+    let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
+    let suppressions = s.store.list_suppressions(before, limit).await?;
+    Ok(Json(json!({ "suppressions": suppressions })))
+}
+
+/// The largest event the dry-run takes.
+const DRY_RUN_MAX_BYTES: usize = 256 * 1024;
 
 /// `POST /api/v1/route/dry-run` with a civic event (JSON): the decision and its explanation,
 /// and the open task it would be merged into, without storing or sending anything.
@@ -201,15 +314,29 @@ async fn dry_run(
     State(s): State<ApiState>,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    if body.len() > DRY_RUN_MAX_BYTES {
+        return Err(ApiError::msg(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the event is {} bytes; at most {DRY_RUN_MAX_BYTES}",
+                body.len()
+            ),
+        ));
+    }
     let event: CivicEvent = serde_json::from_slice(&body).map_err(|e| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not a civic event (JSON, as in schemas/civic_event.avsc): {e}"),
-        )
+        ApiError::bad_request(format!(
+            "the body is not a civic event (JSON, as in schemas/civic_event.avsc): {e}"
+        ))
     })?;
+    if let Err(problem) = hub_schemas::limits::check_event(&event, &s.limits, Utc::now()) {
+        return Err(ApiError::msg(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{problem}; the pipeline would dead-letter this event"),
+        ));
+    }
     let router = s.routing.current();
     let decision = router.route(&event, Utc::now()).map_err(|unmapped| {
-        ApiError(
+        ApiError::msg(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("{unmapped}; the pipeline would dead-letter this event"),
         )

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use hub_router::city::City;
@@ -11,14 +12,18 @@ use hub_schemas::registry::{HttpRegistry, LocalRegistry, Registry};
 use hub_store::TaskStore;
 use tokio::task::JoinSet;
 
+use crate::api::PIPELINE_TASK;
 use crate::broker::EmbeddedBroker;
 use crate::config::HubConfig;
 use crate::dispatcher::Dispatcher;
 use crate::health::Health;
+use crate::http::auth::AuthState;
+use crate::http::RouteTable;
 use crate::kafka::Kafka;
 use crate::outbox_relay::{Destination, Relay};
 use crate::routing_state::RoutingState;
 use crate::shutdown::{self, ShutdownTrigger};
+use crate::supervisor::Supervisor;
 use crate::{api, telemetry};
 
 /// What one hub process runs. A city can split them over processes; by default all run.
@@ -37,12 +42,7 @@ impl Roles {
     };
 }
 
-/// Looks up a connector's secret by the environment variable name its config gives.
-pub type Secrets = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
-
-pub fn env_secrets() -> Secrets {
-    Arc::new(|name| std::env::var(name).ok())
-}
+pub use crate::context::{env_secrets, Secrets};
 
 /// Clients and state shared by the components of one process.
 pub struct Shared {
@@ -53,6 +53,16 @@ pub struct Shared {
     pub health: Arc<Health>,
     /// Tasks' lifecycle and SLA clocks (Open311 shows the due time as `expected_datetime`).
     pub workflow: Arc<crate::case_workflow::Workflow>,
+    /// The bounds records from outside are held to (`[input]`).
+    pub limits: hub_schemas::limits::InputLimits,
+    /// How the routing pipeline is doing.
+    pub pipeline: Arc<crate::health::PipelineStatus>,
+}
+
+/// Fault injection for tests (none in production).
+#[derive(Clone, Default)]
+pub struct Hooks {
+    pub routing: crate::dispatcher::Hooks,
 }
 
 /// A running hub process.
@@ -61,6 +71,12 @@ pub struct RunningHub {
     pub kafka_brokers: String,
     pub store: Arc<dyn TaskStore>,
     pub workflow: Arc<crate::case_workflow::Workflow>,
+    /// The supervised tasks of this process (and a way to kill one, for tests).
+    pub supervisor: Supervisor,
+    /// Every HTTP route this process serves, with who may call it.
+    pub routes: Vec<crate::http::RouteInfo>,
+    /// How long [`RunningHub::stop`] waits for tasks to finish their work.
+    pub drain: Duration,
     trigger: ShutdownTrigger,
     tasks: JoinSet<()>,
     broker: Option<EmbeddedBroker>,
@@ -68,23 +84,55 @@ pub struct RunningHub {
 
 impl RunningHub {
     /// Stop every component gracefully (connectors finish their page, the router commits
-    /// its offsets), then the embedded broker if this process started one.
+    /// its offsets), waiting at most the drain limit; then the embedded broker if this
+    /// process started one. A task still busy after the limit is abandoned: what it had
+    /// not committed is redelivered after the next start, so nothing is lost.
     pub async fn stop(mut self) {
         self.trigger.stop();
-        while self.tasks.join_next().await.is_some() {}
+        let drained = tokio::time::timeout(self.drain, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                drain_ms = self.drain.as_millis() as u64,
+                still_running = self.tasks.len(),
+                "tasks did not stop within the drain limit; abandoning them"
+            );
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
         if let Some(broker) = self.broker.take() {
             broker.stop().await;
         }
     }
 
-    /// Run until Ctrl-C, then stop.
+    /// Run until Ctrl-C or SIGTERM (how orchestrators stop a process), then stop.
     pub async fn run_until_interrupted(self) -> anyhow::Result<()> {
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
-        tracing::info!("interrupted; stopping");
+        let signal = wait_for_stop_signal().await?;
+        tracing::info!(signal, "stopping");
         self.stop().await;
         Ok(())
+    }
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM; returns which.
+async fn wait_for_stop_signal() -> anyhow::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C").map(|_| "SIGINT"),
+            _ = term.recv() => Ok("SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")
+            .map(|_| "Ctrl-C")
     }
 }
 
@@ -93,6 +141,16 @@ pub async fn start(
     config: &HubConfig,
     roles: Roles,
     secrets: Secrets,
+) -> anyhow::Result<RunningHub> {
+    start_with(config, roles, secrets, Hooks::default()).await
+}
+
+/// [`start`] with test hooks.
+pub async fn start_with(
+    config: &HubConfig,
+    roles: Roles,
+    secrets: Secrets,
+    hooks: Hooks,
 ) -> anyhow::Result<RunningHub> {
     let metrics = telemetry::metrics_handle();
     std::fs::create_dir_all(&config.data_dir)
@@ -115,10 +173,10 @@ pub async fn start(
         .with_context(|| format!("opening store {}", redact_url(&config.store.url)))?;
     // The case workflow (SLA policies in <routing dir>/sla) and the API's accounts.
     let workflow = crate::case_workflow::Workflow::load(&config.routing.dir, store.clone())?;
-    let access = Arc::new(crate::auth::Access::load(
+    let access = Arc::new(crate::access::AccessState::load(
         &config.routing.dir,
         &city,
-        &secrets,
+        secrets.clone(),
     )?);
 
     let broker = if config.kafka.brokers.trim().is_empty() {
@@ -149,15 +207,18 @@ pub async fn start(
         city: city.clone(),
         health: Arc::new(Health::default()),
         workflow: workflow.clone(),
+        limits: config.input.limits(),
+        pipeline: Arc::new(crate::health::PipelineStatus::default()),
     };
 
     let (trigger, shutdown) = shutdown::channel();
+    let supervisor = Supervisor::new(shutdown.clone());
     let mut tasks = JoinSet::new();
     let dead_letter_topic = config.kafka.topics.dead_letter.name.clone();
 
     // Connectors (role `connectors`) and their HTTP side (webhooks, Open311, dead letters).
     let connector_routes =
-        crate::ingest::start_connectors(config, roles, &secrets, &shared, &shutdown, &mut tasks)?;
+        crate::ingest::start_connectors(config, roles, &secrets, &shared, &supervisor, &mut tasks)?;
     if roles.router {
         let feeds: Vec<&str> = config
             .kafka
@@ -166,24 +227,38 @@ pub async fn start(
             .values()
             .map(|t| t.name.as_str())
             .collect();
-        let dispatcher = Dispatcher {
-            consumer: kafka.consumer(
-                &config.kafka.router_group,
-                config.kafka.router_assignment,
-                &feeds,
-            )?,
-            kafka: kafka.clone(),
-            codec: shared.codec.clone(),
+        let feeds: Vec<String> = feeds.into_iter().map(str::to_owned).collect();
+        let (consumer_kafka, group, assignment) = (
+            kafka.clone(),
+            config.kafka.router_group.clone(),
+            config.kafka.router_assignment,
+        );
+        let new_consumer: crate::dispatcher::ConsumerFactory = Box::new(move || {
+            let feeds: Vec<&str> = feeds.iter().map(String::as_str).collect();
+            consumer_kafka.consumer(&group, assignment, &feeds)
+        });
+        let dispatcher = Dispatcher::new(
+            new_consumer,
+            kafka.clone(),
+            shared.codec.clone(),
+            routing.clone(),
+            store.clone(),
+            workflow.clone(),
+            dead_letter_topic.clone(),
+            config.input.limits(),
+            shared.pipeline.clone(),
+            hooks.routing.clone(),
+        );
+        supervisor.spawn(&mut tasks, PIPELINE_TASK, "routing_pipeline", dispatcher);
+    }
+    if config.routing.reload_check_ms > 0 {
+        // Routing rules and the accounts file (access.toml lives in the same folder).
+        let watcher = crate::routing_state::Watcher {
             routing: routing.clone(),
-            store: store.clone(),
-            workflow: workflow.clone(),
-            dead_letter_topic: dead_letter_topic.clone(),
+            access: access.clone(),
+            every: Duration::from_millis(config.routing.reload_check_ms),
         };
-        tasks.spawn(dispatcher.run(shutdown.clone()));
-        if config.routing.reload_check_ms > 0 {
-            let every = std::time::Duration::from_millis(config.routing.reload_check_ms);
-            tasks.spawn(routing.clone().watch(every, shutdown.clone()));
-        }
+        supervisor.spawn(&mut tasks, "routing_watcher", "routing_watcher", watcher);
     }
     if roles.router {
         let holder = format!("{}-{}", config.kafka.client_id, uuid_like());
@@ -212,12 +287,13 @@ pub async fn start(
             });
         }
         for destination in destinations {
+            let name = format!("outbox_relay:{}", destination.name());
             let relay = Relay {
                 destination,
                 store: store.clone(),
                 holder: holder.clone(),
             };
-            tasks.spawn(relay.run(shutdown.clone()));
+            supervisor.spawn(&mut tasks, name, "outbox_relay", relay);
         }
         let tracker = crate::sla_tracker::SlaTracker {
             workflow: workflow.clone(),
@@ -225,53 +301,83 @@ pub async fn start(
             holder: holder.clone(),
             poll: std::time::Duration::from_millis(250),
         };
-        tasks.spawn(tracker.run(shutdown.clone()));
+        supervisor.spawn(&mut tasks, "sla_tracker", "sla_tracker", tracker);
     }
     let mut api_addr = None;
+    let mut served = Vec::new();
     if roles.api {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
+        let listener = std::net::TcpListener::bind(config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        listener.set_nonblocking(true)?;
         api_addr = Some(listener.local_addr()?);
         let console = crate::console_api::ConsoleState {
             workflow: workflow.clone(),
+            routing: routing.clone(),
             shutdown: shutdown.clone(),
+            streams: Arc::default(),
         };
-        let api_routes = api::routes(api::ApiState {
+        let mut table = RouteTable::default();
+        table.add(api::routes(api::ApiState {
             routing: routing.clone(),
             store: store.clone(),
             health: shared.health.clone(),
             metrics,
-        })
-        .merge(crate::console_api::routes(console.clone()))
-        .merge(crate::indicators::routes(console));
-        let auth = crate::auth::AuthState {
+            tasks: supervisor.registry.clone(),
+            pipeline: shared.pipeline.clone(),
+            routes_events: roles.router,
+            limits: config.input.limits(),
+        }));
+        table.add(crate::console_api::routes(console.clone()));
+        table.add(crate::indicators::routes(console));
+        table.add(connector_routes.routes);
+        let (app, routes) = table.build(AuthState {
             access: access.clone(),
             store: store.clone(),
-        };
-        // Dead-letter list/replay behind the bearer tokens; webhook pushes (HMAC) and Open311
-        // (api keys) authenticate by their own schemes.
-        let app = crate::auth::protect(api_routes.merge(connector_routes.admin), auth)
-            .merge(connector_routes.public);
-        let mut stop = shutdown.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.wait().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP API stopped");
-            }
         });
+        served = routes;
+        let server = HttpServer {
+            listener,
+            app: app.layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        };
+        supervisor.spawn(&mut tasks, "http", "http", server);
     }
     Ok(RunningHub {
         api_addr,
         kafka_brokers: brokers,
         store,
         workflow,
+        supervisor,
+        routes: served,
+        drain: Duration::from_millis(config.shutdown_drain_ms),
         trigger,
         tasks,
         broker,
     })
+}
+
+/// The largest request body any route takes unless it says less.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The HTTP API, served until shutdown (open requests then finish; live streams end).
+struct HttpServer {
+    listener: std::net::TcpListener,
+    app: axum::Router,
+}
+
+#[async_trait::async_trait]
+impl crate::supervisor::Service for HttpServer {
+    async fn run(&mut self, mut shutdown: crate::shutdown::Shutdown) -> anyhow::Result<()> {
+        // A clone of the bound socket: a restarted server serves the same port.
+        let listener = tokio::net::TcpListener::from_std(self.listener.try_clone()?)?;
+        let app = self
+            .app
+            .clone()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await
+            .context("serving the HTTP API")
+    }
 }
 
 /// A process-unique suffix for lease holder names.

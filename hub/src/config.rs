@@ -26,6 +26,57 @@ pub struct HubConfig {
     pub open311: Option<Open311Config>,
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// The bounds every record from outside is held to.
+    #[serde(default)]
+    pub input: InputConfig,
+    /// How long a stopping hub (Ctrl-C, SIGTERM) waits for its tasks to finish what they
+    /// are doing before it abandons them (their uncommitted work is redelivered later).
+    #[serde(default = "default_drain_ms")]
+    pub shutdown_drain_ms: u64,
+}
+
+fn default_drain_ms() -> u64 {
+    10_000
+}
+
+/// `[input]`: the sane window for event times, seen from the hub's clock. A record outside
+/// it is refused at the edge (connectors, pushes, Open311) and dead-lettered by the routing
+/// pipeline, with the field named.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// How many days back an event may have happened (default 3650: ten years).
+    #[serde(default = "default_max_age_days")]
+    pub max_age_days: u32,
+    /// How many hours ahead of the hub's clock an event time may be (default 24).
+    #[serde(default = "default_max_ahead_hours")]
+    pub max_ahead_hours: u32,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            max_age_days: default_max_age_days(),
+            max_ahead_hours: default_max_ahead_hours(),
+        }
+    }
+}
+
+fn default_max_age_days() -> u32 {
+    3650
+}
+
+fn default_max_ahead_hours() -> u32 {
+    24
+}
+
+impl InputConfig {
+    pub fn limits(&self) -> hub_schemas::limits::InputLimits {
+        hub_schemas::limits::InputLimits {
+            max_age: chrono::TimeDelta::days(i64::from(self.max_age_days)),
+            max_ahead: chrono::TimeDelta::hours(i64::from(self.max_ahead_hours)),
+        }
+    }
 }
 
 /// Where a department receives status feedback on the tasks its records became.
@@ -324,6 +375,21 @@ pub struct Open311Config {
     /// Shown as `service_notice` in the answer to a post.
     #[serde(default)]
     pub service_notice: Option<String>,
+    /// Whether the public reads (`GET requests`, `requests/<id>`) show a request's
+    /// description, address and exact point. Off by default: anyone can read them, and
+    /// they are a resident's words and whereabouts; points are then rounded to ~100 m.
+    #[serde(default)]
+    pub public_details: bool,
+    /// Reads per client address (GET services, requests).
+    #[serde(default = "default_read_rate_limit")]
+    pub read_rate_limit: RateLimitConfig,
+}
+
+fn default_read_rate_limit() -> RateLimitConfig {
+    RateLimitConfig {
+        per_second: 10.0,
+        burst: 30,
+    }
 }
 
 fn default_cursor_param() -> String {
@@ -461,6 +527,15 @@ impl HubConfig {
             if !hooked.insert(department) {
                 return Err(format!(
                     "webhooks[{i}]: a second webhook for `{department}`"
+                ));
+            }
+            // The relay renews its lease between deliveries; one delivery must fit well
+            // inside it, or a second process could take over while it still runs.
+            let most = crate::outbox_relay::MAX_DELIVERY_TIMEOUT.as_millis() as u64;
+            if w.timeout_ms == 0 || w.timeout_ms > most {
+                return Err(format!(
+                    "webhooks[{i}] ({department}): timeout_ms = {} must be from 1 to {most} (shorter than the relay's lease)",
+                    w.timeout_ms
                 ));
             }
         }

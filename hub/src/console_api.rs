@@ -15,23 +15,21 @@
 //!
 //! [`Workflow`] (in [`crate::case_workflow`]) is the service behind it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::Json;
 use chrono::{DateTime, TimeDelta, Utc};
-use hub_router::task::TaskStatus;
 use hub_router::workflow::lifecycle::{Action, Command};
 use hub_router::workflow::{Actor, SlaConfig};
-use hub_store::{StoreError, StoredClock, TaskFilter};
+use hub_store::{StoredClock, TaskFilter};
 use serde_json::{json, Value};
 
-use crate::auth::{Identity, Scope};
 use crate::case_workflow::{ActError, Current, Workflow};
+use crate::http::auth::{Caller, TaskInScope};
+use crate::http::{page_limit, parse_param, ApiError, ApiQuery, Guard, Route};
 
 /// A clock as the console shows it, live at `now`.
 pub fn clock_json(c: &StoredClock, sla: &SlaConfig, now: DateTime<Utc>) -> Value {
@@ -62,41 +60,42 @@ pub fn clock_json(c: &StoredClock, sla: &SlaConfig, now: DateTime<Utc>) -> Value
 #[derive(Clone)]
 pub struct ConsoleState {
     pub workflow: Arc<Workflow>,
+    /// The city, for the roles of units named in joint-case actions.
+    pub routing: Arc<crate::routing_state::RoutingState>,
     /// Ends live streams when the hub stops.
     pub shutdown: crate::shutdown::Shutdown,
+    /// Live streams open per account, bounded.
+    pub streams: Arc<crate::live_stream::StreamLimits>,
 }
 
-pub fn routes(state: ConsoleState) -> Router {
-    Router::new()
-        .route("/api/v1/console/tasks", get(list))
-        .route("/api/v1/console/stream", get(crate::live_stream::stream))
-        .route("/api/v1/tasks/{id}/workflow", get(show))
-        .route("/api/v1/tasks/{id}/actions", post(act))
-        .with_state(state)
-}
-
-pub(crate) struct ApiError(pub StatusCode, pub Value);
-
-impl ApiError {
-    pub(crate) fn msg(code: StatusCode, message: impl Into<String>) -> Self {
-        ApiError(code, json!({ "error": message.into() }))
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(self.1)).into_response()
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store error while serving the console API");
-        ApiError::msg(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("task store unavailable: {e}"),
-        )
-    }
+pub fn routes(state: ConsoleState) -> Vec<Route> {
+    let s = state;
+    vec![
+        Route::new(
+            Method::GET,
+            "/api/v1/console/tasks",
+            Guard::Account,
+            get(list).with_state(s.clone()),
+        ),
+        Route::new(
+            Method::GET,
+            "/api/v1/console/stream",
+            Guard::Account,
+            get(crate::live_stream::stream).with_state(s.clone()),
+        ),
+        Route::new(
+            Method::GET,
+            "/api/v1/tasks/{id}/workflow",
+            Guard::Account,
+            get(show).with_state(s.clone()),
+        ),
+        Route::new(
+            Method::POST,
+            "/api/v1/tasks/{id}/actions",
+            Guard::Account,
+            post(act).with_state(s),
+        ),
+    ]
 }
 
 impl From<ActError> for ApiError {
@@ -122,7 +121,10 @@ impl From<ActError> for ApiError {
     }
 }
 
-/// Parses `30m`, `2h`, `1d` or a number of minutes.
+/// The longest `due_within` a list takes.
+const MAX_WITHIN: TimeDelta = TimeDelta::days(366);
+
+/// Parses `30m`, `2h`, `1d` or a number of minutes, up to a year.
 pub fn parse_within(s: &str) -> Option<TimeDelta> {
     let s = s.trim();
     let (n, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
@@ -130,79 +132,70 @@ pub fn parse_within(s: &str) -> Option<TimeDelta> {
         None => (s, "m"),
     };
     let n: i64 = n.parse().ok()?;
-    match unit {
+    let d = match unit {
         "m" | "min" => TimeDelta::try_minutes(n),
         "h" => TimeDelta::try_hours(n),
         "d" => TimeDelta::try_days(n),
         _ => None,
-    }
+    }?;
+    (d <= MAX_WITHIN).then_some(d)
+}
+
+/// The query of `GET /api/v1/console/tasks`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsoleQuery {
+    community: Option<String>,
+    street: Option<String>,
+    unit: Option<String>,
+    status: Option<String>,
+    due_within: Option<String>,
+    breached: Option<String>,
+    department: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
 }
 
 /// `GET /api/v1/console/tasks`: tasks in a scope (community, street or unit; an account's
 /// own scope narrows it further) with filters.
 async fn list(
     State(s): State<ConsoleState>,
-    Extension(who): Extension<Identity>,
-    Query(q): Query<HashMap<String, String>>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<ConsoleQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    const KNOWN: [&str; 9] = [
-        "community",
-        "street",
-        "unit",
-        "status",
+    let now = Utc::now();
+    let within = parse_param(
         "due_within",
+        q.due_within.as_deref(),
+        "must be like 30m, 2h or 1d (at most 366d)",
+        parse_within,
+    )?;
+    let breached = parse_param(
         "breached",
-        "department",
-        "limit",
-        "offset",
-    ];
-    let bad = |m: String| ApiError::msg(StatusCode::BAD_REQUEST, m);
-    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(bad(format!(
-            "unknown query parameter `{k}` (known: {})",
-            KNOWN.join(", ")
-        )));
-    }
+        q.breached.as_deref(),
+        "must be true or false",
+        |b| match b {
+            "true" | "1" => Some(true),
+            "false" | "0" => Some(false),
+            _ => None,
+        },
+    )?;
     let mut filter = TaskFilter {
-        community_code: q.get("community").cloned(),
-        street_code: q.get("street").cloned(),
-        unit_id: q.get("unit").cloned(),
+        community_code: q.community,
+        street_code: q.street,
+        unit_id: q.unit,
+        status: crate::api::parse_status(q.status.as_deref())?,
+        department: crate::api::parse_department(q.department.as_deref())?,
+        due_before: within.and_then(|w| now.checked_add_signed(w)),
+        breached,
+        limit: page_limit(
+            q.limit.as_deref(),
+            TaskFilter::DEFAULT_LIMIT,
+            TaskFilter::MAX_LIMIT,
+        )?,
+        offset: crate::api::parse_offset(q.offset.as_deref())?,
         ..TaskFilter::default()
     };
-    if let Some(st) = q.get("status") {
-        filter.status =
-            Some(TaskStatus::parse(st).ok_or_else(|| bad(format!("unknown status `{st}`")))?);
-    }
-    if let Some(d) = q.get("department") {
-        filter.department = Some(
-            hub_schemas::event::Department::parse(d)
-                .ok_or_else(|| bad(format!("unknown department `{d}`")))?,
-        );
-    }
-    if let Some(w) = q.get("due_within") {
-        let within = parse_within(w)
-            .ok_or_else(|| bad(format!("due_within `{w}` must be like 30m, 2h or 1d")))?;
-        filter.due_before = Some(Utc::now() + within);
-    }
-    if let Some(b) = q.get("breached") {
-        filter.breached = Some(match b.as_str() {
-            "true" | "1" => true,
-            "false" | "0" => false,
-            _ => return Err(bad(format!("breached `{b}` must be true or false"))),
-        });
-    }
-    if let Some(l) = q.get("limit") {
-        filter.limit = l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| bad(format!("limit `{l}` must be a number from 1 to 1000")))?;
-    }
-    if let Some(o) = q.get("offset") {
-        filter.offset = o
-            .parse()
-            .map_err(|_| bad(format!("offset `{o}` must be a non-negative number")))?;
-    }
     if !who.narrow(&mut filter) {
         return Err(ApiError::msg(
             StatusCode::FORBIDDEN,
@@ -239,32 +232,17 @@ async fn list(
     })))
 }
 
-/// Loads a task and checks the caller may see it (404 before 403 would leak existence, so
-/// an out-of-scope task is 403 only once it is known to exist; ids are not guessable).
-async fn scoped(s: &ConsoleState, who: &Identity, id: &str) -> Result<Current, ApiError> {
-    let current =
-        s.workflow.current(id).await?.ok_or_else(|| {
-            ApiError::msg(StatusCode::NOT_FOUND, format!("no task with id `{id}`"))
-        })?;
-    if !who.may_see(&current.task) {
-        return Err(ApiError::msg(
-            StatusCode::FORBIDDEN,
-            format!(
-                "{} may not see or act on task {id} (outside its scope)",
-                who.name
-            ),
-        ));
-    }
-    Ok(current)
-}
-
 /// `GET /api/v1/tasks/{id}/workflow`
 async fn show(
     State(s): State<ConsoleState>,
-    Extension(who): Extension<Identity>,
-    UrlPath(id): UrlPath<String>,
+    TaskInScope { task, .. }: TaskInScope,
 ) -> Result<Json<Value>, ApiError> {
-    let current = scoped(&s, &who, &id).await?;
+    let id = task.fields.task_id.clone();
+    let current = s
+        .workflow
+        .current(&id)
+        .await?
+        .ok_or_else(|| ApiError::no_task(&id))?;
     let history = s.workflow.store.task_history(&id).await?;
     let now = Utc::now();
     let policy = s.workflow.policy_of(&current.task);
@@ -357,23 +335,35 @@ fn convene_body(
 /// `POST /api/v1/tasks/{id}/actions`
 async fn act(
     State(s): State<ConsoleState>,
-    Extension(who): Extension<Identity>,
-    UrlPath(id): UrlPath<String>,
+    TaskInScope { task, who }: TaskInScope,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let body: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::msg(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not JSON: {e}"),
-        )
-    })?;
-    let current = scoped(&s, &who, &id).await?;
+    let id = task.fields.task_id.clone();
+    if body.len() > ACTION_MAX_BYTES {
+        return Err(ApiError::msg(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the action is {} bytes; at most {ACTION_MAX_BYTES}",
+                body.len()
+            ),
+        ));
+    }
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    let current = s
+        .workflow
+        .current(&id)
+        .await?
+        .ok_or_else(|| ApiError::no_task(&id))?;
     let now = Utc::now();
     let body = convene_body(&s.workflow, &current, body, now)
         .map_err(|m| ApiError::msg(StatusCode::BAD_REQUEST, m))?;
     let (command, expected) =
         parse_command(body).map_err(|m| ApiError::msg(StatusCode::BAD_REQUEST, m))?;
-    if !who.may_act(&current.task, &command.action) {
+    let routing = s.routing.current();
+    let city = routing.config().city();
+    let role_of = |unit: &str| unit_role(city, unit);
+    if !who.may_act(&current.task, &command.action, &role_of) {
         return Err(ApiError::msg(
             StatusCode::FORBIDDEN,
             format!("{} may not {} task {id}", who.name, command.action.kind()),
@@ -392,7 +382,15 @@ async fn act(
     })))
 }
 
-/// Scope names used in errors.
-pub fn scope_name(scope: &Scope) -> String {
-    format!("{scope:?}")
+/// The largest action body taken (a note, a feedback text, a joint case's parts).
+const ACTION_MAX_BYTES: usize = 64 * 1024;
+
+/// The role of a unit of the city (`510504001001.police_station` → `police_station`).
+fn unit_role(city: &hub_router::city::City, unit: &str) -> Option<String> {
+    city.communities()
+        .iter()
+        .flat_map(|c| c.units())
+        .chain(city.streets().iter().flat_map(|s| s.units()))
+        .find(|u| u.id == unit)
+        .map(|u| u.role.as_str().to_owned())
 }

@@ -231,6 +231,11 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
             datum: Default::default(),
             rate_limit: None,
             service_notice: None,
+            public_details: false,
+            read_rate_limit: crate::config::RateLimitConfig {
+                per_second: 10.0,
+                burst: 30,
+            },
         });
     open311.enabled = true;
     let keys_var = open311
@@ -244,7 +249,7 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         WEBHOOK_VAR => Some(DEMO_WEBHOOK_SECRET.to_owned()),
         DB_VAR => db_url.clone(),
         v if v == keys_var => Some(DEMO_OPEN311_KEY.to_owned()),
-        crate::auth::DEMO_TOKENS_VAR => Some("1".to_owned()),
+        crate::access::DEMO_TOKENS_VAR => Some("1".to_owned()),
         _ => None,
     });
     let hub = app::start(&config, Roles::ALL, secrets)

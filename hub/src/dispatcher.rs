@@ -7,10 +7,12 @@
 //! store failure is retried in place, so no later success commits past an unhandled failure.
 //! Every outcome is idempotent on (source system, source id): a redelivery changes nothing.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::FutureExt;
 use hub_connectors::backoff::Backoff;
 use hub_router::dedup::{find_merge_target, OpenReport};
 use hub_router::routing::RoutingDecision;
@@ -19,22 +21,31 @@ use hub_router::Router;
 use hub_schemas::codec::Codec;
 use hub_schemas::error::DecodeError;
 use hub_schemas::event::{CivicEvent, GeoPoint};
+use hub_schemas::limits::{check_event, InputLimits};
 use hub_store::{
-    CreateOutcome, DepartmentReturn, LinkOutcome, NearQuery, Report, StoreError, TaskStore,
+    CreateOutcome, DepartmentReturn, FailureClass, LinkOutcome, NearQuery, Report, StoreError,
+    Suppression, TaskStore,
 };
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use tracing::Instrument;
 
 use crate::case_workflow::Workflow;
-use crate::dead_letter::{self, DeadLetter};
+use crate::dlq::{
+    self, Letter, STAGE_ROUTER_CLASSIFY, STAGE_ROUTER_DECODE, STAGE_ROUTER_PANIC,
+    STAGE_ROUTER_STORE, STAGE_ROUTER_VALIDATE,
+};
 use crate::kafka::Kafka;
 use crate::routing_state::RoutingState;
 use crate::shutdown::Shutdown;
 use crate::telemetry;
 
 pub struct Dispatcher {
-    pub consumer: StreamConsumer,
+    /// Makes the feed consumer; a restarted pipeline takes a fresh one, which resumes from
+    /// the committed offsets.
+    pub new_consumer: ConsumerFactory,
+    /// The consumer of the current (or last, if it died) run.
+    consumer: Option<StreamConsumer>,
     pub kafka: Kafka,
     pub codec: Arc<Codec>,
     pub routing: Arc<RoutingState>,
@@ -42,14 +53,123 @@ pub struct Dispatcher {
     /// Gives a new task the SLA clocks its dispatch starts.
     pub workflow: Arc<Workflow>,
     pub dead_letter_topic: String,
+    /// The bounds every event is held to before it is routed.
+    pub limits: InputLimits,
+    /// Where the pipeline says how it is doing (`/healthz`).
+    pub status: Arc<crate::health::PipelineStatus>,
+    pub hooks: Hooks,
+}
+
+pub type ConsumerFactory = Box<dyn Fn() -> anyhow::Result<StreamConsumer> + Send + Sync>;
+
+/// Fault injection for tests: called with each event just before it is routed.
+pub type RouteHook = Arc<dyn Fn(&CivicEvent) + Send + Sync>;
+
+/// Test hooks of the routing pipeline; none in production.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    pub before_routing: Option<RouteHook>,
+}
+
+/// An unknown store error is retried this many times before the store is asked whether it
+/// answers at all; if it does, the record is the problem and is dead-lettered.
+pub const UNKNOWN_FAILURES_TOLERATED: u32 = 5;
+
+/// What became of one event.
+enum Settled {
+    Created,
+    Merged,
+    /// Handled before (a redelivery); nothing changed.
+    Duplicate,
+    Returned,
+    Suppressed,
+    /// Its category is not in the taxonomy: dead-lettered with this reason.
+    Unmapped(String),
+}
+
+impl Settled {
+    /// The outcome's metric label.
+    fn label(&self) -> &'static str {
+        match self {
+            Settled::Created => "created",
+            Settled::Merged => "merged",
+            Settled::Duplicate => "duplicate",
+            Settled::Returned => "returned",
+            Settled::Suppressed => "suppressed",
+            Settled::Unmapped(_) => "unmapped",
+        }
+    }
 }
 
 impl Dispatcher {
-    pub async fn run(self, mut shutdown: Shutdown) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        new_consumer: ConsumerFactory,
+        kafka: Kafka,
+        codec: Arc<Codec>,
+        routing: Arc<RoutingState>,
+        store: Arc<dyn TaskStore>,
+        workflow: Arc<Workflow>,
+        dead_letter_topic: String,
+        limits: InputLimits,
+        status: Arc<crate::health::PipelineStatus>,
+        hooks: Hooks,
+    ) -> Self {
+        Dispatcher {
+            new_consumer,
+            consumer: None,
+            kafka,
+            codec,
+            routing,
+            store,
+            workflow,
+            dead_letter_topic,
+            limits,
+            status,
+            hooks,
+        }
+    }
+
+    /// Commits what the consumer stored (every offset it stored is of a settled record)
+    /// and closes it, off the async workers: dropping a consumer blocks while it leaves
+    /// the group.
+    async fn close_consumer(&mut self) {
+        if let Some(consumer) = self.consumer.take() {
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                    tracing::debug!(error = %e, "final offset commit");
+                }
+                drop(consumer);
+            })
+            .await;
+        }
+    }
+}
+
+impl Drop for Dispatcher {
+    /// Dropped without a graceful stop (a process abandoning its tasks): the consumer's
+    /// drop blocks while it leaves the group, so it happens on a thread of its own.
+    fn drop(&mut self) {
+        if let Some(consumer) = self.consumer.take() {
+            let _ = std::thread::Builder::new()
+                .name("close-consumer".into())
+                .spawn(move || drop(consumer));
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::supervisor::Service for Dispatcher {
+    async fn run(&mut self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        // A run that died left its consumer behind, positioned past a record it may not
+        // have settled: close it (committing only what was settled) and start afresh.
+        self.close_consumer().await;
+        self.consumer = Some((self.new_consumer)()?);
         tracing::info!("routing pipeline started");
         loop {
+            let consumer = self.consumer.as_ref().expect("made above");
             let message = tokio::select! {
-                m = self.consumer.recv() => m,
+                m = consumer.recv() => m,
                 _ = shutdown.wait() => break,
             };
             match message {
@@ -57,7 +177,7 @@ impl Dispatcher {
                     if !self.handle(&msg, &mut shutdown).await {
                         break;
                     }
-                    if let Err(e) = self.consumer.store_offset_from_message(&msg) {
+                    if let Err(e) = consumer.store_offset_from_message(&msg) {
                         // The partition was revoked meanwhile; its new owner re-reads the
                         // message and finds the task already stored.
                         tracing::debug!(error = %e, "offset not stored");
@@ -69,68 +189,90 @@ impl Dispatcher {
                 }
             }
         }
-        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(error = %e, "final offset commit");
-        }
-        // Dropping a consumer blocks while it leaves the group: not on an async worker.
-        let consumer = self.consumer;
-        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        self.close_consumer().await;
         tracing::info!("routing pipeline stopped");
+        Ok(())
     }
+}
 
-    /// Handle one message completely. Returns false only if shutdown interrupted a retry,
-    /// in which case the offset must not be stored.
+impl Dispatcher {
+    /// Handle one message completely: its outcome is stored or it is dead-lettered. Returns
+    /// false only if shutdown interrupted a retry, in which case the offset must not be
+    /// stored.
     async fn handle(&self, msg: &BorrowedMessage<'_>, shutdown: &mut Shutdown) -> bool {
         let started = Instant::now();
         let payload = msg.payload().unwrap_or_default();
         let origin = format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset());
+        let refuse = |stage: &'static str, source: &str, reason: String| Letter {
+            stage,
+            source: source.to_owned(),
+            format: None,
+            origin: origin.clone(),
+            reason,
+            original: payload.to_vec(),
+        };
         let event = match self.decode(payload, shutdown).await {
             Some(Ok(event)) => event,
             Some(Err(e)) => {
-                let key = msg
-                    .key()
-                    .map(|k| String::from_utf8_lossy(k).into_owned())
-                    .unwrap_or_default();
-                dead_letter::send(
-                    &self.kafka,
-                    &self.dead_letter_topic,
-                    &DeadLetter {
-                        stage: "router.decode",
-                        source: msg.topic(),
-                        origin: &origin,
-                        key: &key,
-                        reason: &e.to_string(),
-                        original: payload,
-                    },
-                )
-                .await;
-                metrics::counter!(telemetry::ROUTER_EVENTS, "outcome" => "dead_lettered")
-                    .increment(1);
-                return true;
+                let letter = refuse(STAGE_ROUTER_DECODE, msg.topic(), e.to_string());
+                return self.dead_letter(&letter, shutdown).await;
             }
             None => return false,
         };
+        // Anything with the broker's address can write to a feed topic: the event is held
+        // to the same bounds the connectors apply, before a value reaches the store.
+        if let Err(problem) = check_event(&event, &self.limits, Utc::now()) {
+            let letter = refuse(
+                STAGE_ROUTER_VALIDATE,
+                &event.source_system,
+                problem.to_string(),
+            );
+            return self.dead_letter(&letter, shutdown).await;
+        }
         let span = tracing::info_span!("route", event_id = %event.event_id, source_id = %event.source_id, task_id = tracing::field::Empty);
         async {
             let router = self.routing.current();
             let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+            let mut attempts = 0u32;
             loop {
-                match self.settle(&router, &event, payload, &origin).await {
-                    Ok(outcome) => {
-                        metrics::counter!(telemetry::ROUTER_EVENTS, "outcome" => outcome)
+                // A panic while routing one record is that record's fault: it is set aside
+                // and the stream goes on.
+                let settled = AssertUnwindSafe(self.settle(&router, &event))
+                    .catch_unwind()
+                    .await;
+                let error = match settled {
+                    Ok(Ok(Settled::Unmapped(reason))) => {
+                        let letter = refuse(STAGE_ROUTER_CLASSIFY, &event.source_system, reason);
+                        return self.dead_letter(&letter, shutdown).await;
+                    }
+                    Ok(Ok(settled)) => {
+                        metrics::counter!(telemetry::ROUTER_EVENTS, "outcome" => settled.label())
                             .increment(1);
                         metrics::histogram!(telemetry::ROUTER_EVENT_SECONDS)
                             .record(started.elapsed().as_secs_f64());
+                        self.status.progress();
                         return true;
                     }
-                    Err(e) => {
-                        metrics::counter!(telemetry::STORE_ERRORS, "operation" => "route_event")
-                            .increment(1);
-                        tracing::warn!(error = %e, "storing the routing outcome failed; retrying");
-                        if !shutdown.sleep(backoff.next_delay()).await {
-                            return false;
-                        }
+                    Err(panic) => {
+                        let reason = format!("routing this record panicked: {}", crate::supervisor::panic_message(panic.as_ref()));
+                        tracing::error!(reason = %reason, "routing panicked; the record is dead-lettered");
+                        let letter = refuse(STAGE_ROUTER_PANIC, &event.source_system, reason);
+                        return self.dead_letter(&letter, shutdown).await;
                     }
+                    Ok(Err(e)) => e,
+                };
+                attempts += 1;
+                metrics::counter!(telemetry::STORE_ERRORS, "operation" => "route_event")
+                    .increment(1);
+                if self.is_the_records_fault(&error, attempts).await {
+                    let reason = format!("the task store refuses this record: {error}");
+                    let letter = refuse(STAGE_ROUTER_STORE, &event.source_system, reason);
+                    return self.dead_letter(&letter, shutdown).await;
+                }
+                tracing::warn!(error = %error, attempts, "storing the routing outcome failed; retrying");
+                self.status.retrying(&error.to_string());
+                if !shutdown.sleep(backoff.next_delay()).await {
+                    return false;
                 }
             }
         }
@@ -138,42 +280,46 @@ impl Dispatcher {
         .await
     }
 
-    /// Route one event and store its outcome; returns the outcome's metric label. Only store
-    /// errors come back as errors (the caller retries); everything about the event itself is
-    /// an outcome.
-    async fn settle(
-        &self,
-        router: &Router,
-        event: &CivicEvent,
-        payload: &[u8],
-        origin: &str,
-    ) -> Result<&'static str, StoreError> {
+    /// Whether a store failure is the record's (dead-letter it) rather than the store's
+    /// (retry in place). Known classes decide at once; an unknown error is the record's
+    /// once it failed [`UNKNOWN_FAILURES_TOLERATED`] times while the store answers a ping.
+    async fn is_the_records_fault(&self, error: &StoreError, attempts: u32) -> bool {
+        match error.class() {
+            FailureClass::Permanent => true,
+            FailureClass::Transient => false,
+            FailureClass::Unknown => {
+                attempts >= UNKNOWN_FAILURES_TOLERATED && self.store.ping().await.is_ok()
+            }
+        }
+    }
+
+    /// Dead-letter a refused record and count it. False only when shutdown came first.
+    async fn dead_letter(&self, letter: &Letter, shutdown: &mut Shutdown) -> bool {
+        metrics::counter!(telemetry::ROUTER_EVENTS, "outcome" => "dead_lettered").increment(1);
+        let sent = dlq::send(&self.kafka, &self.dead_letter_topic, letter, shutdown).await;
+        if sent {
+            self.status.progress();
+        }
+        sent
+    }
+
+    /// Route one event and store its outcome. Only store errors come back as errors (the
+    /// caller classifies them); everything about the event itself is an outcome.
+    async fn settle(&self, router: &Router, event: &CivicEvent) -> Result<Settled, StoreError> {
+        if let Some(hook) = &self.hooks.before_routing {
+            hook(event);
+        }
         if let Some(prior) = self
             .store
             .prior_outcome(&event.source_system, &event.source_id)
             .await?
         {
             tracing::debug!(?prior, "event already handled; redelivery changes nothing");
-            return Ok("duplicate");
+            return Ok(Settled::Duplicate);
         }
         let decision = match router.route(event, Utc::now()) {
             Ok(decision) => decision,
-            Err(unmapped) => {
-                dead_letter::send(
-                    &self.kafka,
-                    &self.dead_letter_topic,
-                    &DeadLetter {
-                        stage: "router.classify",
-                        source: &event.source_system,
-                        origin,
-                        key: &event.source_id,
-                        reason: &unmapped.to_string(),
-                        original: payload,
-                    },
-                )
-                .await;
-                return Ok("unmapped");
-            }
+            Err(unmapped) => return Ok(Settled::Unmapped(unmapped.to_string())),
         };
         match decision {
             RoutingDecision::Dispatch(task) | RoutingDecision::Triage(task) => {
@@ -182,8 +328,8 @@ impl Dispatcher {
                     let linked = self.store.link_report(&target, &report_of(&task)).await?;
                     tracing::info!(merged_into = %target, ?linked, "duplicate report merged into an open task");
                     return Ok(match linked {
-                        LinkOutcome::Linked => "merged",
-                        LinkOutcome::AlreadyLinked { .. } => "duplicate",
+                        LinkOutcome::Linked => Settled::Merged,
+                        LinkOutcome::AlreadyLinked { .. } => Settled::Duplicate,
                     });
                 }
                 // The clocks are stored with the task, so the SLA tracker watches it from
@@ -197,8 +343,8 @@ impl Dispatcher {
                     "task stored"
                 );
                 Ok(match outcome {
-                    CreateOutcome::Created { .. } => "created",
-                    CreateOutcome::AlreadyExists { .. } => "duplicate",
+                    CreateOutcome::Created { .. } => Settled::Created,
+                    CreateOutcome::AlreadyExists { .. } => Settled::Duplicate,
                 })
             }
             RoutingDecision::ReturnToDepartment(r) => {
@@ -215,11 +361,25 @@ impl Dispatcher {
                 };
                 self.store.record_return(&ret).await?;
                 tracing::info!(reason = %ret.reason, "event returned to its department (not admitted)");
-                Ok("returned")
+                Ok(Settled::Returned)
             }
             RoutingDecision::Suppressed(s) => {
+                // No task by design, but a recorded outcome an administrator can list.
+                self.store
+                    .record_suppression(&Suppression {
+                        event_id: s.event_id,
+                        source_system: s.source_system,
+                        source_id: s.source_id,
+                        department: s.department,
+                        category_code: event.category_code.clone(),
+                        community_code: s.community_code.clone(),
+                        rules_version: s.explanation.rules_version.clone(),
+                        rule_id: s.rule_id.clone(),
+                        suppressed_at: s.decided_at,
+                    })
+                    .await?;
                 tracing::info!(rule = %s.rule_id, "event suppressed by a rule; no task");
-                Ok("suppressed")
+                Ok(Settled::Suppressed)
             }
         }
     }

@@ -1,11 +1,15 @@
-//! The dead-letter topic from the connectors' side: writing a record that could not be mapped
-//! (with its original bytes, the reason, and the format it was read as), listing what is
-//! there, and replaying it through the *current* mapping after a fix.
+//! The dead-letter topic: every record the hub refuses — a connector could not map it, the
+//! routing pipeline could not decode, validate, classify, store or route it — is kept there
+//! with its original bytes and the reason naming the field or the failure, and counted; the
+//! stream goes on. This module writes them (one [`Letter`] type, one writer), lists them and
+//! replays them after a fix.
 //!
-//! Replay produces the records that map now to their department's feed topic, exactly as the
-//! connector would have (same event id, so a record that had meanwhile become a task changes
-//! nothing), and leaves the others where they are. Nothing is ever removed from the topic;
-//! a replay can be repeated safely.
+//! Replay runs a connector's record through the *current* mapping and produces what maps now
+//! to its department's feed topic, exactly as the connector would have (same event id, so a
+//! record that had meanwhile become a task changes nothing); a record the routing pipeline
+//! refused goes back, byte for byte, to the feed topic it came from, to be routed by the
+//! current rules. What still fails stays. Nothing is ever removed from the topic; a replay
+//! can be repeated safely.
 //!
 //! The hub serves both over HTTP (`GET /api/v1/deadletters`, `POST
 //! /api/v1/deadletters/replay`), so `hub dlq list|replay --api URL` works with the embedded
@@ -16,11 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use hub_connectors::mapping::{Mapped, Mapper, MappingContext, RecordFormat};
 use hub_connectors::privacy::mask_json_bytes;
@@ -35,25 +39,46 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::dead_letter::{HEADER_ORIGIN, HEADER_REASON, HEADER_SOURCE, HEADER_STAGE};
-use crate::ingest::{partition_key, STAGE_MAPPING, STAGE_SOURCE};
+use crate::http::{ApiQuery, Guard, Route};
+use crate::ingest::partition_key;
 use crate::kafka::Kafka;
+use crate::shutdown::Shutdown;
 use crate::telemetry;
 
+/// Header names on dead-letter records (values are UTF-8 text).
+pub const HEADER_STAGE: &str = "hub.dlq.stage";
+pub const HEADER_REASON: &str = "hub.dlq.reason";
+pub const HEADER_SOURCE: &str = "hub.dlq.source";
+pub const HEADER_ORIGIN: &str = "hub.dlq.origin";
 /// The record layout a connector read the record as (`RecordFormat`), so a replay maps it
 /// the same way even when the connector is gone from the configuration.
 pub const HEADER_FORMAT: &str = "hub.dlq.format";
 
-/// A record a connector refused.
+/// Stages of the connectors: the mapping refused a record, or the source could not even
+/// read it (not valid JSON from a database row, an MQTT payload that is not text).
+pub const STAGE_MAPPING: &str = "connector.mapping";
+pub const STAGE_SOURCE: &str = "connector.source";
+/// Stages of the routing pipeline whose refusals are dead-lettered: the Avro could not be
+/// decoded, the event broke the input bounds, its category is not in the taxonomy, the
+/// store refused its values, or routing it panicked.
+pub const STAGE_ROUTER_DECODE: &str = "router.decode";
+pub const STAGE_ROUTER_VALIDATE: &str = "router.validate";
+pub const STAGE_ROUTER_CLASSIFY: &str = "router.classify";
+pub const STAGE_ROUTER_STORE: &str = "router.store";
+pub const STAGE_ROUTER_PANIC: &str = "router.panic";
+
+/// A record the hub refused.
 #[derive(Debug, Clone)]
 pub struct Letter {
-    /// `connector.mapping` (the mapping refused it) or `connector.source` (the source could
-    /// not even read it).
+    /// Where it was refused: `connector.mapping` (the mapping refused it),
+    /// `connector.source` (the source could not even read it), or one of the `router.*`
+    /// stages.
     pub stage: &'static str,
-    /// The connector.
+    /// The connector (or, for the routing pipeline, the event's source system or topic).
     pub source: String,
     pub format: Option<String>,
-    /// Where exactly: a page URL, `table:id`, an MQTT topic, `webhook:<name>`.
+    /// Where exactly: a page URL, `table:id`, an MQTT topic, `webhook:<name>`, or
+    /// `topic/partition@offset` for the routing pipeline.
     pub origin: String,
     pub reason: String,
     /// The bytes exactly as received.
@@ -75,6 +100,28 @@ pub async fn produce(kafka: &Kafka, topic: &str, letter: &Letter) -> Result<(), 
     kafka
         .produce(topic, &letter.source, &letter.original, &headers)
         .await
+}
+
+/// Write one dead letter, retrying until the broker takes it (losing it would drop the
+/// record) or the hub stops. False when shutdown came first: the caller must then not move
+/// past the record.
+pub async fn send(kafka: &Kafka, topic: &str, letter: &Letter, shutdown: &mut Shutdown) -> bool {
+    let mut backoff =
+        hub_connectors::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    loop {
+        match produce(kafka, topic, letter).await {
+            Ok(()) => {
+                delivered(letter);
+                return true;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, topic, "dead-letter write failed; retrying");
+                if !shutdown.sleep(backoff.next_delay()).await {
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 /// Count and log a dead letter once the broker has it. The log names the record's origin and
@@ -163,9 +210,14 @@ fn read_blocking(brokers: &str, topic: &str, filter: &Filter) -> anyhow::Result<
             }
         }
     }
-    let mut out = Vec::new();
+    // The newest `limit` matching entries only: a heap of at most `limit`, whose least
+    // recent entry is dropped when a newer one comes, so memory stays bounded however long
+    // the topic is.
+    let limit = filter.limit.unwrap_or(MAX_LISTED).clamp(1, MAX_LISTED);
+    let mut kept: std::collections::BinaryHeap<std::cmp::Reverse<Newest>> =
+        std::collections::BinaryHeap::new();
     if ends.is_empty() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
     consumer.assign(&assignment)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -211,15 +263,47 @@ fn read_blocking(brokers: &str, topic: &str, filter: &Filter) -> anyhow::Result<
             original: payload,
         };
         if filter.keeps(&entry) {
-            out.push(entry);
+            kept.push(std::cmp::Reverse(Newest(entry)));
+            if kept.len() > limit {
+                kept.pop();
+            }
         }
     }
+    let mut out: Vec<Entry> = kept.into_iter().map(|r| r.0 .0).collect();
     out.sort_by_key(|e| (e.at, e.partition, e.offset));
-    if let Some(limit) = filter.limit {
-        let skip = out.len().saturating_sub(limit);
-        out.drain(..skip);
-    }
     Ok(out)
+}
+
+/// The most entries one listing or replay looks at (the newest ones).
+pub const MAX_LISTED: usize = 10_000;
+
+/// Orders entries by recency, for keeping the newest.
+struct Newest(Entry);
+
+impl Newest {
+    fn key(&self) -> (Option<DateTime<Utc>>, i32, i64) {
+        (self.0.at, self.0.partition, self.0.offset)
+    }
+}
+
+impl PartialEq for Newest {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Newest {}
+
+impl PartialOrd for Newest {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Newest {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
 }
 
 /// What a replay did.
@@ -264,6 +348,7 @@ pub struct DlqState {
     pub city: Arc<City>,
     /// The configured connectors' mappers, by name (rules included).
     pub mappers: BTreeMap<String, Mapper>,
+    pub limits: hub_schemas::limits::InputLimits,
 }
 
 /// Re-run the matching dead letters through the current mapping.
@@ -283,6 +368,58 @@ pub async fn replay(
             source: e.source.clone(),
             reason,
         };
+        if e.stage.starts_with("router.") {
+            // The routing pipeline refused it: it goes back as it was to the feed topic it
+            // came from, to be routed by the current rules.
+            let topic = e.origin.split('/').next().unwrap_or_default().to_owned();
+            if !state.feeds.values().any(|t| *t == topic) {
+                report.not_replayable.push(left(format!(
+                    "`{}` does not name a feed topic of this hub",
+                    e.origin
+                )));
+                continue;
+            }
+            let decoded = state
+                .codec
+                .decode::<hub_schemas::event::CivicEvent>(&e.original)
+                .await
+                .ok();
+            let key = decoded
+                .as_ref()
+                .map(|ev| partition_key(&state.city, ev))
+                .unwrap_or_else(|| e.source.clone());
+            if !dry_run {
+                state
+                    .kafka
+                    .produce(
+                        &topic,
+                        &key,
+                        &e.original,
+                        &[(
+                            "hub.replayed_from",
+                            format!("{}/{}@{}", state.dead_letter_topic, e.partition, e.offset)
+                                .as_bytes(),
+                        )],
+                    )
+                    .await
+                    .with_context(|| format!("producing dead letter {} to {topic}", e.offset))?;
+                tracing::info!(source = %e.source, offset = e.offset, stage = %e.stage, "dead letter sent back to its feed topic");
+            }
+            report.produced.push(Replayed {
+                offset: e.offset,
+                source: e.source.clone(),
+                source_id: decoded
+                    .as_ref()
+                    .map(|ev| ev.source_id.clone())
+                    .unwrap_or_default(),
+                event_id: decoded
+                    .as_ref()
+                    .map(|ev| ev.event_id.clone())
+                    .unwrap_or_default(),
+                topic,
+            });
+            continue;
+        }
         if e.stage != STAGE_MAPPING {
             let why = if e.stage == STAGE_SOURCE {
                 format!(
@@ -311,6 +448,7 @@ pub async fn replay(
         let ctx = MappingContext {
             source_system: &e.source,
             received_at: Utc::now(),
+            limits: state.limits,
         };
         let raw = RawRecord {
             bytes: e.original.clone(),
@@ -371,15 +509,27 @@ pub async fn replay(
     Ok(report)
 }
 
-/// `GET /api/v1/deadletters` and `POST /api/v1/deadletters/replay`.
-pub fn routes(state: DlqState) -> Router {
-    Router::new()
-        .route("/api/v1/deadletters", get(list_handler))
-        .route("/api/v1/deadletters/replay", post(replay_handler))
-        .with_state(state)
+/// `GET /api/v1/deadletters` and `POST /api/v1/deadletters/replay`, for administrators
+/// (dead letters carry whole departmental records).
+pub fn routes(state: DlqState) -> Vec<Route> {
+    vec![
+        Route::new(
+            Method::GET,
+            "/api/v1/deadletters",
+            Guard::Administrator,
+            get(list_handler).with_state(state.clone()),
+        ),
+        Route::new(
+            Method::POST,
+            "/api/v1/deadletters/replay",
+            Guard::Administrator,
+            post(replay_handler).with_state(state),
+        ),
+    ]
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReplayQuery {
     source: Option<String>,
     after: Option<i64>,
@@ -396,9 +546,9 @@ fn failed(e: anyhow::Error) -> Response {
         .into_response()
 }
 
-async fn list_handler(State(s): State<DlqState>, Query(filter): Query<Filter>) -> Response {
+async fn list_handler(State(s): State<DlqState>, ApiQuery(filter): ApiQuery<Filter>) -> Response {
     let filter = Filter {
-        limit: Some(filter.limit.unwrap_or(100).min(10_000)),
+        limit: Some(filter.limit.unwrap_or(100).clamp(1, MAX_LISTED)),
         ..filter
     };
     match read(s.kafka.brokers(), &s.dead_letter_topic, &filter).await {
@@ -412,7 +562,7 @@ async fn list_handler(State(s): State<DlqState>, Query(filter): Query<Filter>) -
     }
 }
 
-async fn replay_handler(State(s): State<DlqState>, Query(q): Query<ReplayQuery>) -> Response {
+async fn replay_handler(State(s): State<DlqState>, ApiQuery(q): ApiQuery<ReplayQuery>) -> Response {
     let filter = Filter {
         source: q.source,
         stage: None,

@@ -50,6 +50,12 @@ pub struct ConnectorHealth {
     pub failures: u64,
     /// Seconds between the newest produced event's `occurred_at` and its production.
     pub lag_seconds: Option<f64>,
+    /// Pushed requests refused before their record was looked at (bad or missing
+    /// signature, stale or replayed): counted, without changing the state.
+    #[serde(default)]
+    pub pushes_refused: u64,
+    #[serde(default)]
+    pub last_refusal: Option<String>,
 }
 
 impl ConnectorHealth {
@@ -66,6 +72,8 @@ impl ConnectorHealth {
             records_skipped: 0,
             failures: 0,
             lag_seconds: None,
+            pushes_refused: 0,
+            last_refusal: None,
         }
     }
 }
@@ -131,6 +139,14 @@ impl Health {
         });
     }
 
+    /// A pushed request was refused (see [`ConnectorHealth::pushes_refused`]).
+    pub fn refused(&self, connector: &str, why: &str) {
+        self.update(connector, |h| {
+            h.pushes_refused += 1;
+            h.last_refusal = Some(format!("{}: {why}", Utc::now().to_rfc3339()));
+        });
+    }
+
     pub fn lag(&self, connector: &str, seconds: f64) {
         self.update(connector, |h| h.lag_seconds = Some(seconds));
     }
@@ -153,5 +169,47 @@ impl Health {
             .entry(connector.to_owned())
             .or_insert_with(|| ConnectorHealth::new("unknown"));
         f(h);
+    }
+}
+
+/// How the routing pipeline is doing: when it last settled a record, and since when it has
+/// been retrying a store failure (it retries in place, so a store outage stops it).
+#[derive(Debug, Default)]
+pub struct PipelineStatus {
+    state: RwLock<PipelineState>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PipelineState {
+    pub last_progress_at: Option<DateTime<Utc>>,
+    /// Set while a record's outcome cannot be stored; cleared by the next success.
+    pub retrying_since: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+impl PipelineStatus {
+    /// A record was settled (stored or dead-lettered).
+    pub fn progress(&self) {
+        let mut s = self.state.write().expect("pipeline status lock");
+        s.last_progress_at = Some(Utc::now());
+        s.retrying_since = None;
+    }
+
+    /// Storing a record's outcome failed and is being retried.
+    pub fn retrying(&self, error: &str) {
+        let mut s = self.state.write().expect("pipeline status lock");
+        s.retrying_since.get_or_insert_with(Utc::now);
+        s.last_error = Some(error.to_owned());
+    }
+
+    pub fn snapshot(&self) -> PipelineState {
+        self.state.read().expect("pipeline status lock").clone()
+    }
+}
+
+impl PipelineState {
+    /// Stuck: retrying for longer than `patience`.
+    pub fn stuck(&self, now: DateTime<Utc>, patience: chrono::TimeDelta) -> bool {
+        self.retrying_since.is_some_and(|t| now - t > patience)
     }
 }

@@ -9,13 +9,11 @@
 //! Each case's facts come from its history (when it was dispatched, signed for, resolved,
 //! closed), its workflow state (rework, extension, callback) and its clocks (deadlines).
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::State;
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use hub_router::indicators::{compute, CaseFacts, GroupBy, Indicators};
 use hub_router::task::{Task, TaskStatus};
@@ -23,13 +21,33 @@ use hub_router::workflow::ClockKind;
 use hub_store::{StoreError, TaskFilter, TaskStore};
 use serde_json::json;
 
-use crate::auth::Identity;
-use crate::console_api::{ApiError, ConsoleState};
+use crate::console_api::ConsoleState;
+use crate::http::auth::Caller;
+use crate::http::{ApiError, ApiQuery, Guard, Route};
 
-pub fn routes(state: ConsoleState) -> Router {
-    Router::new()
-        .route("/api/v1/reports/indicators", get(indicators))
-        .with_state(state)
+pub fn routes(state: ConsoleState) -> Vec<Route> {
+    vec![Route::new(
+        Method::GET,
+        "/api/v1/reports/indicators",
+        Guard::Account,
+        get(indicators).with_state(state),
+    )]
+}
+
+/// The longest period one request computes (a year and a day, for leap years); longer
+/// periods are asked for year by year.
+pub const MAX_PERIOD_DAYS: i64 = 367;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndicatorsQuery {
+    by: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    community: Option<String>,
+    street: Option<String>,
+    unit: Option<String>,
+    format: Option<String>,
 }
 
 /// The facts of every case matching `filter` (paged through the store).
@@ -97,54 +115,68 @@ async fn facts_of(store: &dyn TaskStore, task: &Task) -> Result<CaseFacts, Store
 
 fn day(s: &str, what: &str) -> Result<DateTime<Utc>, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .filter(|d| (1970..=9999).contains(&chrono::Datelike::year(d)))
         .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-        .map_err(|_| format!("`{what}` = `{s}` must be a date like 2026-11-01"))
+        .ok_or_else(|| {
+            format!(
+                "`{what}` = `{}` must be a date like 2026-11-01",
+                crate::http::shorten(s)
+            )
+        })
 }
 
 /// `GET /api/v1/reports/indicators`
 async fn indicators(
     State(s): State<ConsoleState>,
-    Extension(who): Extension<Identity>,
-    Query(q): Query<HashMap<String, String>>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<IndicatorsQuery>,
 ) -> Result<Response, ApiError> {
-    const KNOWN: [&str; 7] = ["by", "from", "to", "community", "street", "unit", "format"];
     let bad = |m: String| ApiError::msg(StatusCode::BAD_REQUEST, m);
-    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(bad(format!(
-            "unknown query parameter `{k}` (known: {})",
-            KNOWN.join(", ")
-        )));
-    }
-    let by_name = q.get("by").map_or("community", String::as_str);
+    let by_name = q.by.as_deref().unwrap_or("community");
     let by = GroupBy::parse(by_name).ok_or_else(|| {
         bad(format!(
             "`by` = `{by_name}` must be street, community or unit"
         ))
     })?;
-    let from = q
-        .get("from")
-        .map(|v| day(v, "from"))
-        .transpose()
-        .map_err(bad)?;
-    let to = q.get("to").map(|v| day(v, "to")).transpose().map_err(bad)?;
-    if let (Some(f), Some(t)) = (from, to) {
-        if f >= t {
-            return Err(bad(format!(
-                "the period is empty: `from` ({}) must be before `to` ({})",
-                f.date_naive(),
-                t.date_naive()
-            )));
-        }
+    let now = Utc::now();
+    let to =
+        q.to.as_deref()
+            .map(|v| day(v, "to"))
+            .transpose()
+            .map_err(bad)?;
+    // Without `from`, the period is the longest one allowed up to `to` (or now).
+    let end = to.unwrap_or(now);
+    let from = match q.from.as_deref() {
+        Some(v) => day(v, "from").map_err(bad)?,
+        None => end
+            .checked_sub_signed(chrono::TimeDelta::days(MAX_PERIOD_DAYS))
+            .unwrap_or(end),
+    };
+    if from >= end {
+        return Err(bad(format!(
+            "the period is empty: `from` ({}) must be before `to` ({})",
+            from.date_naive(),
+            end.date_naive()
+        )));
     }
-    let csv = match q.get("format").map(String::as_str) {
+    if end - from > chrono::TimeDelta::days(MAX_PERIOD_DAYS) {
+        return Err(bad(format!(
+            "the period {} – {} is longer than {MAX_PERIOD_DAYS} days; ask year by year",
+            from.date_naive(),
+            end.date_naive()
+        )));
+    }
+    let from = Some(from);
+    let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
         Some(other) => return Err(bad(format!("`format` = `{other}` must be json or csv"))),
     };
     let mut filter = TaskFilter {
-        community_code: q.get("community").cloned(),
-        street_code: q.get("street").cloned(),
-        unit_id: q.get("unit").cloned(),
+        community_code: q.community,
+        street_code: q.street,
+        unit_id: q.unit,
         created_from: from,
         created_before: to,
         ..TaskFilter::default()
@@ -156,7 +188,6 @@ async fn indicators(
         ));
     }
     let facts = case_facts(s.workflow.store.as_ref(), filter).await?;
-    let now = Utc::now();
     let as_of = to.map_or(now, |t| t.min(now));
     let groups = compute(&facts, by, as_of);
     if csv {

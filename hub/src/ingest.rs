@@ -36,7 +36,7 @@ use hub_store::TaskStore;
 use tracing::Instrument;
 
 use crate::config::ConnectorConfig;
-use crate::dlq::{self, Letter};
+use crate::dlq::{self, Letter, STAGE_MAPPING, STAGE_SOURCE};
 use crate::health::{BatchCounts, Health};
 use crate::kafka::Kafka;
 use crate::push_api::PushEndpoint;
@@ -46,10 +46,6 @@ use crate::telemetry;
 /// How long a connector whose credentials or configuration are refused waits before trying
 /// again: slow enough not to hammer the system or fill the logs, fast enough to pick up a fix.
 pub const MUST_ACT_RETRY: Duration = Duration::from_secs(30);
-
-/// Stage names on dead letters written by connectors.
-pub const STAGE_MAPPING: &str = "connector.mapping";
-pub const STAGE_SOURCE: &str = "connector.source";
 
 /// One running connector: its source, and the rest of the pipeline.
 pub struct Connector {
@@ -74,6 +70,7 @@ pub struct Sink {
     pub store: Arc<dyn TaskStore>,
     pub city: Arc<City>,
     pub health: Arc<Health>,
+    pub limits: hub_schemas::limits::InputLimits,
 }
 
 /// A connector built from its configuration, with the endpoint that feeds it when it is a
@@ -226,6 +223,7 @@ pub fn build(
                 store: shared.store.clone(),
                 city: shared.city.clone(),
                 health: shared.health.clone(),
+                limits: shared.limits,
             },
         },
         push: push_endpoint,
@@ -240,20 +238,22 @@ struct Prepared {
     counts: BatchCounts,
 }
 
-impl Connector {
+#[async_trait::async_trait]
+impl crate::supervisor::Service for Connector {
     /// Run until shutdown. Every failure is retried (outages with backoff, refused
-    /// credentials slowly); nothing here ends the loop but shutdown.
-    pub async fn run(self, mut shutdown: Shutdown) {
+    /// credentials slowly); nothing here ends the loop but shutdown. A run started after a
+    /// crash begins again from the saved cursor.
+    async fn run(&mut self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let Connector {
-            mut source,
-            mut limiter,
+            source,
+            limiter,
             sink,
         } = self;
         sink.health.register(&sink.name, sink.kind.as_str());
         let span = tracing::info_span!("connector", connector = %sink.name, kind = %sink.kind);
         async move {
             let Some(cursor) = sink.load_cursor(&mut shutdown).await else {
-                return;
+                return Ok(());
             };
             let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
             loop {
@@ -262,14 +262,14 @@ impl Connector {
                     Err(e) => {
                         let delay = sink.source_failed(&e, &mut backoff);
                         if !shutdown.sleep(delay).await {
-                            return;
+                            return Ok(());
                         }
                     }
                 }
             }
             tracing::info!(cursor = cursor.as_deref().unwrap_or("(none)"), "connector started");
             while !shutdown.is_stopping() {
-                if !sink.throttle(&mut limiter, &mut shutdown).await {
+                if !sink.throttle(limiter, &mut shutdown).await {
                     break;
                 }
                 let started = Instant::now();
@@ -302,6 +302,7 @@ impl Connector {
                 }
             }
             tracing::info!("connector stopped");
+            Ok(())
         }
         .instrument(span)
         .await
@@ -431,6 +432,7 @@ impl Sink {
         let ctx = MappingContext {
             source_system: &self.name,
             received_at: Utc::now(),
+            limits: self.limits,
         };
         let mut out = Prepared {
             events: Vec::new(),
@@ -609,14 +611,11 @@ pub fn report_unbuilt(health: &Health, config: &ConnectorConfig, error: &BuildEr
     tracing::error!(connector = config.name(), error = %error, "connector not started");
 }
 
-/// The connector-facing HTTP routes.
+/// The connector-facing HTTP routes: webhook pushes (HMAC signatures), Open311 (api keys
+/// for posts; reads are open, as GeoReport v2 has them), and the dead-letter list and replay
+/// (administrators).
 pub struct ConnectorRoutes {
-    /// Authenticated by their own scheme: webhook pushes by HMAC signature, Open311 posts by
-    /// api key (reads are open, as GeoReport v2 has them). Not behind the API's bearer tokens.
-    pub public: axum::Router,
-    /// The dead-letter list and replay under `/api/v1/deadletters`: behind the API's bearer
-    /// tokens (administrators).
-    pub admin: axum::Router,
+    pub routes: Vec<crate::http::Route>,
 }
 
 /// Start this process's connectors (role `connectors`) and build the connector-facing HTTP
@@ -628,7 +627,7 @@ pub fn start_connectors(
     roles: crate::app::Roles,
     secrets: &crate::app::Secrets,
     shared: &crate::app::Shared,
-    shutdown: &Shutdown,
+    supervisor: &crate::supervisor::Supervisor,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> anyhow::Result<ConnectorRoutes> {
     use std::collections::BTreeMap;
@@ -669,7 +668,7 @@ pub fn start_connectors(
                 if let Some(endpoint) = built.push {
                     endpoints.push(endpoint);
                 }
-                tasks.spawn(built.connector.run(shutdown.clone()));
+                supervisor.spawn(tasks, c.name(), "connector", built.connector);
             }
             Err(e) => {
                 report_unbuilt(&shared.health, c, &e);
@@ -679,11 +678,10 @@ pub fn start_connectors(
             }
         }
     }
-    let mut router = crate::push_api::routes(
+    let mut routes = crate::push_api::routes(
         crate::push_api::PushState::new(endpoints, unavailable, shared.health.clone()),
         &paths,
     );
-    let mut admin = axum::Router::new();
     if roles.api {
         if let Some(o) = config.open311.as_ref().filter(|o| o.enabled) {
             let catalog = o
@@ -701,24 +699,23 @@ pub fn start_connectors(
                 shared.store.clone(),
                 shared.health.clone(),
                 shared.workflow.clone(),
+                shared.limits,
             );
-            router = router.merge(crate::open311_api::routes(state));
+            routes.extend(crate::open311_api::routes(state));
         }
         let feeds = Department::ALL
             .into_iter()
             .map(|d| (d, config.feed_topic(d).name.clone()))
             .collect();
-        admin = crate::dlq::routes(crate::dlq::DlqState {
+        routes.extend(crate::dlq::routes(crate::dlq::DlqState {
             kafka: shared.kafka.clone(),
             dead_letter_topic,
             feeds,
             codec: shared.codec.clone(),
             city: shared.city.clone(),
             mappers,
-        });
+            limits: shared.limits,
+        }));
     }
-    Ok(ConnectorRoutes {
-        public: router,
-        admin,
-    })
+    Ok(ConnectorRoutes { routes })
 }

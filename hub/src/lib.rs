@@ -8,20 +8,21 @@
 //! breaches, escalations), [`outbox_relay`] and [`live_stream`] (who hears of each change),
 //! [`indicators`] (assessment figures).
 
+pub mod access;
 pub mod admin_cli;
 pub mod api;
 pub mod app;
-pub mod auth;
 pub mod broker;
 pub mod case_workflow;
 pub mod config;
 pub mod connectors_cli;
 pub mod console_api;
-pub mod dead_letter;
+pub mod context;
 pub mod demo;
 pub mod dispatcher;
 pub mod dlq;
 pub mod health;
+pub mod http;
 pub mod indicators;
 pub mod ingest;
 pub mod kafka;
@@ -32,4 +33,5 @@ pub mod push_api;
 pub mod routing_state;
 pub mod shutdown;
 pub mod sla_tracker;
+pub mod supervisor;
 pub mod telemetry;

@@ -6,26 +6,29 @@
 //! consoles' actions and the SLA tracker's warnings, breaches and escalations alike. Each
 //! event's SSE id is its outbox id: a console that reconnects with `Last-Event-ID` misses
 //! nothing. Without one the stream starts at the newest entry. The account's scope narrows
-//! the stream as it narrows lists; a scope outside the account's is refused with 403.
+//! the stream as it narrows lists; a scope outside the account's is refused with 403. An
+//! account holds at most [`StreamLimits::PER_ACCOUNT`] streams at once (429 beyond).
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::Extension;
 use futures::Stream;
 use hub_router::task::Task;
 use hub_store::{OutboxEvent, TaskEvent, TaskFilter, TaskStore};
 use serde_json::json;
 use tokio::sync::broadcast;
 
-use crate::auth::Identity;
-use crate::console_api::{ApiError, ConsoleState};
+use crate::access::Identity;
+use crate::console_api::ConsoleState;
+use crate::http::auth::Caller;
+use crate::http::{ApiError, ApiQuery};
 use crate::shutdown::Shutdown;
+use crate::telemetry;
 
 /// Outbox entries read per poll.
 const PAGE: u32 = 200;
@@ -34,7 +37,58 @@ const POLL: Duration = Duration::from_millis(300);
 /// Tasks remembered for scope checks before the cache is emptied.
 const CACHE: usize = 10_000;
 
+/// Live streams open per account.
+#[derive(Default)]
+pub struct StreamLimits {
+    open: Mutex<HashMap<String, usize>>,
+}
+
+impl StreamLimits {
+    /// A console needs one or two (a tab, a wall screen); more is a leak or an attack.
+    pub const PER_ACCOUNT: usize = 4;
+
+    fn open(self: &Arc<Self>, account: &str) -> Option<StreamPermit> {
+        let mut open = self.open.lock().expect("stream limits lock");
+        let n = open.entry(account.to_owned()).or_insert(0);
+        if *n >= Self::PER_ACCOUNT {
+            return None;
+        }
+        *n += 1;
+        Some(StreamPermit {
+            limits: self.clone(),
+            account: account.to_owned(),
+        })
+    }
+}
+
+/// One open stream of an account; closing the stream (dropping it) gives it back.
+struct StreamPermit {
+    limits: Arc<StreamLimits>,
+    account: String,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut open = self.limits.open.lock().expect("stream limits lock");
+        if let Some(n) = open.get_mut(&self.account) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.account);
+            }
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StreamQuery {
+    community: Option<String>,
+    street: Option<String>,
+    unit: Option<String>,
+}
+
 struct Tail {
+    _permit: StreamPermit,
     store: Arc<dyn TaskStore>,
     who: Identity,
     filter: TaskFilter,
@@ -47,22 +101,15 @@ struct Tail {
 
 pub(crate) async fn stream(
     State(s): State<ConsoleState>,
-    Extension(who): Extension<Identity>,
-    Query(q): Query<HashMap<String, String>>,
+    Caller(who): Caller,
+    ApiQuery(q): ApiQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let bad = |m: String| ApiError::msg(StatusCode::BAD_REQUEST, m);
-    const KNOWN: [&str; 3] = ["community", "street", "unit"];
-    if let Some(k) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(bad(format!(
-            "unknown query parameter `{k}` (known: {})",
-            KNOWN.join(", ")
-        )));
-    }
     let mut filter = TaskFilter {
-        community_code: q.get("community").cloned(),
-        street_code: q.get("street").cloned(),
-        unit_id: q.get("unit").cloned(),
+        community_code: q.community,
+        street_code: q.street,
+        unit_id: q.unit,
         ..TaskFilter::default()
     };
     if !who.narrow(&mut filter) {
@@ -80,7 +127,19 @@ pub(crate) async fn stream(
             .ok_or_else(|| bad("Last-Event-ID must be the id of an event of this stream".into()))?,
         None => store.outbox_head().await?,
     };
+    let Some(permit) = s.streams.open(&who.name) else {
+        metrics::counter!(telemetry::HTTP_REFUSED, "reason" => "too_many_streams").increment(1);
+        return Err(ApiError::msg(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{} already has {} live streams open; close one first",
+                who.name,
+                StreamLimits::PER_ACCOUNT
+            ),
+        ));
+    };
     let tail = Tail {
+        _permit: permit,
         store,
         who,
         filter,

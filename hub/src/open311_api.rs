@@ -27,11 +27,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use hub_connectors::mapping::MappingContext;
 use hub_connectors::open311::{
@@ -49,6 +48,7 @@ use hub_store::{PriorOutcome, TaskFilter, TaskStore};
 
 use crate::config::Open311Config;
 use crate::health::{BatchCounts, Health};
+use crate::http::{ClientAddr, Guard, Route};
 use crate::ingest::partition_key;
 use crate::kafka::Kafka;
 use crate::telemetry;
@@ -80,6 +80,39 @@ struct Inner {
     health: Arc<Health>,
     /// For `expected_datetime`: the task's earliest open SLA deadline.
     workflow: Arc<crate::case_workflow::Workflow>,
+    limits: hub_schemas::limits::InputLimits,
+    /// Whether reads show other residents' descriptions, addresses and exact points.
+    public_details: bool,
+    readers: ReadLimiter,
+}
+
+/// Reads per client address: a token bucket each, so one scraper cannot take the endpoint
+/// (or the store behind it) from everyone else.
+struct ReadLimiter {
+    per_second: f64,
+    burst: u32,
+    buckets: Mutex<std::collections::HashMap<std::net::IpAddr, TokenBucket>>,
+}
+
+impl ReadLimiter {
+    /// Addresses remembered at most; the map is emptied when full (a fresh bucket is full).
+    const CAPACITY: usize = 10_000;
+
+    /// How long `ip` must wait, if it is over its rate.
+    fn check(&self, ip: Option<std::net::IpAddr>) -> Option<Duration> {
+        let ip = ip?;
+        let mut buckets = self.buckets.lock().expect("read limiter lock");
+        if buckets.len() >= Self::CAPACITY && !buckets.contains_key(&ip) {
+            buckets.clear();
+        }
+        let bucket = match buckets.entry(ip) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(TokenBucket::new(self.per_second, self.burst).ok()?)
+            }
+        };
+        bucket.try_acquire(Instant::now()).err()
+    }
 }
 
 impl Open311State {
@@ -97,6 +130,7 @@ impl Open311State {
         store: Arc<dyn TaskStore>,
         health: Arc<Health>,
         workflow: Arc<crate::case_workflow::Workflow>,
+        limits: hub_schemas::limits::InputLimits,
     ) -> Self {
         let api_keys: Vec<Secret> = api_keys
             .unwrap_or_default()
@@ -134,21 +168,54 @@ impl Open311State {
                 store,
                 health,
                 workflow,
+                limits,
+                public_details: config.public_details,
+                readers: ReadLimiter {
+                    per_second: config.read_rate_limit.per_second,
+                    burst: config.read_rate_limit.burst,
+                    buckets: Mutex::new(Default::default()),
+                },
             }),
         }
     }
 }
 
-pub fn routes(state: Open311State) -> Router {
-    Router::new()
-        .route(
+/// Reads are open (GeoReport v2 has them so) but rate-limited per client address; posts
+/// need an api key. Bodies are small forms: anything over [`MAX_POST_BYTES`] is refused.
+pub fn routes(state: Open311State) -> Vec<Route> {
+    let s = state;
+    vec![
+        Route::new(
+            Method::GET,
             "/open311/v2/{resource}",
-            get(get_resource).post(post_resource),
-        )
-        .route("/open311/v2/services/{code}", get(get_service))
-        .route("/open311/v2/requests/{id}", get(get_request))
-        .with_state(state)
+            Guard::Open,
+            get(get_resource).with_state(s.clone()),
+        ),
+        Route::new(
+            Method::POST,
+            "/open311/v2/{resource}",
+            Guard::ApiKey,
+            post(post_resource)
+                .layer(DefaultBodyLimit::max(MAX_POST_BYTES))
+                .with_state(s.clone()),
+        ),
+        Route::new(
+            Method::GET,
+            "/open311/v2/services/{code}",
+            Guard::Open,
+            get(get_service).with_state(s.clone()),
+        ),
+        Route::new(
+            Method::GET,
+            "/open311/v2/requests/{id}",
+            Guard::Open,
+            get(get_request).with_state(s),
+        ),
+    ]
 }
+
+/// The largest form a post may be (a description of 4,000 characters is 36 KB encoded).
+pub const MAX_POST_BYTES: usize = 64 * 1024;
 
 /// A response in `format` with the specification's content type.
 fn reply(status: u16, format: Format, body: String) -> Response {
@@ -198,8 +265,26 @@ impl Inner {
     }
 }
 
+type Client = ClientAddr;
+
+/// 429 in the asked format when the client reads too fast.
+fn over_read_rate(s: &Open311State, client: &Client, format: Format) -> Option<Response> {
+    let wait = s.inner.readers.check(client.0)?;
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut r = errors(
+        format,
+        &[Open311Error::new(
+            429,
+            format!("too many requests; try again in {secs} s"),
+        )],
+    );
+    r.headers_mut().insert("retry-after", secs.into());
+    Some(r)
+}
+
 async fn get_resource(
     State(s): State<Open311State>,
+    client: Client,
     Path(resource): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -207,6 +292,9 @@ async fn get_resource(
         Ok(x) => x,
         Err(r) => return count("unknown", *r),
     };
+    if let Some(r) = over_read_rate(&s, &client, format) {
+        return count("throttled", r);
+    }
     match name {
         "services" => count("services", services(&s, format, &query)),
         "requests" => count("get_requests", list_requests(&s, format, &query).await),
@@ -260,6 +348,7 @@ fn services(s: &Open311State, format: Format, query: &Option<String>) -> Respons
 
 async fn get_service(
     State(s): State<Open311State>,
+    client: Client,
     Path(segment): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -267,6 +356,9 @@ async fn get_service(
         Ok(x) => x,
         Err(r) => return count("service_definition", *r),
     };
+    if let Some(r) = over_read_rate(&s, &client, format) {
+        return count("throttled", r);
+    }
     if let Err(e) = s.inner.check_jurisdiction(&query) {
         return count("service_definition", errors(format, &[e]));
     }
@@ -289,6 +381,8 @@ async fn post_request(s: &Open311State, format: Format, body: &[u8]) -> Response
         catalog: &inner.catalog,
         api_keys: &inner.api_keys,
         jurisdiction_id: inner.jurisdiction_id.as_deref(),
+        limits: inner.limits,
+        now: Utc::now(),
     };
     let request = match parse_post_request(body, ctx) {
         Ok(r) => r,
@@ -332,6 +426,7 @@ async fn post_request(s: &Open311State, format: Format, body: &[u8]) -> Response
         MappingContext {
             source_system: &inner.source_system,
             received_at: now,
+            limits: inner.limits,
         },
         body,
     );
@@ -402,6 +497,7 @@ async fn post_request(s: &Open311State, format: Format, body: &[u8]) -> Response
 
 async fn get_request(
     State(s): State<Open311State>,
+    client: Client,
     Path(segment): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -409,6 +505,9 @@ async fn get_request(
         Ok(x) => x,
         Err(r) => return count("get_request", *r),
     };
+    if let Some(r) = over_read_rate(&s, &client, format) {
+        return count("throttled", r);
+    }
     if let Err(e) = s.inner.check_jurisdiction(&query) {
         return count("get_request", errors(format, &[e]));
     }
@@ -482,7 +581,10 @@ async fn list_requests(s: &Open311State, format: Format, query: &Option<String>)
             if !q.service_codes.is_empty() && !q.service_codes.iter().any(|c| c == code) {
                 continue;
             }
-            let view = inner.view_from_task(&t.source_id, &task);
+            let view = match inner.view_with_due(&t.source_id, &task).await {
+                Ok(v) => v,
+                Err(e) => return errors(format, &[e]),
+            };
             if !q.statuses.is_empty() && !q.statuses.contains(&view.status) {
                 continue;
             }
@@ -541,23 +643,15 @@ async fn view_of(inner: &Inner, id: &str) -> Result<Option<ServiceRequestView>, 
     match prior {
         Some(PriorOutcome::Task { task_id }) => {
             match inner.store.get_task(&task_id).await.map_err(store_error)? {
-                Some(task) => {
-                    // The SLA due time of the task's open clocks, if it has any.
-                    let due = inner
-                        .workflow
-                        .current(&task_id)
-                        .await
-                        .map_err(store_error)?
-                        .and_then(|c| c.due_at);
-                    let mut view = inner.view_from_task(id, &task);
-                    if !matches!(view.status, RequestStatus::Closed) {
-                        view.expected_datetime = due.map(local);
-                    }
-                    Ok(Some(view))
-                }
+                Some(task) => Ok(Some(inner.view_with_due(id, &task).await?)),
                 None => Ok(Some(base)),
             }
         }
+        Some(PriorOutcome::Suppressed) => Ok(Some(ServiceRequestView {
+            status: RequestStatus::Closed,
+            status_notes: Some("已受理，无需派单（received; no task was needed）".into()),
+            ..base
+        })),
         Some(PriorOutcome::Returned) => Ok(Some(ServiceRequestView {
             status_notes: Some(
                 "已退回热线重新分派（the community did not take it; the hotline reassigns it）"
@@ -578,6 +672,27 @@ async fn view_of(inner: &Inner, id: &str) -> Result<Option<ServiceRequestView>, 
 }
 
 impl Inner {
+    /// [`Inner::view_from_task`] with `expected_datetime`: the earliest open SLA deadline
+    /// of the task while it is open. The list and the single read both answer through here,
+    /// so they agree.
+    async fn view_with_due(
+        &self,
+        id: &str,
+        task: &Task,
+    ) -> Result<ServiceRequestView, Open311Error> {
+        let mut view = self.view_from_task(id, task);
+        if !matches!(view.status, RequestStatus::Closed) {
+            let due = self
+                .workflow
+                .current(&task.fields.task_id)
+                .await
+                .map_err(store_error)?
+                .and_then(|c| c.due_at);
+            view.expected_datetime = due.map(local);
+        }
+        Ok(view)
+    }
+
     /// The request `id` as its task shows it. A request merged into a task created from
     /// another report keeps its own service and time, and says so in `status_notes`.
     fn view_from_task(&self, id: &str, task: &Task) -> ServiceRequestView {
@@ -590,12 +705,23 @@ impl Inner {
         if !own {
             notes = format!("{notes}; merged with an earlier report of the same problem");
         }
-        let lat_long = t.location.point.filter(|_| own).map(|p| match self.datum {
-            Datum::Wgs84 => {
-                let (lon, lat) = gcj02_to_wgs84(p.lon, p.lat);
+        // Residents' words and exact whereabouts are theirs: the public reads show them
+        // only when the operator turned `public_details` on; otherwise the point is
+        // rounded to about 100 m and the description and address are left out.
+        let details = own && self.public_details;
+        let lat_long = t.location.point.filter(|_| own).map(|p| {
+            let (lat, lon) = match self.datum {
+                Datum::Wgs84 => {
+                    let (lon, lat) = gcj02_to_wgs84(p.lon, p.lat);
+                    (lat, lon)
+                }
+                Datum::Gcj02 => (p.lat, p.lon),
+            };
+            if details {
                 (round7(lat), round7(lon))
+            } else {
+                (round3(lat), round3(lon))
             }
-            Datum::Gcj02 => (p.lat, p.lon),
         });
         ServiceRequestView {
             service_request_id: id.to_owned(),
@@ -611,13 +737,15 @@ impl Inner {
             } else {
                 code.to_owned()
             },
-            description: own.then(|| t.description.clone()).filter(|d| !d.is_empty()),
+            description: details
+                .then(|| t.description.clone())
+                .filter(|d| !d.is_empty()),
             agency_responsible: t.lead_unit.as_ref().map(|u| u.name.clone()),
             service_notice: self.service_notice.clone(),
             requested_datetime: local(if own { t.received_at } else { requested }),
             updated_datetime: Some(local(task.updated_at)),
             expected_datetime: None,
-            address: t.location.address.clone().filter(|_| own),
+            address: t.location.address.clone().filter(|_| details),
             address_id: None,
             zipcode: None,
             lat_long,
@@ -628,6 +756,11 @@ impl Inner {
 
 fn round7(v: f64) -> f64 {
     (v * 1e7).round() / 1e7
+}
+
+/// Three decimals: about 110 m north-south, enough to show the neighbourhood.
+fn round3(v: f64) -> f64 {
+    (v * 1e3).round() / 1e3
 }
 
 fn status_note(status: TaskStatus) -> &'static str {

@@ -27,6 +27,11 @@ use crate::telemetry;
 
 /// How long a lease lasts; a process that dies loses its destinations after this.
 const LEASE: Duration = Duration::from_secs(15);
+/// A lease older than this is renewed before the next delivery.
+const RENEW_AFTER: Duration = Duration::from_secs(5);
+/// The longest a single delivery may take (webhook timeouts are checked against it): a
+/// delivery started on a lease just renewed ends before the lease does.
+pub const MAX_DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle relay looks for new entries.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 const BATCH: u32 = 200;
@@ -64,8 +69,13 @@ impl Destination {
         }
     }
 
-    /// Deliver a batch in order. On failure, returns how many were delivered before it.
-    async fn deliver(&self, batch: &[OutboxEvent]) -> Result<(), (usize, anyhow::Error)> {
+    /// Deliver a batch in order, keeping the lease. On failure (or a lost lease), returns
+    /// how many were delivered before it.
+    async fn deliver(
+        &self,
+        batch: &[OutboxEvent],
+        lease: &mut Lease<'_>,
+    ) -> Result<(), (usize, anyhow::Error)> {
         match self {
             Destination::Kafka {
                 kafka,
@@ -99,7 +109,18 @@ impl Destination {
                             .await
                             .with_context(|| format!("producing outbox entry {} to {topic}", e.id))
                     });
-                try_join_all(sends).await.map(|_| ()).map_err(|e| (0, e))
+                let sent = tokio::time::timeout(MAX_DELIVERY_TIMEOUT, try_join_all(sends))
+                    .await
+                    .map_err(|_| {
+                        (
+                            0,
+                            anyhow::anyhow!(
+                                "Kafka did not acknowledge the batch within {} s",
+                                MAX_DELIVERY_TIMEOUT.as_secs()
+                            ),
+                        )
+                    })?;
+                sent.map(|_| ()).map_err(|e| (0, e))
             }
             Destination::Webhook {
                 url,
@@ -108,6 +129,7 @@ impl Destination {
                 ..
             } => {
                 for (i, e) in batch.iter().enumerate() {
+                    lease.keep().await.map_err(|err| (i, err))?;
                     post_signed(client, url, secret, e)
                         .await
                         .map_err(|err| (i, err))?;
@@ -159,6 +181,38 @@ async fn post_signed(
     Ok(())
 }
 
+/// A destination's lease as this relay holds it.
+struct Lease<'a> {
+    store: &'a dyn TaskStore,
+    destination: &'a str,
+    holder: &'a str,
+    taken: std::time::Instant,
+}
+
+impl Lease<'_> {
+    /// Renews the lease when it is getting old; an error when another holder has it now
+    /// (this relay must stop delivering).
+    async fn keep(&mut self) -> anyhow::Result<()> {
+        if self.taken.elapsed() < RENEW_AFTER {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(LEASE).expect("lease fits");
+        if !self
+            .store
+            .lease_destination(self.destination, self.holder, now, until)
+            .await?
+        {
+            anyhow::bail!(
+                "the lease on {} passed to another process",
+                self.destination
+            );
+        }
+        self.taken = std::time::Instant::now();
+        Ok(())
+    }
+}
+
 pub struct Relay {
     pub destination: Destination,
     pub store: Arc<dyn TaskStore>,
@@ -166,13 +220,17 @@ pub struct Relay {
     pub holder: String,
 }
 
-impl Relay {
-    pub async fn run(self, shutdown: Shutdown) {
+#[async_trait::async_trait]
+impl crate::supervisor::Service for Relay {
+    async fn run(&mut self, shutdown: Shutdown) -> anyhow::Result<()> {
         let span = tracing::info_span!("outbox_relay", destination = %self.destination.name());
-        self.relay(shutdown).instrument(span).await
+        self.relay(shutdown).instrument(span).await;
+        Ok(())
     }
+}
 
-    async fn relay(self, mut shutdown: Shutdown) {
+impl Relay {
+    async fn relay(&self, mut shutdown: Shutdown) {
         let name = self.destination.name();
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
         while !shutdown.is_stopping() {
@@ -202,6 +260,12 @@ impl Relay {
         {
             return Ok(Step::Wait(LEASE / 3));
         }
+        let mut lease = Lease {
+            store: self.store.as_ref(),
+            destination: name,
+            holder: &self.holder,
+            taken: std::time::Instant::now(),
+        };
         let state = self.store.outbox_destination(name).await?;
         if let Some(next) = state.next_attempt_at.filter(|n| *n > now) {
             return Ok(Step::Wait((next - now).to_std().unwrap_or_default()));
@@ -213,7 +277,7 @@ impl Relay {
         let Some(last) = batch.last() else {
             return Ok(Step::Idle);
         };
-        match self.destination.deliver(&batch).await {
+        match self.destination.deliver(&batch, &mut lease).await {
             Ok(()) => {
                 self.store
                     .outbox_delivered(name, &self.holder, last.id, Utc::now())

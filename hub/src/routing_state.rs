@@ -78,17 +78,29 @@ impl RoutingState {
         *self.current.write().expect("routing lock") = Arc::new(router);
         Ok(version)
     }
+}
 
-    /// Watch the configuration files and reload on change, until shutdown.
-    pub async fn watch(self: Arc<Self>, every: Duration, mut shutdown: Shutdown) {
-        let mut seen = fingerprint(&self.dir);
-        while shutdown.sleep(every).await {
-            let now = fingerprint(&self.dir);
+/// Watches the routing folder and reloads on change: the routing configuration (validated
+/// and tested first) and the accounts of `access.toml`, which lives in the same folder and
+/// is resolved against the city that routes.
+pub struct Watcher {
+    pub routing: Arc<RoutingState>,
+    pub access: Arc<crate::access::AccessState>,
+    pub every: Duration,
+}
+
+#[async_trait::async_trait]
+impl crate::supervisor::Service for Watcher {
+    async fn run(&mut self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        let dir = self.routing.dir.clone();
+        let mut seen = fingerprint(&dir);
+        while shutdown.sleep(self.every).await {
+            let now = fingerprint(&dir);
             if now == seen {
                 continue;
             }
             seen = now;
-            let state = self.clone();
+            let state = self.routing.clone();
             // Loading parses polygons and runs tests: keep it off the async workers.
             let outcome = tokio::task::spawn_blocking(move || state.reload()).await;
             match outcome {
@@ -98,14 +110,24 @@ impl RoutingState {
                         .increment(1);
                 }
                 Ok(Err(refused)) => {
-                    let old = self.current().config().version().to_owned();
+                    let old = self.routing.current().config().version().to_owned();
                     tracing::error!(keeping = %old, "{refused}");
                     metrics::counter!(telemetry::RULES_RELOADS, "outcome" => "refused")
                         .increment(1);
                 }
-                Err(e) => tracing::error!(error = %e, "routing reload task failed"),
+                Err(e) => anyhow::bail!("the routing reload task failed: {e}"),
+            }
+            let router = self.routing.current();
+            match self.access.reload(router.config().city()) {
+                Ok(()) => tracing::info!("accounts reloaded from {}", crate::access::ACCESS_FILE),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "accounts file refused; the accounts in force stay");
+                    metrics::counter!(telemetry::RULES_RELOADS, "outcome" => "access_refused")
+                        .increment(1);
+                }
             }
         }
+        Ok(())
     }
 }
 

@@ -20,8 +20,10 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
+    /// True once shutdown is requested, or once the trigger is gone (its owner was dropped
+    /// without stopping, as when a test fails): nobody is left to keep the hub running.
     pub fn is_stopping(&self) -> bool {
-        *self.0.borrow()
+        *self.0.borrow() || self.0.has_changed().is_err()
     }
 
     /// Resolves once shutdown is requested (or the trigger is gone).

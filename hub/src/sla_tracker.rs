@@ -62,8 +62,18 @@ struct Feed {
     seen: HashMap<i64, DateTime<Utc>>,
 }
 
+#[async_trait::async_trait]
+impl crate::supervisor::Service for SlaTracker {
+    /// Every run starts by reading every open clock from the store, so a restarted tracker
+    /// raises at once whatever fell due while it was down.
+    async fn run(&mut self, shutdown: Shutdown) -> anyhow::Result<()> {
+        self.track(shutdown).await;
+        Ok(())
+    }
+}
+
 impl SlaTracker {
-    pub async fn run(self, mut shutdown: Shutdown) {
+    async fn track(&self, mut shutdown: Shutdown) {
         let mut changes = self.workflow.changes.subscribe();
         let mut scheduler = Scheduler::new();
         let mut feed = loop {

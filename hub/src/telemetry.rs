@@ -58,6 +58,11 @@ pub const SLA_RECOVERY_SECONDS: &str = "hub_sla_recovery_seconds";
 pub const SLA_CLOCKS_WATCHED: &str = "hub_sla_clocks_watched";
 /// Failed store operations (retried); label `operation`.
 pub const STORE_ERRORS: &str = "hub_store_errors_total";
+/// Supervised tasks that died and were started again; label `task`.
+pub const SUPERVISOR_RESTARTS: &str = "hub_supervisor_restarts_total";
+/// Requests refused before reaching their handler's work; labels `route` and `reason`
+/// (`unauthenticated`, `throttled`, `too_many_streams`, `bad_request`).
+pub const HTTP_REFUSED: &str = "hub_http_refused_total";
 
 /// Install the log subscriber (once per process; `RUST_LOG` refines it).
 pub fn init_logging() {

@@ -71,6 +71,8 @@ pub struct Suppressed {
     pub source_system: String,
     pub source_id: String,
     pub department: Department,
+    /// The community the event was placed in, if any.
+    pub community_code: Option<String>,
     pub rule_id: String,
     pub explanation: Explanation,
     pub decided_at: DateTime<Utc>,
@@ -270,6 +272,7 @@ impl Router {
                     source_system: event.source_system.clone(),
                     source_id: event.source_id.clone(),
                     department: event.department,
+                    community_code: place.community_code.clone(),
                     rule_id: d.rule.id.clone(),
                     explanation,
                     decided_at: now,

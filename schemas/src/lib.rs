@@ -10,6 +10,7 @@
 pub mod codec;
 pub mod error;
 pub mod event;
+pub mod limits;
 pub mod record;
 pub mod registry;
 pub mod task;

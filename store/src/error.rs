@@ -80,3 +80,107 @@ impl StoreError {
         }
     }
 }
+
+/// Whether a failure is the store's (retry: it will pass) or the data's (retrying cannot
+/// help: the record must be set aside so the stream goes on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// The database is unreachable, busy, locked, restarting or out of resources.
+    Transient,
+    /// The database refuses these values (a NUL character, a number out of range, a value
+    /// too big), or the data cannot be written or read as it is.
+    Permanent,
+    /// Not known to be either; the caller decides (the routing pipeline retries a few
+    /// times, then asks the store whether it answers at all).
+    Unknown,
+}
+
+impl StoreError {
+    /// Classifies the failure (see [`FailureClass`]).
+    pub fn class(&self) -> FailureClass {
+        match self {
+            StoreError::Connect { .. } | StoreError::CreateDir { .. } => FailureClass::Transient,
+            StoreError::Query {
+                source, backend, ..
+            } => class_of(backend, source),
+            StoreError::InvalidTask { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::CorruptOutbox { .. } => FailureClass::Permanent,
+            StoreError::UnsupportedScheme { .. }
+            | StoreError::InvalidUrl { .. }
+            | StoreError::Migrate { .. }
+            | StoreError::Inconsistent { .. } => FailureClass::Unknown,
+        }
+    }
+}
+
+fn class_of(backend: &str, e: &sqlx::Error) -> FailureClass {
+    use sqlx::Error as E;
+    match e {
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
+            FailureClass::Transient
+        }
+        E::Encode(_) | E::Decode(_) | E::ColumnDecode { .. } | E::TypeNotFound { .. } => {
+            FailureClass::Permanent
+        }
+        E::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or_default();
+            if backend == "postgres" {
+                postgres_class(code)
+            } else {
+                code.parse::<u32>()
+                    .map_or(FailureClass::Unknown, |n| sqlite_class(n & 0xff))
+            }
+        }
+        _ => FailureClass::Unknown,
+    }
+}
+
+/// A PostgreSQL SQLSTATE: five characters, the first two its class.
+fn postgres_class(sqlstate: &str) -> FailureClass {
+    match sqlstate {
+        // lock_not_available, query_canceled (statement timeout)
+        "55P03" | "57014" => FailureClass::Transient,
+        s => match s.get(..2).unwrap_or_default() {
+            // connection, transaction rollback (serialization, deadlock), resources,
+            // operator intervention (shutdown), system error
+            "08" | "40" | "53" | "57" | "58" => FailureClass::Transient,
+            // data exception (NUL in text, out of range, bad datetime), integrity
+            // constraint, syntax or access rule
+            "22" | "23" | "42" | "2B" | "0A" => FailureClass::Permanent,
+            _ => FailureClass::Unknown,
+        },
+    }
+}
+
+/// A SQLite primary result code (the low byte of an extended one).
+fn sqlite_class(primary: u32) -> FailureClass {
+    match primary {
+        // BUSY, LOCKED, NOMEM, IOERR, FULL, CANTOPEN, PROTOCOL
+        5 | 6 | 7 | 10 | 13 | 14 | 15 => FailureClass::Transient,
+        // TOOBIG, CONSTRAINT, MISMATCH, RANGE
+        18 | 19 | 20 | 25 => FailureClass::Permanent,
+        _ => FailureClass::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_codes_are_classified_by_dialect() {
+        assert_eq!(postgres_class("22021"), FailureClass::Permanent); // NUL in UTF-8 text
+        assert_eq!(postgres_class("22003"), FailureClass::Permanent); // numeric out of range
+        assert_eq!(postgres_class("40P01"), FailureClass::Transient); // deadlock
+        assert_eq!(postgres_class("08006"), FailureClass::Transient); // connection failure
+        assert_eq!(postgres_class("57P01"), FailureClass::Transient); // admin shutdown
+        assert_eq!(postgres_class("55P03"), FailureClass::Transient); // lock not available
+        assert_eq!(postgres_class("HV000"), FailureClass::Unknown);
+        assert_eq!(sqlite_class(5), FailureClass::Transient); // SQLITE_BUSY
+        assert_eq!(sqlite_class(517 & 0xff), FailureClass::Transient); // SQLITE_BUSY_SNAPSHOT
+        assert_eq!(sqlite_class(18), FailureClass::Permanent); // SQLITE_TOOBIG
+        assert_eq!(sqlite_class(2067 & 0xff), FailureClass::Permanent); // CONSTRAINT_UNIQUE
+    }
+}

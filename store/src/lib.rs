@@ -21,9 +21,11 @@ mod rows;
 mod sqlite;
 mod workflow;
 
-pub use error::StoreError;
+pub use error::{FailureClass, StoreError};
 pub use outbox::{DestinationState, EventReturned, OutboxEvent, TaskEvent};
-pub use reports::{DepartmentReturn, LinkOutcome, NearQuery, OpenTaskNear, PriorOutcome, Report};
+pub use reports::{
+    DepartmentReturn, LinkOutcome, NearQuery, OpenTaskNear, PriorOutcome, Report, Suppression,
+};
 pub use workflow::{
     earliest_deadline, AlertTransition, ApplyOutcome, ClockAlert, RaiseOutcome, StoredClock,
     WorkflowRecord,
@@ -160,6 +162,21 @@ pub trait TaskStore: Send + Sync {
         department: Option<Department>,
         limit: u32,
     ) -> Result<Vec<DepartmentReturn>, StoreError>;
+
+    /// Keeps the outcome of an event a rule suppressed. Idempotent on (source system, source
+    /// id): false when it was already recorded.
+    async fn record_suppression(&self, s: &Suppression) -> Result<bool, StoreError>;
+
+    /// Suppressed events, newest first, those suppressed before `before` (all when `None`).
+    async fn list_suppressions(
+        &self,
+        before: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<Suppression>, StoreError>;
+
+    /// Answers when the database does: for health checks and for telling a record's fault
+    /// from the store's.
+    async fn ping(&self) -> Result<(), StoreError>;
 
     /// The task's status changes, oldest first (empty for an unknown task).
     async fn task_history(&self, task_id: &str) -> Result<Vec<StatusChange>, StoreError>;

@@ -17,7 +17,8 @@ use crate::workflow::{self, ClockRow, TaskHead, WorkflowRow};
 use crate::{ApplyOutcome, ClockAlert, RaiseOutcome, StoredClock, WorkflowRecord};
 use crate::{
     CreateOutcome, DepartmentReturn, DestinationState, EventReturned, LinkOutcome, NearQuery,
-    OpenTaskNear, OutboxEvent, PriorOutcome, Report, StoreError, TaskEvent, TaskFilter, TaskStore,
+    OpenTaskNear, OutboxEvent, PriorOutcome, Report, StoreError, Suppression, TaskEvent,
+    TaskFilter, TaskStore,
 };
 use chrono::DateTime;
 use hub_router::workflow::{SlaClock, Transition};
@@ -295,7 +296,67 @@ impl TaskStore for PostgresStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(err())?;
-        Ok(returned.map(|_| PriorOutcome::Returned))
+        if returned.is_some() {
+            return Ok(Some(PriorOutcome::Returned));
+        }
+        let suppressed: Option<String> = sqlx::query_scalar(reports::SELECT_SUPPRESSED)
+            .bind(source_system)
+            .bind(source_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err())?;
+        Ok(suppressed.map(|_| PriorOutcome::Suppressed))
+    }
+
+    async fn record_suppression(&self, s: &Suppression) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(reports::INSERT_SUPPRESSION)
+            .bind(&s.event_id)
+            .bind(&s.source_system)
+            .bind(&s.source_id)
+            .bind(s.department.as_str())
+            .bind(&s.category_code)
+            .bind(s.community_code.as_deref())
+            .bind(&s.rule_id)
+            .bind(&s.rules_version)
+            .bind(s.suppressed_at.timestamp_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                format!(
+                    "record the suppression of {}/{}",
+                    s.source_system, s.source_id
+                )
+            }))?
+            .rows_affected();
+        Ok(inserted > 0)
+    }
+
+    async fn list_suppressions(
+        &self,
+        before: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<Suppression>, StoreError> {
+        let rows: Vec<reports::SuppressionRow> = sqlx::query_as(reports::SELECT_SUPPRESSIONS)
+            .bind(before.map_or(i64::MAX, |t| t.timestamp_millis()))
+            .bind(i64::from(limit.min(1000)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                "list suppressed events".to_owned()
+            }))?;
+        rows.into_iter()
+            .map(reports::SuppressionRow::into_suppression)
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::query(BACKEND, || {
+                "answer a health check".to_owned()
+            }))?;
+        Ok(())
     }
 
     async fn open_tasks_near(&self, q: &NearQuery) -> Result<Vec<OpenTaskNear>, StoreError> {

@@ -37,6 +37,62 @@ pub enum PriorOutcome {
     Task { task_id: String },
     /// It was sent back to its department.
     Returned,
+    /// A rule suppressed it (no task by design).
+    Suppressed,
+}
+
+/// An event a routing rule suppressed: no task, but a recorded outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    pub event_id: String,
+    pub source_system: String,
+    pub source_id: String,
+    pub department: Department,
+    pub category_code: String,
+    pub community_code: Option<String>,
+    pub rule_id: String,
+    pub rules_version: String,
+    pub suppressed_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SuppressionRow {
+    event_id: String,
+    source_system: String,
+    source_id: String,
+    department: String,
+    category_code: String,
+    community_code: Option<String>,
+    rule_id: String,
+    rules_version: String,
+    suppressed_at: i64,
+}
+
+impl SuppressionRow {
+    pub(crate) fn into_suppression(self) -> Result<Suppression, StoreError> {
+        let corrupt = |column: &'static str, reason: String| StoreError::Corrupt {
+            task_id: format!("(suppressed event {})", self.event_id),
+            column,
+            reason,
+        };
+        Ok(Suppression {
+            department: Department::parse(&self.department).ok_or_else(|| {
+                corrupt(
+                    "suppressions.department",
+                    format!("unknown department `{}`", self.department),
+                )
+            })?,
+            suppressed_at: millis(self.suppressed_at)
+                .ok_or_else(|| corrupt("suppressions.suppressed_at", "out of range".into()))?,
+            event_id: self.event_id,
+            source_system: self.source_system,
+            source_id: self.source_id,
+            category_code: self.category_code,
+            community_code: self.community_code,
+            rule_id: self.rule_id,
+            rules_version: self.rules_version,
+        })
+    }
 }
 
 /// An open task that a new report might duplicate.
@@ -189,6 +245,16 @@ pub(crate) const SELECT_REPORTS: &str =
      linked_at FROM task_reports WHERE task_id = $1 ORDER BY linked_at, source_system, source_id";
 pub(crate) const SELECT_REPORT_TASK: &str =
     "SELECT task_id FROM task_reports WHERE source_system = $1 AND source_id = $2";
+pub(crate) const INSERT_SUPPRESSION: &str = "INSERT INTO suppressions (event_id, source_system, \
+     source_id, department, category_code, community_code, rule_id, rules_version, suppressed_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
+/// Binds: before (epoch ms, exclusive), limit.
+pub(crate) const SELECT_SUPPRESSIONS: &str =
+    "SELECT event_id, source_system, source_id, department, \
+     category_code, community_code, rule_id, rules_version, suppressed_at FROM suppressions \
+     WHERE suppressed_at < $1 ORDER BY suppressed_at DESC, event_id LIMIT $2";
+pub(crate) const SELECT_SUPPRESSED: &str =
+    "SELECT event_id FROM suppressions WHERE source_system = $1 AND source_id = $2";
 pub(crate) const SELECT_RETURNED: &str =
     "SELECT event_id FROM department_returns WHERE source_system = $1 AND source_id = $2";
 /// Binds group, since, until, min_lon, max_lon, min_lat, max_lat.

@@ -242,7 +242,7 @@ pub const ADMIN_TOKEN: &str = "demo-admin";
 /// its own (so `inner` answering every name cannot make tokens collide).
 pub fn with_demo_tokens(inner: hub::app::Secrets) -> hub::app::Secrets {
     std::sync::Arc::new(move |name: &str| {
-        if name == hub::auth::DEMO_TOKENS_VAR {
+        if name == hub::access::DEMO_TOKENS_VAR {
             Some("1".to_owned())
         } else if name.starts_with("HUB_TOKEN_") {
             None

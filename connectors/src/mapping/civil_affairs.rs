@@ -48,7 +48,7 @@ pub fn map(r: &Record, ctx: MappingContext<'_>) -> Result<CivicEvent, MappingErr
         occurred_at: r.local_time("updated_at", "%Y-%m-%d %H:%M:%S")?,
         received_at: ctx.received_at,
         location,
-        description: r.opt_text("note")?.unwrap_or_default(),
+        description: r.opt_free_text("note")?.unwrap_or_default(),
         attributes: r.attributes(&["hours_without_contact"]),
         reporter,
         raw_ref: None,

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use hub_schemas::event::GeoPoint;
+use hub_schemas::limits::{text_problem, InputLimits, TextKind};
 use serde_json::{Map, Value};
 
 use super::MappingError;
@@ -11,12 +12,22 @@ pub fn china_time() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
 }
 
-pub struct Record(Map<String, Value>);
+/// A departmental record, with the bounds its values are held to: text without control
+/// characters, times inside the accepted window around `now`.
+pub struct Record {
+    map: Map<String, Value>,
+    limits: InputLimits,
+    now: DateTime<Utc>,
+}
 
 impl Record {
-    pub fn parse(bytes: &[u8]) -> Result<Self, MappingError> {
+    pub fn parse(
+        bytes: &[u8],
+        limits: InputLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Self, MappingError> {
         match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(map)) => Ok(Record(map)),
+            Ok(Value::Object(map)) => Ok(Record { map, limits, now }),
             Ok(other) => Err(MappingError::new(
                 "(record)",
                 format!("expected a JSON object, got {}", kind(&other)),
@@ -29,9 +40,13 @@ impl Record {
     }
 
     pub fn object(&self, field: &str) -> Result<Option<Record>, MappingError> {
-        match self.0.get(field) {
+        match self.map.get(field) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Object(m)) => Ok(Some(Record(m.clone()))),
+            Some(Value::Object(m)) => Ok(Some(Record {
+                map: m.clone(),
+                limits: self.limits,
+                now: self.now,
+            })),
             Some(other) => Err(MappingError::new(
                 field,
                 format!("expected an object, got {}", kind(other)),
@@ -46,11 +61,28 @@ impl Record {
             .ok_or_else(|| MappingError::new(field, "missing"))
     }
 
+    /// One line of text: control characters and overlong values are refused.
     pub fn opt_text(&self, field: &str) -> Result<Option<String>, MappingError> {
-        match self.0.get(field) {
+        self.opt_text_of(field, TextKind::Line)
+    }
+
+    /// Free text (a description): may hold line breaks and tabs.
+    pub fn opt_free_text(&self, field: &str) -> Result<Option<String>, MappingError> {
+        self.opt_text_of(field, TextKind::FreeText)
+    }
+
+    fn opt_text_of(
+        &self,
+        field: &str,
+        text_kind: TextKind,
+    ) -> Result<Option<String>, MappingError> {
+        match self.map.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+            Some(Value::String(s)) => match text_problem(s, text_kind) {
+                Some(problem) => Err(MappingError::new(field, problem)),
+                None => Ok(Some(s.trim().to_owned())),
+            },
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(other) => Err(MappingError::new(
                 field,
@@ -60,7 +92,7 @@ impl Record {
     }
 
     pub fn opt_number(&self, field: &str) -> Result<Option<f64>, MappingError> {
-        match self.0.get(field) {
+        match self.map.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n
                 .as_f64()
@@ -121,19 +153,34 @@ impl Record {
         let naive = NaiveDateTime::parse_from_str(&text, format).map_err(|e| {
             MappingError::new(field, format!("`{text}` is not a time like {format}: {e}"))
         })?;
-        china_time()
+        let t = china_time()
             .from_local_datetime(&naive)
             .single()
             .map(|t| t.with_timezone(&Utc))
-            .ok_or_else(|| MappingError::new(field, format!("`{text}` is not a valid local time")))
+            .ok_or_else(|| {
+                MappingError::new(field, format!("`{text}` is not a valid local time"))
+            })?;
+        self.in_window(field, t)
+    }
+
+    /// The time if it lies in the accepted window (by default ten years back to one day
+    /// ahead of the hub's clock).
+    fn in_window(&self, field: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, MappingError> {
+        match self.limits.time_problem(t, self.now) {
+            Some(problem) => Err(MappingError::new(field, problem)),
+            None => Ok(t),
+        }
     }
 
     /// An RFC 3339 time with its offset, e.g. `2026-11-21T10:23:00+08:00`.
     pub fn rfc3339_time(&self, field: &str) -> Result<DateTime<Utc>, MappingError> {
         let text = self.text(field)?;
-        DateTime::parse_from_rfc3339(&text)
+        let t = DateTime::parse_from_rfc3339(&text)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| MappingError::new(field, format!("`{text}` is not an RFC 3339 time: {e}")))
+            .map_err(|e| {
+                MappingError::new(field, format!("`{text}` is not an RFC 3339 time: {e}"))
+            })?;
+        self.in_window(field, t)
     }
 
     /// A time as databases and feeds write it: RFC 3339 with an offset, or an ISO local
@@ -148,7 +195,7 @@ impl Record {
             return Ok(None);
         };
         if let Ok(t) = DateTime::parse_from_rfc3339(&text) {
-            return Ok(Some(t.with_timezone(&Utc)));
+            return self.in_window(field, t.with_timezone(&Utc)).map(Some);
         }
         let naive = NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f")
             .or_else(|_| NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f"))
@@ -158,15 +205,18 @@ impl Record {
                     format!("`{text}` is not a time (RFC 3339, or local `YYYY-MM-DD HH:MM:SS`)"),
                 )
             })?;
-        china_time()
+        let t = china_time()
             .from_local_datetime(&naive)
             .single()
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .ok_or_else(|| MappingError::new(field, format!("`{text}` is not a valid local time")))
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| {
+                MappingError::new(field, format!("`{text}` is not a valid local time"))
+            })?;
+        self.in_window(field, t).map(Some)
     }
 
     pub fn opt_bool(&self, field: &str) -> Result<Option<bool>, MappingError> {
-        match self.0.get(field) {
+        match self.map.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(other) => Err(MappingError::new(
@@ -180,7 +230,7 @@ impl Record {
     pub fn attributes(&self, fields: &[&str]) -> std::collections::BTreeMap<String, String> {
         fields
             .iter()
-            .filter_map(|f| match self.0.get(*f) {
+            .filter_map(|f| match self.map.get(*f) {
                 Some(Value::String(s)) if !s.is_empty() => Some(((*f).to_owned(), s.clone())),
                 Some(Value::Number(n)) => Some(((*f).to_owned(), n.to_string())),
                 Some(Value::Bool(b)) => Some(((*f).to_owned(), b.to_string())),

@@ -17,6 +17,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use hub_schemas::event::{CivicEvent, Department};
+use hub_schemas::limits::{check_event, FieldProblem, InputLimits};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -29,6 +30,15 @@ use crate::RawRecord;
 pub struct MappingError {
     pub field: String,
     pub problem: String,
+}
+
+impl From<FieldProblem> for MappingError {
+    fn from(p: FieldProblem) -> Self {
+        MappingError {
+            field: p.field,
+            problem: p.problem,
+        }
+    }
 }
 
 impl MappingError {
@@ -46,6 +56,8 @@ pub struct MappingContext<'a> {
     /// The configured source system instance, e.g. `urban_management.longmatan`.
     pub source_system: &'a str,
     pub received_at: DateTime<Utc>,
+    /// The bounds the record's values are held to (times seen from `received_at`).
+    pub limits: InputLimits,
 }
 
 /// The record layouts the hub can map, one per departmental system and source kind.
@@ -186,7 +198,7 @@ impl Mapper {
 
     /// Map one raw record; the event carries a reference to the raw bytes (uri + SHA-256).
     pub fn map(&self, ctx: MappingContext<'_>, raw: &RawRecord) -> Result<Mapped, MappingError> {
-        let record = fields::Record::parse(&raw.bytes)?;
+        let record = fields::Record::parse(&raw.bytes, ctx.limits, ctx.received_at)?;
         let mapped = match self.format {
             RecordFormat::UrbanManagementCase => urban_management::map(&record, ctx)?.into(),
             RecordFormat::PoliceIncident => police::map(&record, ctx)?.into(),
@@ -201,6 +213,9 @@ impl Mapper {
                     uri: raw.uri.clone(),
                     sha256: sha256_hex(&raw.bytes),
                 });
+                // Whatever the department's layout, the event is held to the same bounds
+                // the routing pipeline checks again.
+                check_event(&event, &ctx.limits, ctx.received_at)?;
                 Mapped::Event(event)
             }
             skip => skip,

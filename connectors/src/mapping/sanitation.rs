@@ -37,7 +37,7 @@ pub fn map(r: &Record, ctx: MappingContext<'_>) -> Result<CivicEvent, MappingErr
         occurred_at: r.rfc3339_time("createdAt")?,
         received_at: ctx.received_at,
         location,
-        description: r.opt_text("remark")?.unwrap_or_default(),
+        description: r.opt_free_text("remark")?.unwrap_or_default(),
         attributes: r.attributes(&["binId", "fillLevel"]),
         reporter: None,
         raw_ref: None,

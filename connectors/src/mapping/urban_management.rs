@@ -39,7 +39,7 @@ pub fn map(r: &Record, ctx: MappingContext<'_>) -> Result<CivicEvent, MappingErr
         occurred_at: r.local_time("reportTime", "%Y-%m-%d %H:%M:%S")?,
         received_at: ctx.received_at,
         location,
-        description: r.opt_text("description")?.unwrap_or_default(),
+        description: r.opt_free_text("description")?.unwrap_or_default(),
         attributes: r.attributes(&["source"]),
         reporter,
         raw_ref: None,

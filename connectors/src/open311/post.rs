@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use hub_schemas::event::{CivicEvent, Department, GeoPoint, Location, PersonalData, Reporter};
+use hub_schemas::limits::{text_problem, InputLimits, TextKind};
 
 use super::catalog::{Catalog, Datatype, Service};
 use super::datum::{wgs84_to_gcj02, Datum};
@@ -25,7 +26,13 @@ pub struct PostContext<'a> {
     pub api_keys: &'a [Secret],
     /// The jurisdiction this endpoint serves; a different `jurisdiction_id` is a 404.
     pub jurisdiction_id: Option<&'a str>,
+    /// The bounds values are held to (`datetime` attributes inside the window around `now`).
+    pub limits: InputLimits,
+    pub now: DateTime<Utc>,
 }
+
+/// Most parameters one post may carry (the catalogue's services have a handful).
+pub const MAX_PARAMETERS: usize = 100;
 
 /// Where the problem is. At least one part is present.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +114,7 @@ pub fn parse_post_request(
             if ctx
                 .api_keys
                 .iter()
-                .any(|k| constant_time_eq(k.expose(), key)) =>
+                .fold(false, |found, k| k.matches(key) | found) =>
         {
             Secret::new(key.clone())
         }
@@ -132,6 +139,36 @@ pub fn parse_post_request(
     };
 
     let mut errors = Vec::new();
+    // Control characters and runaway sizes, in any parameter, named.
+    let count: usize = fields.values().map(Vec::len).sum();
+    if count > MAX_PARAMETERS {
+        return Err(vec![Open311Error::new(
+            400,
+            format!("the request has {count} parameters; at most {MAX_PARAMETERS} are accepted"),
+        )]);
+    }
+    for (name, values) in &fields {
+        if let Some(problem) = text_problem(name, TextKind::Id) {
+            errors.push(Open311Error::new(
+                400,
+                format!("a parameter name {problem}"),
+            ));
+            continue;
+        }
+        let kind = if name == "description" || name.starts_with("attribute[") {
+            TextKind::FreeText
+        } else {
+            TextKind::Line
+        };
+        for v in values {
+            if let Some(problem) = text_problem(v, kind) {
+                errors.push(Open311Error::new(400, format!("{name} {problem}")));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     let single = |name: &str, errors: &mut Vec<Open311Error>| -> Option<String> {
         match fields.get(name).map(Vec::as_slice) {
             None => None,
@@ -282,7 +319,7 @@ pub fn parse_post_request(
     }
 
     let attributes = service
-        .map(|s| check_attributes(s, &fields, &mut errors))
+        .map(|s| check_attributes(s, &fields, &ctx, &mut errors))
         .unwrap_or_default();
 
     if !errors.is_empty() {
@@ -312,6 +349,7 @@ pub fn parse_post_request(
 fn check_attributes(
     service: &Service,
     fields: &BTreeMap<String, Vec<String>>,
+    ctx: &PostContext<'_>,
     errors: &mut Vec<Open311Error>,
 ) -> BTreeMap<String, Vec<String>> {
     let mut given: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -384,7 +422,10 @@ fn check_attributes(
                 for v in values {
                     let problem = match def.datatype {
                         Datatype::Number => v.parse::<f64>().ok().filter(|n| n.is_finite()).is_none().then(|| format!("`{v}` is not a number")),
-                        Datatype::Datetime => DateTime::parse_from_rfc3339(v).is_err().then(|| format!("`{v}` is not an ISO 8601 date and time with an offset, e.g. 2026-11-21T10:23:00+08:00")),
+                        Datatype::Datetime => match DateTime::parse_from_rfc3339(v) {
+                            Err(_) => Some(format!("`{v}` is not an ISO 8601 date and time with an offset, e.g. 2026-11-21T10:23:00+08:00")),
+                            Ok(t) => ctx.limits.time_problem(t.with_timezone(&Utc), ctx.now),
+                        },
                         Datatype::String => v.contains(['\n', '\r']).then(|| "must be one line".to_owned()),
                         Datatype::Text => None,
                         Datatype::Singlevaluelist | Datatype::Multivaluelist => (!def.values.iter().any(|o| &o.key == v)).then(|| {
@@ -403,16 +444,6 @@ fn check_attributes(
         }
     }
     given
-}
-
-/// Compare an api key without leaking where it differs through timing.
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
 }
 
 /// The accepted request as a civic event of the residents' department.

@@ -7,6 +7,8 @@ use super::Open311Error;
 /// The specification's default and maximum window, and its default page.
 pub const MAX_SPAN_DAYS: i64 = 90;
 pub const DEFAULT_LIMIT: usize = 1000;
+/// The most `service_request_id`s one query may name.
+pub const MAX_IDS: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestStatus {
@@ -98,12 +100,32 @@ pub fn parse_requests_query(
         }
     }
     let span = Duration::days(MAX_SPAN_DAYS);
+    // Checked: a date at the edge of the calendar must not overflow.
+    let before = |t: DateTime<Utc>| {
+        t.checked_sub_signed(span)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    };
+    let after = |t: DateTime<Utc>| {
+        t.checked_add_signed(span)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    };
     let (start, end) = match (start, end) {
-        (None, None) => (now - span, now),
-        (Some(s), None) => (s, now.min(s + span)),
-        (None, Some(e)) => (e - span, e),
+        (None, None) => (before(now), now),
+        (Some(s), None) => (s, now.min(after(s))),
+        (None, Some(e)) => (before(e), e),
         (Some(s), Some(e)) => (s, e),
     };
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
+    if ids.len() > MAX_IDS {
+        errors.push(Open311Error::new(
+            400,
+            format!(
+                "{} service_request_ids were asked for; at most {MAX_IDS} in one query",
+                ids.len()
+            ),
+        ));
+    }
     if start > end {
         errors.push(Open311Error::new(400, "start_date is after end_date"));
     } else if end - start > span {

@@ -43,6 +43,7 @@ impl Hub {
         let ctx = MappingContext {
             source_system: "test.connector",
             received_at: Utc::now(),
+            limits: Default::default(),
         };
         let mut outcomes = Vec::new();
         for record in &batch.records {

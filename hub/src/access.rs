@@ -1,37 +1,39 @@
-//! Who is calling the API and what they may see: bearer tokens from `config/access.toml`.
+//! Who may call the API and what they may see and do: the accounts of `access.toml`.
 //!
 //! Each account has a role and a scope:
 //! * `community` — its community's tasks only;
-//! * `street` — the tasks of its street's communities;
+//! * `street` — the tasks of its street's communities; the level above the community
+//!   (arbitrates returns, decides extensions, escalates);
 //! * `department` — tasks its department originated, or that one of its units (police
 //!   stations, urban management squads, ...) leads or co-handles;
 //! * `administrator` — everything, including the routing dry-run and rules endpoints.
 //!
-//! A token is read from the environment variable the account names (`token_env`); the
-//! account's `demo_token` is accepted only when `HUB_ACCESS_DEMO_TOKENS` is `1` (as `hub demo`
-//! sets it). A token shared by two accounts is refused for both. Every call under `/api/`
-//! needs a token (401 without a valid one); a call outside the account's scope gets 403 and
-//! changes nothing. `/healthz` and `/metrics` stay open.
+//! Which lifecycle action a role may take is [`Identity::may_act`] (the action matrix). A
+//! token is read from the environment variable the account names (`token_env`); the
+//! account's `demo_token` is accepted only when `HUB_ACCESS_DEMO_TOKENS` is `1` (as `hub
+//! demo` sets it). A token shared by two accounts is refused for both. Only the tokens'
+//! SHA-256 digests are kept, compared in constant time. The file is reloaded with the
+//! routing configuration ([`AccessState::reload`]); a broken file is refused and the accounts
+//! before it stay.
+//!
+//! Nothing here knows HTTP: `crate::http` turns a request into an [`Identity`] and asks.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use hub_connectors::{digests_equal, token_digest};
 use hub_router::city::City;
 use hub_router::task::Task;
 use hub_router::workflow::lifecycle::Action;
 use hub_schemas::event::Department;
-use hub_store::{Involvement, TaskFilter, TaskStore};
+use hub_store::{Involvement, TaskFilter};
 use serde::Deserialize;
-use serde_json::json;
 
-use crate::app::Secrets;
+use crate::context::Secrets;
 
 /// The access file inside the routing configuration folder.
 pub const ACCESS_FILE: &str = "access.toml";
@@ -111,21 +113,79 @@ impl Identity {
         }
     }
 
-    /// Whether the account may take `action` on a task it may see: arbitration of a return
-    /// and extension decisions belong to the level above (street, administrator).
-    pub fn may_act(&self, task: &Task, action: &Action) -> bool {
+    /// The action matrix: whether the account may take `action` on `task`.
+    ///
+    /// | action | administrator | street | community | department |
+    /// | --- | --- | --- | --- | --- |
+    /// | sign for, start, stage, feedback, return, request extension, wait on / hear from the resident | ✓ | ✓ | ✓ | when one of its units leads |
+    /// | dispatch, cancel, verify, rework, close, callback (回访) | ✓ | ✓ | ✓ | — |
+    /// | arbitrate, approve / refuse extension, escalate | ✓ | ✓ | — | — |
+    /// | convene the joint meeting (吹哨) | ✓ | ✓ | ✓ | — |
+    /// | report in, complete a part (joint case) | any unit | any unit | its own unit | its own department's units |
+    ///
+    /// Checking one's own work is not allowed: an account whose unit leads the task may not
+    /// verify, rework, close or record the callback on it. Every action also needs the task
+    /// to be in scope ([`Identity::may_see`]). `role_of` gives a unit's role (for joint-case
+    /// parts of units the task does not list).
+    pub fn may_act(
+        &self,
+        task: &Task,
+        action: &Action,
+        role_of: &dyn Fn(&str) -> Option<String>,
+    ) -> bool {
         if !self.may_see(task) {
             return false;
         }
+        let f = &task.fields;
+        let lead = f.lead_unit.as_ref();
+        let own_work = self
+            .unit
+            .as_ref()
+            .is_some_and(|u| lead.is_some_and(|l| &l.unit_id == u));
         let above = matches!(self.scope, Scope::Administrator | Scope::Street { .. });
+        let department_units = match &self.scope {
+            Scope::Department { unit_roles, .. } => Some(unit_roles),
+            _ => None,
+        };
+        let department_leads =
+            department_units.is_some_and(|roles| lead.is_some_and(|l| roles.contains(&l.role)));
         match action {
+            Action::SignFor
+            | Action::Start
+            | Action::ReportStage { .. }
+            | Action::Resolve { .. }
+            | Action::Return { .. }
+            | Action::RequestExtension { .. }
+            | Action::AwaitResident
+            | Action::ResidentResponded => department_units.is_none() || department_leads,
+            Action::Verify | Action::Rework { .. } | Action::Close | Action::Callback { .. } => {
+                department_units.is_none() && !own_work
+            }
+            Action::Dispatch { .. }
+            | Action::Cancel { .. }
+            | Action::ConveneJointMeeting { .. } => department_units.is_none(),
             Action::Arbitrate { .. }
             | Action::ApproveExtension { .. }
             | Action::RefuseExtension
             | Action::Escalate { .. } => above,
-            // The community (or the level above) blows the whistle; departments report in.
-            Action::ConveneJointMeeting { .. } => !matches!(self.scope, Scope::Department { .. }),
-            _ => true,
+            Action::ReportIn { unit } | Action::CompletePart { unit } => {
+                if above {
+                    return true;
+                }
+                match department_units {
+                    Some(roles) => {
+                        let role = f
+                            .lead_unit
+                            .iter()
+                            .chain(f.co_handlers.iter())
+                            .find(|a| &a.unit_id == unit)
+                            .map(|a| a.role.clone())
+                            .or_else(|| role_of(unit));
+                        role.is_some_and(|r| roles.contains(&r))
+                    }
+                    None => self.unit.as_ref() == Some(unit),
+                }
+            }
         }
     }
 
@@ -167,9 +227,9 @@ impl Identity {
     }
 }
 
-/// The accounts, by token.
+/// The accounts with a usable token: the token's digest and who it is.
 pub struct Access {
-    by_token: HashMap<String, Identity>,
+    by_digest: Vec<([u8; 32], Identity)>,
     pub accounts: Vec<AccountConfig>,
 }
 
@@ -186,8 +246,8 @@ impl Access {
     pub fn parse(text: &str, file: &str, city: &City, secrets: &Secrets) -> anyhow::Result<Access> {
         let parsed: AccessFile = toml::from_str(text).with_context(|| format!("parsing {file}"))?;
         let demo = secrets(DEMO_TOKENS_VAR).is_some_and(|v| v == "1" || v == "true");
-        let mut by_token: HashMap<String, Identity> = HashMap::new();
-        let mut shared: Vec<String> = Vec::new();
+        let mut by_token: HashMap<[u8; 32], Identity> = HashMap::new();
+        let mut shared: Vec<[u8; 32]> = Vec::new();
         for a in &parsed.accounts {
             let scope = scope_of(a, city).with_context(|| format!("{file}: account {}", a.name))?;
             let identity = Identity {
@@ -199,22 +259,106 @@ impl Access {
                 .filter(|t| !t.trim().is_empty())
                 .or_else(|| a.demo_token.clone().filter(|_| demo));
             let Some(token) = token else { continue };
-            if by_token.insert(token.clone(), identity).is_some() {
-                shared.push(token);
+            let digest = token_digest(token.trim());
+            if by_token.insert(digest, identity).is_some() {
+                shared.push(digest);
             }
         }
-        for token in shared {
-            by_token.remove(&token);
+        for digest in shared {
+            by_token.remove(&digest);
             tracing::error!("{file}: two accounts have the same token; it is refused for both");
         }
         Ok(Access {
-            by_token,
+            by_digest: by_token.into_iter().collect(),
             accounts: parsed.accounts,
         })
     }
 
+    /// The account a presented token belongs to. Every account's digest is compared, in
+    /// constant time, whichever matches.
     pub fn identify(&self, token: &str) -> Option<&Identity> {
-        self.by_token.get(token)
+        let presented = token_digest(token.trim());
+        let mut found = None;
+        for (digest, identity) in &self.by_digest {
+            if digests_equal(digest, &presented) {
+                found = Some(identity);
+            }
+        }
+        found
+    }
+}
+
+/// The accounts in force, reloaded with the routing configuration.
+pub struct AccessState {
+    dir: PathBuf,
+    secrets: Secrets,
+    current: RwLock<Arc<Access>>,
+    pub throttle: LoginThrottle,
+}
+
+impl AccessState {
+    pub fn load(routing_dir: &Path, city: &City, secrets: Secrets) -> anyhow::Result<Self> {
+        let access = Access::load(routing_dir, city, &secrets)?;
+        Ok(AccessState {
+            dir: routing_dir.to_owned(),
+            secrets,
+            current: RwLock::new(Arc::new(access)),
+            throttle: LoginThrottle::default(),
+        })
+    }
+
+    pub fn current(&self) -> Arc<Access> {
+        self.current.read().expect("access lock").clone()
+    }
+
+    /// Reads the file again against `city`; a broken file is refused (the error says why)
+    /// and the accounts in force stay.
+    pub fn reload(&self, city: &City) -> anyhow::Result<()> {
+        let access = Access::load(&self.dir, city, &self.secrets)?;
+        *self.current.write().expect("access lock") = Arc::new(access);
+        Ok(())
+    }
+}
+
+/// Failed sign-ins per client address: after [`LoginThrottle::MAX_FAILURES`] within
+/// [`LoginThrottle::WINDOW`], the address is refused (429) until the window has passed,
+/// whatever it presents, so tokens cannot be guessed at speed.
+#[derive(Default)]
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl LoginThrottle {
+    pub const MAX_FAILURES: u32 = 10;
+    pub const WINDOW: Duration = Duration::from_secs(60);
+    /// Addresses remembered at most (the oldest entries go first when full).
+    const CAPACITY: usize = 10_000;
+
+    /// How long `ip` must wait before trying again, if it is throttled now.
+    pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let failures = self.failures.lock().expect("throttle lock");
+        let (since, n) = failures.get(&ip)?;
+        let age = now.saturating_duration_since(*since);
+        (*n >= Self::MAX_FAILURES && age < Self::WINDOW).then(|| Self::WINDOW - age)
+    }
+
+    pub fn failed(&self, ip: IpAddr, now: Instant) {
+        let mut failures = self.failures.lock().expect("throttle lock");
+        if failures.len() >= Self::CAPACITY {
+            failures.retain(|_, (since, _)| now.saturating_duration_since(*since) < Self::WINDOW);
+            if failures.len() >= Self::CAPACITY {
+                failures.clear();
+            }
+        }
+        let entry = failures.entry(ip).or_insert((now, 0));
+        if now.saturating_duration_since(entry.0) >= Self::WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+    }
+
+    pub fn succeeded(&self, ip: IpAddr) {
+        self.failures.lock().expect("throttle lock").remove(&ip);
     }
 }
 
@@ -269,153 +413,4 @@ fn scope_of(a: &AccountConfig, city: &City) -> anyhow::Result<Scope> {
             "role `{other}` is not one of administrator, community, street, department"
         ),
     })
-}
-
-#[derive(Clone)]
-pub struct AuthState {
-    pub access: Arc<Access>,
-    pub store: Arc<dyn TaskStore>,
-}
-
-fn deny(code: StatusCode, message: String) -> Response {
-    let mut r = (code, Json(json!({ "error": message }))).into_response();
-    if code == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(
-            "www-authenticate",
-            HeaderValue::from_static("Bearer realm=\"hub\""),
-        );
-    }
-    r
-}
-
-/// The middleware: authenticates every call under `/api/`, attaches the [`Identity`], keeps
-/// administrator-only endpoints for administrators, narrows `/api/v1/tasks` listings to the
-/// account's scope and refuses a task outside it.
-pub async fn authorize(State(s): State<AuthState>, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_owned();
-    if !path.starts_with("/api/") {
-        return next.run(req).await;
-    }
-    let token = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let Some(who) = token.and_then(|t| s.access.identify(t)).cloned() else {
-        return deny(
-            StatusCode::UNAUTHORIZED,
-            "a valid bearer token is required (Authorization: Bearer <token>, accounts in config/access.toml)"
-                .to_owned(),
-        );
-    };
-    // Dead letters carry whole departmental records (masked when listed, replayable).
-    let admin_only = path.starts_with("/api/v1/route")
-        || path.starts_with("/api/v1/rules")
-        || path.starts_with("/api/v1/deadletters");
-    if admin_only && !who.is_admin() {
-        return deny(
-            StatusCode::FORBIDDEN,
-            format!("{path} is for administrators; {} is not one", who.name),
-        );
-    }
-    if path == "/api/v1/returns" {
-        let query = req.uri().query().unwrap_or("");
-        let ok = match &who.scope {
-            Scope::Administrator => true,
-            Scope::Department { department, .. } => {
-                query_value(query, "department").as_deref() == Some(department.as_str())
-            }
-            _ => false,
-        };
-        if !ok {
-            return deny(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "{} may read only its own department's returns (department=...)",
-                    who.name
-                ),
-            );
-        }
-    }
-    if path == "/api/v1/tasks" && !who.is_admin() {
-        // Rewrite the listing's query to the account's scope.
-        let query = req.uri().query().unwrap_or("").to_owned();
-        let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        let get = |k: &str, pairs: &[(String, String)]| {
-            pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-        };
-        let (key, value, ok) = match &who.scope {
-            Scope::Community(c) => (
-                "community",
-                c.clone(),
-                get("community", &pairs).is_none_or(|x| &x == c),
-            ),
-            Scope::Street { code, communities } => (
-                "street",
-                code.clone(),
-                get("street", &pairs).is_none_or(|x| &x == code)
-                    && get("community", &pairs).is_none_or(|x| communities.contains(&x)),
-            ),
-            Scope::Department { department, .. } => (
-                "department",
-                department.as_str().to_owned(),
-                get("department", &pairs).is_none_or(|x| x == department.as_str()),
-            ),
-            Scope::Administrator => unreachable!("administrators are not narrowed"),
-        };
-        if !ok {
-            return deny(
-                StatusCode::FORBIDDEN,
-                format!("{} may not list tasks outside its scope", who.name),
-            );
-        }
-        pairs.retain(|(n, _)| n != key);
-        pairs.push((key.to_owned(), value));
-        let q = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs)
-            .finish();
-        let Ok(uri) = format!("{path}?{q}").parse() else {
-            return deny(StatusCode::BAD_REQUEST, "malformed query".to_owned());
-        };
-        *req.uri_mut() = uri;
-    } else if let Some(rest) = path.strip_prefix("/api/v1/tasks/") {
-        let id = rest.split('/').next().unwrap_or_default();
-        match s.store.get_task(id).await {
-            Ok(Some(task)) if !who.may_see(&task) => {
-                return deny(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "{} may not see or act on task {id} (outside its scope)",
-                        who.name
-                    ),
-                )
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return deny(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("task store unavailable: {e}"),
-                )
-            }
-        }
-    }
-    req.extensions_mut().insert(who);
-    next.run(req).await
-}
-
-fn query_value(query: &str, key: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
-}
-
-/// Wraps API routes with [`authorize`].
-pub fn protect(routes: axum::Router, state: AuthState) -> axum::Router {
-    routes.layer(axum::middleware::from_fn_with_state(state, authorize))
 }
