@@ -90,7 +90,14 @@ impl Reading {
             serde_json::from_slice(bytes).map_err(|e| format!("reading is not valid JSON: {e}"))?;
         let obj = value.as_object().ok_or("reading is not a JSON object")?;
         let bin_id = match obj.get("bin_id") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+            Some(Value::String(s)) if !s.trim().is_empty() => {
+                if let Some(problem) =
+                    hub_schemas::limits::text_problem(s, hub_schemas::limits::TextKind::Id)
+                {
+                    return Err(format!("field `bin_id`: {problem}"));
+                }
+                s.trim().to_owned()
+            }
             Some(Value::String(_)) | None | Some(Value::Null) => {
                 return Err("field `bin_id`: missing".into())
             }

@@ -4,6 +4,11 @@
 //! `Authorization: Bearer <token>`; the response is a JSON object holding the records at
 //! `items_pointer` and the cursor to resume from at `cursor_pointer`. Records are kept as the
 //! exact bytes the department sent, so a dead-lettered record can be replayed unchanged.
+//!
+//! A page is read incrementally and at most [`HttpPollConfig::max_body_bytes`] of it: a
+//! system (or a proxy in front of it) that answers with a giant or endless body is refused
+//! as soon as it announces a larger `Content-Length`, or as soon as more has arrived, and
+//! the connector retries with backoff like any other unusable answer.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -15,7 +20,16 @@ use crate::rate_limit::TokenBucket;
 use crate::source::{Batch, Outcome, Receipt, ReceiptInner, Source, SourceError, SourceKind};
 use crate::RawRecord;
 
+/// The default [`HttpPollConfig::max_body_bytes`]: 16 MiB, hundreds of times a normal page
+/// (a page of 100 records is a few dozen KiB), small enough that a runaway answer cannot
+/// exhaust the hub's memory.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
 /// How to talk to one departmental REST feed. `Debug` leaves the token out.
+///
+/// [`Default`] holds the hub's configuration defaults (page size 100, `cursor`, `/items`,
+/// `/next_cursor`, 10 s, [`DEFAULT_MAX_BODY_BYTES`]) with no URL or token, for
+/// `HttpPollConfig { base_url, path, token, ..Default::default() }`.
 #[derive(Clone)]
 pub struct HttpPollConfig {
     pub base_url: String,
@@ -29,6 +43,25 @@ pub struct HttpPollConfig {
     /// JSON pointer to the next cursor (a string; null or absent means "stay where you are").
     pub cursor_pointer: String,
     pub timeout: Duration,
+    /// The largest page body read, in bytes. A page announced (`Content-Length`) or found
+    /// to be larger is refused as an unusable answer naming the URL and this limit.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpPollConfig {
+    fn default() -> Self {
+        HttpPollConfig {
+            base_url: String::new(),
+            path: String::new(),
+            token: String::new(),
+            page_size: 100,
+            cursor_param: "cursor".into(),
+            items_pointer: "/items".into(),
+            cursor_pointer: "/next_cursor".into(),
+            timeout: Duration::from_secs(10),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
 }
 
 impl fmt::Debug for HttpPollConfig {
@@ -42,6 +75,7 @@ impl fmt::Debug for HttpPollConfig {
             .field("items_pointer", &self.items_pointer)
             .field("cursor_pointer", &self.cursor_pointer)
             .field("timeout", &self.timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
             .finish()
     }
 }
@@ -68,6 +102,32 @@ pub enum PollError {
     Transport { url: String, source: reqwest::Error },
     #[error("{url}: unusable page: {reason}")]
     BadPage { url: String, reason: String },
+    /// The body is larger than [`HttpPollConfig::max_body_bytes`]: a runaway or endless
+    /// answer, not read any further.
+    #[error("{url}: {}", too_large_detail(*.limit, .size))]
+    BodyTooLarge {
+        url: String,
+        limit: usize,
+        size: BodySize,
+    },
+}
+
+/// How a too-large body showed itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodySize {
+    /// Announced by `Content-Length`, refused before reading any of it.
+    Declared(u64),
+    /// More than the limit arrived (a chunked body, or one delimited by closing the
+    /// connection).
+    Exceeded,
+}
+
+fn too_large_detail(limit: usize, size: &BodySize) -> String {
+    let what = match size {
+        BodySize::Declared(n) => format!("Content-Length announces {n} bytes"),
+        BodySize::Exceeded => format!("more than {limit} bytes arrived"),
+    };
+    format!("page body over the limit of {limit} bytes (max_body_bytes): {what}; not read further")
 }
 
 impl PollError {
@@ -78,6 +138,9 @@ impl PollError {
             PollError::Status { status, .. } => *status >= 500 || *status == 429,
             PollError::Transport { .. } => true,
             PollError::BadPage { .. } => true,
+            // A passing fault of the system or a proxy, most likely: retried with backoff,
+            // and shown in health meanwhile.
+            PollError::BodyTooLarge { .. } => true,
         }
     }
 }
@@ -109,6 +172,10 @@ impl From<PollError> for SourceError {
             PollError::BadPage { url, reason } => SourceError::BadAnswer {
                 origin: url,
                 detail: reason,
+            },
+            PollError::BodyTooLarge { url, limit, size } => SourceError::BadAnswer {
+                origin: url,
+                detail: too_large_detail(limit, &size),
             },
         }
     }
@@ -177,20 +244,66 @@ impl HttpPoller {
         if status == 401 || status == 403 {
             return Err(PollError::Unauthorized { url, status });
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| PollError::Transport {
-                url: url.clone(),
-                source,
-            })?;
         if !(200..300).contains(&status) {
-            let body = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            // Only the start of an error page is shown; the rest is not read (and a body
+            // that cannot be read leaves the status to speak for itself).
+            let body: Vec<u8> = read_body(response, c.max_body_bytes, Some(ERROR_BODY_SHOWN))
+                .await
+                .unwrap_or_default();
+            let shown = &body[..body.len().min(ERROR_BODY_SHOWN)];
+            let body = String::from_utf8_lossy(shown).into_owned();
             return Err(PollError::Status { url, status, body });
         }
+        let body = match read_body(response, c.max_body_bytes, None).await {
+            Ok(body) => body,
+            Err(BodyError::Transport(source)) => return Err(PollError::Transport { url, source }),
+            Err(BodyError::TooLarge(size)) => {
+                return Err(PollError::BodyTooLarge {
+                    url,
+                    limit: c.max_body_bytes,
+                    size,
+                })
+            }
+        };
         parse_page(&body, &c.items_pointer, &c.cursor_pointer, &url)
             .map_err(|reason| PollError::BadPage { url, reason })
     }
+}
+
+/// How much of an error page (non-2xx) is read and shown.
+const ERROR_BODY_SHOWN: usize = 200;
+
+enum BodyError {
+    Transport(reqwest::Error),
+    TooLarge(BodySize),
+}
+
+/// Read a response body chunk by chunk, refusing it once it is announced or found to be
+/// larger than `limit`. With `enough`, stop (without error) once that many bytes are in.
+async fn read_body(
+    mut response: reqwest::Response,
+    limit: usize,
+    enough: Option<usize>,
+) -> Result<Vec<u8>, BodyError> {
+    let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    if enough.is_none() {
+        if let Some(declared) = response.content_length() {
+            if declared > limit_u64 {
+                return Err(BodyError::TooLarge(BodySize::Declared(declared)));
+            }
+        }
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len().saturating_add(chunk.len()) > limit {
+            return Err(BodyError::TooLarge(BodySize::Exceeded));
+        }
+        body.extend_from_slice(&chunk);
+        if enough.is_some_and(|n| body.len() >= n) {
+            break;
+        }
+    }
+    Ok(body)
 }
 
 /// [`HttpPoller`] as a [`Source`]: keeps the position, moves it on commit, and spaces its

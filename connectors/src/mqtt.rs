@@ -37,6 +37,9 @@ use crate::source::{
 };
 use crate::{RawRecord, Secret};
 
+/// The largest reading taken (a reading is a few hundred bytes of JSON).
+pub const MAX_READING_BYTES: usize = 64 * 1024;
+
 /// How to reach the broker and what to subscribe to.
 #[derive(Clone)]
 pub struct MqttConfig {
@@ -144,7 +147,10 @@ impl MqttSource {
             .set_manual_acks(true)
             // Room for a whole batch of acknowledgements plus the subscription.
             .set_request_channel_capacity(config.max_batch.max(1) + 16)
-            .set_max_packet_size(256 * 1024, 256 * 1024);
+            // Incoming packets up to 16 MiB are taken and, when larger than a reading can be,
+            // dead-lettered: a packet over the client's limit would drop the connection, and
+            // the broker would redeliver it at once, forever.
+            .set_max_packet_size(16 * 1024 * 1024, 256 * 1024);
         if let Some(user) = &config.username {
             let password = config
                 .password
@@ -213,6 +219,16 @@ impl MqttSource {
                 bytes: p.payload.to_vec(),
                 uri: uri.clone(),
             };
+            if p.payload.len() > MAX_READING_BYTES {
+                rejected.push(Rejected {
+                    record: raw(),
+                    reason: format!(
+                        "the reading is {} bytes; a reading is at most {MAX_READING_BYTES} bytes",
+                        p.payload.len()
+                    ),
+                });
+                continue;
+            }
             let reading = match Reading::parse(&p.payload) {
                 Ok(r) => r,
                 Err(reason) => {

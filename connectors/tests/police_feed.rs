@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::{addresses, Hub};
-use hub_connectors::http_poll::{HttpPollConfig, HttpPollSource, HttpPoller};
+use hub_connectors::http_poll::{
+    HttpPollConfig, HttpPollSource, HttpPoller, DEFAULT_MAX_BODY_BYTES,
+};
 use hub_connectors::mapping::{Mapper, RecordFormat};
 use hub_connectors::rate_limit::TokenBucket;
 use hub_connectors::{Source, SourceError};
@@ -36,6 +38,7 @@ fn source(fake: &FakeDepartment, token: &str, page_size: u32) -> HttpPollSource 
             items_pointer: shape.items_pointer.into(),
             cursor_pointer: shape.cursor_pointer.into(),
             timeout: Duration::from_secs(5),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         })
         .unwrap(),
     )
@@ -229,6 +232,7 @@ async fn an_unreachable_system_is_an_outage_naming_the_cause() {
             items_pointer: "/data/list".into(),
             cursor_pointer: "/data/nextPageToken".into(),
             timeout: Duration::from_secs(2),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         })
         .unwrap(),
     );

@@ -310,11 +310,19 @@ pub async fn start_with(
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         listener.set_nonblocking(true)?;
         api_addr = Some(listener.local_addr()?);
+        let live = Arc::new(crate::live_stream::LiveFeed::default());
+        let feed = crate::live_stream::LiveFeedTask {
+            feed: live.clone(),
+            workflow: workflow.clone(),
+            after: None,
+        };
+        supervisor.spawn(&mut tasks, "live_stream", "live_stream", feed);
         let console = crate::console_api::ConsoleState {
             workflow: workflow.clone(),
             routing: routing.clone(),
             shutdown: shutdown.clone(),
             streams: Arc::default(),
+            live,
         };
         let mut table = RouteTable::default();
         table.add(api::routes(api::ApiState {

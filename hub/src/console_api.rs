@@ -66,6 +66,8 @@ pub struct ConsoleState {
     pub shutdown: crate::shutdown::Shutdown,
     /// Live streams open per account, bounded.
     pub streams: Arc<crate::live_stream::StreamLimits>,
+    /// The outbox as this process reads it for live streams.
+    pub live: Arc<crate::live_stream::LiveFeed>,
 }
 
 pub fn routes(state: ConsoleState) -> Vec<Route> {

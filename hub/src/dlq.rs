@@ -85,21 +85,55 @@ pub struct Letter {
     pub original: Vec<u8>,
 }
 
+/// Set (to `true`) on a dead letter whose record was cut to [`MAX_LETTER_BYTES`].
+pub const HEADER_TRUNCATED: &str = "hub.dlq.truncated";
+/// The size and SHA-256 (hex) of the record as received, on a truncated dead letter.
+pub const HEADER_SIZE: &str = "hub.dlq.size";
+pub const HEADER_SHA256: &str = "hub.dlq.sha256";
+
+/// The most of a refused record a dead letter keeps. Kafka refuses messages over about
+/// 1 MB; a record bigger than this is kept cut, with its size and digest, so that the
+/// dead-letter write itself cannot fail forever and stop the feed.
+pub const MAX_LETTER_BYTES: usize = 512 * 1024;
+/// The most characters of a reason or origin kept (a reason may quote the bad value).
+const MAX_HEADER_CHARS: usize = 2000;
+
+fn bounded(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_HEADER_CHARS {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        let cut: String = text.chars().take(MAX_HEADER_CHARS).collect();
+        std::borrow::Cow::Owned(format!("{cut}… ({} bytes in all)", text.len()))
+    }
+}
+
 /// Write one dead letter and wait for the broker; an error is returned (the ingest loop
 /// retries its whole batch).
 pub async fn produce(kafka: &Kafka, topic: &str, letter: &Letter) -> Result<(), KafkaError> {
+    let reason = bounded(&letter.reason);
+    let origin = bounded(&letter.origin);
+    let source = bounded(&letter.source);
+    let truncated = letter.original.len() > MAX_LETTER_BYTES;
+    let size = letter.original.len().to_string();
+    let digest = hub_connectors::mapping::sha256_hex(&letter.original);
     let mut headers: Vec<(&str, &[u8])> = vec![
         (HEADER_STAGE, letter.stage.as_bytes()),
-        (HEADER_REASON, letter.reason.as_bytes()),
-        (HEADER_SOURCE, letter.source.as_bytes()),
-        (HEADER_ORIGIN, letter.origin.as_bytes()),
+        (HEADER_REASON, reason.as_bytes()),
+        (HEADER_SOURCE, source.as_bytes()),
+        (HEADER_ORIGIN, origin.as_bytes()),
     ];
     if let Some(format) = &letter.format {
         headers.push((HEADER_FORMAT, format.as_bytes()));
     }
-    kafka
-        .produce(topic, &letter.source, &letter.original, &headers)
-        .await
+    let kept = if truncated {
+        headers.push((HEADER_TRUNCATED, b"true"));
+        headers.push((HEADER_SIZE, size.as_bytes()));
+        headers.push((HEADER_SHA256, digest.as_bytes()));
+        &letter.original[..MAX_LETTER_BYTES]
+    } else {
+        &letter.original[..]
+    };
+    kafka.produce(topic, &source, kept, &headers).await
 }
 
 /// Write one dead letter, retrying until the broker takes it (losing it would drop the
@@ -149,6 +183,9 @@ pub struct Entry {
     pub origin: String,
     pub reason: String,
     pub size: usize,
+    /// Whether the record was too big to keep whole (only its start is kept).
+    #[serde(default)]
+    pub truncated: bool,
     /// The record with personal values masked (names, phones, ID numbers), shortened.
     pub preview: String,
     #[serde(skip)]
@@ -258,7 +295,10 @@ fn read_blocking(brokers: &str, topic: &str, filter: &Filter) -> anyhow::Result<
             format: header(HEADER_FORMAT),
             origin: header(HEADER_ORIGIN).unwrap_or_default(),
             reason: header(HEADER_REASON).unwrap_or_default(),
-            size: payload.len(),
+            size: header(HEADER_SIZE)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(payload.len()),
+            truncated: header(HEADER_TRUNCATED).is_some(),
             preview,
             original: payload,
         };
@@ -368,6 +408,13 @@ pub async fn replay(
             source: e.source.clone(),
             reason,
         };
+        if e.truncated {
+            report.not_replayable.push(left(format!(
+                "the record was {} bytes, too big to keep whole; only its start is kept",
+                e.size
+            )));
+            continue;
+        }
         if e.stage.starts_with("router.") {
             // The routing pipeline refused it: it goes back as it was to the feed topic it
             // came from, to be routed by the current rules.

@@ -128,6 +128,7 @@ pub fn build(
                 items_pointer: c.items_pointer.clone(),
                 cursor_pointer: c.cursor_pointer.clone(),
                 timeout: Duration::from_millis(c.timeout_ms),
+                max_body_bytes: hub_connectors::http_poll::DEFAULT_MAX_BODY_BYTES,
             })
             .map_err(|e| invalid(&format!("building its HTTP client: {e}")))?;
             (

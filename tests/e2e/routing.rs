@@ -406,3 +406,116 @@ async fn a_broken_rules_change_is_refused_and_the_hub_keeps_routing_with_the_old
     hub.stop().await;
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suppressed_event_leaves_a_row_that_administrators_can_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let hub = start_hub(dir.path(), broker.bootstrap(), None).await;
+    let feed = Feed::new(dir.path(), broker.bootstrap());
+    let base = format!("http://{}", hub.api_addr.unwrap());
+    let a = &addresses()[8];
+    let here = GeoPoint {
+        lon: a.lon,
+        lat: a.lat,
+    };
+    // A bin at 50 %: the rules say no task yet, but the outcome is recorded.
+    let mut reading = event(
+        Department::Sanitation,
+        "HW-LOW-1",
+        "GARBAGE_OVERFLOW",
+        here,
+        Utc::now(),
+    );
+    reading.attributes.insert("fillLevel".into(), "50".into());
+    feed.publish(&reading).await;
+    eventually(Duration::from_secs(30), "the suppression recorded", || async {
+        (hub.store
+            .prior_outcome("sanitation.test", "HW-LOW-1")
+            .await
+            .unwrap()
+            == Some(PriorOutcome::Suppressed))
+        .then_some(())
+    })
+    .await;
+    let list: Value = admin_get(&format!("{base}/api/v1/suppressions"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let row = &list["suppressions"][0];
+    assert_eq!(row["source_id"], "HW-LOW-1", "{list}");
+    assert_eq!(row["rule_id"], "sanitation.bin-below-threshold", "{list}");
+    assert_eq!(row["community_code"], a.community_code(), "{list}");
+    let version: Value = reqwest::get(format!("{base}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(row["rules_version"], version["rules_version"], "{list}");
+    // A redelivery changes nothing; the list is for administrators.
+    feed.publish(&reading).await;
+    let street = reqwest::Client::new()
+        .get(format!("{base}/api/v1/suppressions"))
+        .bearer_auth("demo-street-510504001")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(street.status(), 403);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let list: Value = admin_get(&format!("{base}/api/v1/suppressions"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["suppressions"].as_array().unwrap().len(), 1, "{list}");
+    hub.stop().await;
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_are_reloaded_when_access_toml_changes_and_a_broken_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    copy_dir(&workspace_root().join("config"), &config);
+    let broker = start_broker(dir.path()).await;
+    let hub = start_hub(dir.path(), broker.bootstrap(), Some(&config)).await;
+    let base = format!("http://{}", hub.api_addr.unwrap());
+    let status = |token: &'static str| {
+        let base = base.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/api/v1/tasks"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("demo-new-street").await, 401);
+    let access = config.join("access.toml");
+    let text = std::fs::read_to_string(&access).unwrap();
+    std::fs::write(
+        &access,
+        format!(
+            "{text}\n[[accounts]]\nname = \"street-new\"\nrole = \"street\"\nstreet = \"510504003\"\ntoken_env = \"HUB_TOKEN_NEW\"\ndemo_token = \"demo-new-street\"\n"
+        ),
+    )
+    .unwrap();
+    eventually(Duration::from_secs(30), "the new account accepted", || async {
+        (status("demo-new-street").await == 200).then_some(())
+    })
+    .await;
+    // A broken file is refused: the accounts in force stay.
+    std::fs::write(&access, "[[accounts]\nname = ").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(status("demo-new-street").await, 200);
+    assert_eq!(status("demo-admin").await, 200);
+    hub.stop().await;
+    broker.stop().await;
+}

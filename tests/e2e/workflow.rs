@@ -3,6 +3,7 @@
 //! or write, for every endpoint and role).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use hub::app::{self, Roles, RunningHub};
@@ -765,5 +766,45 @@ async fn indicators_per_community_street_and_unit_over_http_and_as_csv() {
         lines[1].starts_with("510504001002.workstation,1,1,1,1,1,1,1,1,1,0,1,1,"),
         "{csv}"
     );
+    f.hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_holds_a_bounded_number_of_live_streams() {
+    let f = fixture().await;
+    let open = || async {
+        f.api
+            .client
+            .get(format!("{}/api/v1/console/stream", f.api.base))
+            .bearer_auth(WUTONG)
+            .send()
+            .await
+            .unwrap()
+    };
+    let mut streams = Vec::new();
+    for _ in 0..hub::live_stream::StreamLimits::PER_ACCOUNT {
+        let s = open().await;
+        assert_eq!(s.status(), StatusCode::OK);
+        streams.push(s);
+    }
+    let refused = open().await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another account is not affected.
+    let other = f
+        .api
+        .client
+        .get(format!("{}/api/v1/console/stream", f.api.base))
+        .bearer_auth(QINGQUAN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    // A closed stream gives its place back.
+    drop(streams.pop());
+    eventually(Duration::from_secs(30), "a place freed", || async {
+        let s = open().await;
+        (s.status() == StatusCode::OK).then_some(())
+    })
+    .await;
     f.hub.stop().await;
 }

@@ -138,6 +138,29 @@ impl HubProcess {
     pub async fn kill(mut self) {
         self.child.kill().await.expect("kill hub process");
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the hub process runs")
+    }
+
+    /// Send SIGTERM (how an orchestrator stops a process) and wait up to `within` for the
+    /// process to exit; its exit status, or `None` if it was still running (then killed).
+    pub async fn terminate(mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.pid().to_string();
+        let sent = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .expect("kill -TERM");
+        assert!(sent.success(), "kill -TERM {pid}");
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(status) => Some(status.expect("wait for the hub")),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                None
+            }
+        }
+    }
 }
 
 /// Poll `check` every 100 ms until it returns `Some`, or panic with `what` after `timeout`.

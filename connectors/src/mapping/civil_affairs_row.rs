@@ -68,7 +68,7 @@ pub fn map(
         (reporter.name.is_some() || reporter.phone.is_some() || reporter.id_number.is_some())
             .then_some(reporter);
     let mut attributes = r.attributes(&["case_no", "case_type"]);
-    let note = r.opt_text("note")?.unwrap_or_default();
+    let note = r.opt_free_text("note")?.unwrap_or_default();
 
     let elderly_alone = case_type == ELDERLY_LIVING_ALONE
         || (r.opt_bool("lives_alone")? == Some(true) && case_type.starts_with("ELDERLY"));

@@ -21,8 +21,13 @@ mod render;
 
 pub use catalog::{Attribute, AttributeValue, Catalog, Datatype, Service, ServiceType};
 pub use datum::{gcj02_to_wgs84, wgs84_to_gcj02, Datum};
-pub use post::{parse_post_request, to_event, PostContext, PostRequest, RequestLocation};
-pub use query::{parse_requests_query, RequestStatus, RequestsQuery};
+pub use post::{
+    parse_post_request, to_event, PostContext, PostRequest, RequestLocation, MAX_DESCRIPTION_CHARS,
+    MAX_PARAMETERS,
+};
+pub use query::{
+    parse_requests_query, RequestStatus, RequestsQuery, DEFAULT_LIMIT, MAX_IDS, MAX_SPAN_DAYS,
+};
 pub use render::{
     render_errors, render_post_response, render_requests, render_service_definition,
     render_services, PostResponse, ServiceRequestView,

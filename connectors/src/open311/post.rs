@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use hub_schemas::event::{CivicEvent, Department, GeoPoint, Location, PersonalData, Reporter};
-use hub_schemas::limits::{text_problem, InputLimits, TextKind};
+use hub_schemas::limits::{text_problem, InputLimits, TextKind, MAX_LINE_CHARS};
 
 use super::catalog::{Catalog, Datatype, Service};
 use super::datum::{wgs84_to_gcj02, Datum};
@@ -99,9 +99,9 @@ pub fn parse_post_request(
             .or_default()
             .push(v.into_owned());
     }
-    if fields.values().flatten().any(|v| v.contains('\u{FFFD}'))
-        && !String::from_utf8_lossy(body).contains("%EF%BF%BD")
-    {
+    // Checked on the decoded bytes: `form_urlencoded` would silently turn invalid UTF-8
+    // into U+FFFD, and a resident's text must not be altered behind their back.
+    if !form_is_utf8(body) {
         return Err(vec![Open311Error::new(
             400,
             "the request body is not valid UTF-8",
@@ -308,6 +308,18 @@ pub fn parse_post_request(
     let account_id = text_field("account_id", &mut errors);
     let first_name = text_field("first_name", &mut errors);
     let last_name = text_field("last_name", &mut errors);
+    // The event carries the full name as one line of text.
+    if let (Some(f), Some(l)) = (first_name.as_deref(), last_name.as_deref()) {
+        let name = full_name(Some(f), Some(l)).unwrap_or_default();
+        if name.chars().count() > MAX_LINE_CHARS {
+            errors.push(Open311Error::new(
+                400,
+                format!(
+                    "first_name and last_name together are longer than {MAX_LINE_CHARS} characters"
+                ),
+            ));
+        }
+    }
     let phone = text_field("phone", &mut errors);
     if let Some(p) = &phone {
         if !p.chars().all(|c| c.is_ascii_digit() || "+-() ".contains(c)) {
@@ -342,6 +354,42 @@ pub fn parse_post_request(
         phone,
         description,
         media_url,
+    })
+}
+
+/// Whether every name and value of a form body is UTF-8 once `+` and `%XX` are decoded
+/// (what `form_urlencoded::parse` does before it replaces invalid sequences with U+FFFD).
+fn form_is_utf8(body: &[u8]) -> bool {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let mut decoded = Vec::new();
+    body.split(|b| *b == b'&').all(|pair| {
+        pair.splitn(2, |b| *b == b'=').all(|part| {
+            decoded.clear();
+            let mut i = 0;
+            while i < part.len() {
+                match (
+                    part[i],
+                    part.get(i + 1).copied().and_then(hex),
+                    part.get(i + 2).copied().and_then(hex),
+                ) {
+                    (b'%', Some(hi), Some(lo)) => {
+                        decoded.push(hi * 16 + lo);
+                        i += 3;
+                    }
+                    (b'+', ..) => {
+                        decoded.push(b' ');
+                        i += 1;
+                    }
+                    (b, ..) => {
+                        decoded.push(b);
+                        i += 1;
+                    }
+                }
+            }
+            std::str::from_utf8(&decoded).is_ok()
+        })
     })
 }
 
