@@ -414,3 +414,54 @@ fn scope_of(a: &AccountConfig, city: &City) -> anyhow::Result<Scope> {
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_throttle_blocks_an_address_for_the_window_after_ten_failures() {
+        let t = LoginThrottle::default();
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        let other: IpAddr = "10.1.2.4".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..LoginThrottle::MAX_FAILURES - 1 {
+            t.failed(ip, t0);
+        }
+        assert_eq!(
+            t.blocked(ip, t0),
+            None,
+            "nine failures are not yet throttled"
+        );
+        t.failed(ip, t0);
+        let wait = t.blocked(ip, t0 + Duration::from_secs(20)).unwrap();
+        assert_eq!(wait, Duration::from_secs(40));
+        assert_eq!(t.blocked(other, t0), None, "per address");
+        assert_eq!(
+            t.blocked(ip, t0 + LoginThrottle::WINDOW),
+            None,
+            "the window ends"
+        );
+        // After the window the count starts again.
+        t.failed(ip, t0 + LoginThrottle::WINDOW);
+        assert_eq!(t.blocked(ip, t0 + LoginThrottle::WINDOW), None);
+    }
+
+    #[test]
+    fn tokens_are_kept_as_digests_and_found_whichever_account_matches() {
+        let city_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let router = crate::routing_state::load(&city_dir).unwrap();
+        let secrets: Secrets = Arc::new(|name: &str| match name {
+            "HUB_TOKEN_ADMIN" => Some("s3cret-admin".into()),
+            "HUB_TOKEN_POLICE" => Some("s3cret-police".into()),
+            _ => None,
+        });
+        let access = Access::load(&city_dir, router.config().city(), &secrets).unwrap();
+        assert_eq!(access.identify("s3cret-admin").unwrap().name, "admin");
+        assert_eq!(access.identify(" s3cret-police ").unwrap().name, "police");
+        assert!(access.identify("s3cret-admin2").is_none());
+        assert!(access.identify("").is_none());
+        // Demo tokens are off unless asked for.
+        assert!(access.identify("demo-admin").is_none());
+    }
+}

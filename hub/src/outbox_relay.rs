@@ -187,6 +187,8 @@ struct Lease<'a> {
     destination: &'a str,
     holder: &'a str,
     taken: std::time::Instant,
+    /// Set once another process holds the lease: this relay must stop at once.
+    lost: bool,
 }
 
 impl Lease<'_> {
@@ -203,6 +205,7 @@ impl Lease<'_> {
             .lease_destination(self.destination, self.holder, now, until)
             .await?
         {
+            self.lost = true;
             anyhow::bail!(
                 "the lease on {} passed to another process",
                 self.destination
@@ -265,6 +268,7 @@ impl Relay {
             destination: name,
             holder: &self.holder,
             taken: std::time::Instant::now(),
+            lost: false,
         };
         let state = self.store.outbox_destination(name).await?;
         if let Some(next) = state.next_attempt_at.filter(|n| *n > now) {
@@ -286,6 +290,13 @@ impl Relay {
                     .increment(batch.len() as u64);
                 backoff.reset();
                 Ok(Step::Busy)
+            }
+            Err((delivered, error)) if lease.lost => {
+                // Another process holds the destination now and delivers from the cursor
+                // as stored; what this relay delivered meanwhile is delivered again (the
+                // receivers key on the outbox id).
+                tracing::warn!(error = %format!("{error:#}"), delivered, "outbox lease lost mid-batch; stopping");
+                Ok(Step::Wait(LEASE / 3))
             }
             Err((delivered, error)) => {
                 if delivered > 0 {
@@ -317,4 +328,44 @@ enum Step {
     Idle,
     /// Not ours now, or backing off.
     Wait(Duration),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_relay_renews_its_lease_and_notices_when_another_process_took_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = hub_store::open(&format!("sqlite://{}/hub.db", dir.path().display()))
+            .await
+            .unwrap();
+        let t0 = Utc::now();
+        let lease_for = chrono::Duration::from_std(LEASE).unwrap();
+        assert!(store
+            .lease_destination("webhook:police", "a", t0, t0 + lease_for)
+            .await
+            .unwrap());
+        let old = std::time::Instant::now() - RENEW_AFTER - Duration::from_millis(10);
+        let mut lease = Lease {
+            store: store.as_ref(),
+            destination: "webhook:police",
+            holder: "a",
+            taken: old,
+            lost: false,
+        };
+        // An old lease is renewed before the next delivery.
+        lease.keep().await.unwrap();
+        assert!(lease.taken > old && !lease.lost);
+        // Process a stalls past its lease; b takes the destination over.
+        let later = t0 + lease_for * 3;
+        assert!(store
+            .lease_destination("webhook:police", "b", later, later + lease_for * 10)
+            .await
+            .unwrap());
+        lease.taken = old;
+        let err = lease.keep().await.unwrap_err().to_string();
+        assert!(lease.lost, "{err}");
+        assert!(err.contains("passed to another process"), "{err}");
+    }
 }

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use crate::geo::{GeometryError, MultiPolygon, Point};
 use crate::place::PointLookup;
 use crate::spatial_index::SpatialIndex;
+use crate::topology::{self, Defect};
 
 pub const CONFIG_FILE: &str = "city.toml";
 pub const BOUNDARIES_FILE: &str = "boundaries.geojson";
@@ -104,6 +105,21 @@ pub enum Problem {
     UnknownLevel(String),
     #[error("{0}")]
     Geometry(GeometryError),
+    #[error("{ring} has fewer than 3 distinct corners")]
+    DegenerateRing { ring: String },
+    /// A ring whose edges cross or touch (other than consecutive edges at their vertex).
+    #[error("{ring} crosses itself at {at}")]
+    SelfIntersection { ring: String, at: Point },
+    #[error("{ring} crosses ring {other} at {at}")]
+    RingsCross {
+        ring: String,
+        other: usize,
+        at: Point,
+    },
+    /// Two areas of one level (or two polygons of one area) whose interiors intersect;
+    /// `other` names the second as `at` names the first.
+    #[error("overlaps {other} near {at}")]
+    Overlap { other: String, at: Point },
     #[error("grid {0} is not declared in the city config")]
     UnknownGrid(String),
     #[error("address {0:?} is listed twice")]
@@ -772,7 +788,7 @@ impl City {
                     },
                 });
             }
-            Ok(b.geometry)
+            Ok((index, b.geometry))
         };
 
         let check_code =
@@ -810,8 +826,9 @@ impl City {
             &district_at,
             &in_config,
         )?;
-        let boundary = take_shape(AreaLevel::District, &d.code, None, &district_at)?
-            .ok_or_else(|| no_geometry(&district_at))?;
+        let (district_feature, boundary) =
+            take_shape(AreaLevel::District, &d.code, None, &district_at)?;
+        let boundary = boundary.ok_or_else(|| no_geometry(&district_at))?;
         let district = District {
             code: d.code,
             name: d.name,
@@ -824,6 +841,10 @@ impl City {
 
         // Streets.
         let mut streets = Vec::with_capacity(config.streets.len());
+        // Feature index of each street's (when it has one), community's and grid's boundary.
+        let mut street_features = Vec::with_capacity(config.streets.len());
+        let mut community_features = Vec::with_capacity(config.communities.len());
+        let mut grid_features = Vec::new();
         let mut street_index = HashMap::new();
         for s in config.streets {
             let at = format!("street {} ({})", s.code, s.name);
@@ -835,14 +856,16 @@ impl City {
             let triage_desk =
                 require_role(&units, UnitRole::TriageDesk, "street", &at, &in_config)?;
             // A missing street outline is allowed: a street is the union of its communities.
-            let boundary = match take_shape(AreaLevel::Street, &s.code, Some(&district.code), &at) {
-                Ok(b) => b,
-                Err(CityError::Invalid {
-                    problem: Problem::NoBoundary,
-                    ..
-                }) => None,
-                Err(e) => return Err(e),
-            };
+            let (feature, boundary) =
+                match take_shape(AreaLevel::Street, &s.code, Some(&district.code), &at) {
+                    Ok(shape) => shape,
+                    Err(CityError::Invalid {
+                        problem: Problem::NoBoundary,
+                        ..
+                    }) => (usize::MAX, None),
+                    Err(e) => return Err(e),
+                };
+            street_features.push(feature);
             streets.push(Street {
                 index: streets.len(),
                 code: s.code,
@@ -881,8 +904,10 @@ impl City {
             for role in UnitRole::CORE {
                 require_role(&units, role, "community", &at, &in_config)?;
             }
-            let boundary = take_shape(AreaLevel::Community, &c.code, Some(&c.street), &at)?
-                .ok_or_else(|| no_geometry(&at))?;
+            let (feature, boundary) =
+                take_shape(AreaLevel::Community, &c.code, Some(&c.street), &at)?;
+            let boundary = boundary.ok_or_else(|| no_geometry(&at))?;
+            community_features.push(feature);
             let mut own_grids = Vec::with_capacity(c.grids.len());
             for g in c.grids {
                 let grid_at = format!("{at}, grid {} ({})", g.code, g.name);
@@ -890,8 +915,10 @@ impl City {
                 if grid_index.insert(g.code.clone(), grids.len()).is_some() {
                     return Err(in_config(grid_at, Problem::DuplicateCode(g.code)));
                 }
-                let boundary = take_shape(AreaLevel::Grid, &g.code, Some(&c.code), &grid_at)?
-                    .ok_or_else(|| no_geometry(&grid_at))?;
+                let (feature, boundary) =
+                    take_shape(AreaLevel::Grid, &g.code, Some(&c.code), &grid_at)?;
+                let boundary = boundary.ok_or_else(|| no_geometry(&grid_at))?;
+                grid_features.push(feature);
                 own_grids.push(grids.len());
                 grids.push(Grid {
                     index: grids.len(),
@@ -926,6 +953,32 @@ impl City {
                 at: format!("feature {index} ({} {})", b.level, b.code),
                 problem: Problem::UnknownArea { level: b.level },
             });
+        }
+
+        // Rings are simple and areas of one level do not overlap.
+        let district_level = [(district_feature, district.code.as_str(), &district.boundary)];
+        let street_level: Vec<_> = streets
+            .iter()
+            .zip(&street_features)
+            .filter_map(|(s, &f)| Some((f, s.code.as_str(), s.boundary.as_ref()?)))
+            .collect();
+        let community_level: Vec<_> = communities
+            .iter()
+            .zip(&community_features)
+            .map(|(c, &f)| (f, c.code.as_str(), &c.boundary))
+            .collect();
+        let grid_level: Vec<_> = grids
+            .iter()
+            .zip(&grid_features)
+            .map(|(g, &f)| (f, g.code.as_str(), &g.boundary))
+            .collect();
+        for (level, features) in [
+            (AreaLevel::District, &district_level[..]),
+            (AreaLevel::Street, &street_level),
+            (AreaLevel::Community, &community_level),
+            (AreaLevel::Grid, &grid_level),
+        ] {
+            check_topology(level, features, &sources.boundaries)?;
         }
 
         // Unit ids are unique across the city.
@@ -1160,6 +1213,74 @@ impl City {
     pub(crate) fn street_position_of_community(&self, community: usize) -> usize {
         self.street_of_community[community] as usize
     }
+}
+
+/// Refuses self-intersecting rings and overlapping areas of one level. `features` holds
+/// each area's feature index, code and boundary.
+fn check_topology(
+    level: AreaLevel,
+    features: &[(usize, &str, &MultiPolygon)],
+    file: &str,
+) -> Result<(), CityError> {
+    let shapes: Vec<&MultiPolygon> = features.iter().map(|&(_, _, shape)| shape).collect();
+    let Err(defect) = topology::check_level(&shapes) else {
+        return Ok(());
+    };
+    let feature = |area: usize| {
+        let (index, code, _) = features[area];
+        format!("feature {index} ({level} {code})")
+    };
+    let ring = |polygon: usize, ring: usize| format!("polygon {polygon}, ring {ring}");
+    let (at, problem) = match defect {
+        Defect::Degenerate { part, ring: r } => (
+            feature(part.area),
+            Problem::DegenerateRing {
+                ring: ring(part.polygon, r),
+            },
+        ),
+        Defect::SelfIntersection { part, ring: r, at } => (
+            feature(part.area),
+            Problem::SelfIntersection {
+                ring: ring(part.polygon, r),
+                at,
+            },
+        ),
+        Defect::RingsCross {
+            part,
+            rings: (r, other),
+            at,
+        } => (
+            feature(part.area),
+            Problem::RingsCross {
+                ring: ring(part.polygon, r),
+                other,
+                at,
+            },
+        ),
+        Defect::Overlap { parts: (a, b), at } if a.area == b.area => (
+            format!("{}, polygon {}", feature(a.area), a.polygon),
+            Problem::Overlap {
+                other: format!("polygon {}", b.polygon),
+                at,
+            },
+        ),
+        Defect::Overlap { parts: (a, b), at } => {
+            // Name a polygon only where a feature has several.
+            let name = |part: topology::Part| {
+                if features[part.area].2.polygons().len() > 1 {
+                    format!("{}, polygon {}", feature(part.area), part.polygon)
+                } else {
+                    feature(part.area)
+                }
+            };
+            (name(a), Problem::Overlap { other: name(b), at })
+        }
+    };
+    Err(CityError::Invalid {
+        file: file.to_owned(),
+        at,
+        problem,
+    })
 }
 
 fn build_units(

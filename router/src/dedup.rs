@@ -28,12 +28,17 @@ pub struct MergeCandidate {
 impl MergeCandidate {
     /// Earliest occurrence an open task may have to be the same incident.
     pub fn window_start(&self) -> DateTime<Utc> {
-        self.occurred_at - self.window
+        // Checked: an event time at the edge of the calendar must not overflow.
+        self.occurred_at
+            .checked_sub_signed(self.window)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 
     /// Latest occurrence (a report may arrive after a later report of the same incident).
     pub fn window_end(&self) -> DateTime<Utc> {
-        self.occurred_at + self.window
+        self.occurred_at
+            .checked_add_signed(self.window)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 }
 

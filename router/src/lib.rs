@@ -19,6 +19,7 @@ pub mod rules_test;
 pub mod spatial_index;
 pub mod task;
 pub mod taxonomy;
+pub mod topology;
 pub mod workflow;
 
 pub use routing::Router;

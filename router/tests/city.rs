@@ -940,3 +940,262 @@ fn boundaries_must_be_a_feature_collection() {
         "b.geojson: type is \"Feature\", expected \"FeatureCollection\""
     );
 }
+
+// ------------------------------------------------------------------ boundary topology
+
+fn square(x: f64, y: f64, size: f64) -> MultiPolygon {
+    Polygon::rectangle(Point::new(x, y), Point::new(x + size, y + size))
+        .unwrap()
+        .into()
+}
+
+fn closed(corners: &[(f64, f64)]) -> Vec<Point> {
+    let mut ring: Vec<Point> = corners.iter().map(|&(x, y)| Point::new(x, y)).collect();
+    ring.push(ring[0]);
+    ring
+}
+
+/// A district (-1..5 × -1..5) with one street and a community per shape, each with one
+/// grid of the same shape. Features: district 0, street 1, then per community `k` the
+/// community at 2 + 2k and its grid at 3 + 2k.
+fn city_of(shapes: &[MultiPolygon]) -> Result<City, CityError> {
+    let mut toml = String::from(
+        r#"
+[district]
+code = "110101"
+name = "示例区"
+datum = "GCJ-02"
+[[district.units]]
+id = "110101.triage_desk"
+role = "triage_desk"
+name = "区指挥中心"
+[[streets]]
+code = "110101001"
+name = "东街道"
+[[streets.units]]
+id = "110101001.triage_desk"
+role = "triage_desk"
+name = "东街道综治中心"
+"#,
+    );
+    let mut boundaries = vec![
+        Boundary {
+            level: AreaLevel::District,
+            code: "110101".into(),
+            parent: None,
+            geometry: Some(square(-1.0, -1.0, 6.0)),
+        },
+        Boundary {
+            level: AreaLevel::Street,
+            code: "110101001".into(),
+            parent: Some("110101".into()),
+            geometry: None,
+        },
+    ];
+    for (k, shape) in shapes.iter().enumerate() {
+        let code = format!("110101001{:03}", k + 1);
+        toml.push_str(&format!(
+            r#"
+[[communities]]
+code = "{code}"
+name = "社区{k}"
+street = "110101001"
+ladder = ["grid_worker", "workstation", "street"]
+[[communities.units]]
+id = "{code}.party_branch"
+role = "party_branch"
+name = "党委"
+[[communities.units]]
+id = "{code}.workstation"
+role = "workstation"
+name = "工作站"
+[[communities.units]]
+id = "{code}.residents_committee"
+role = "residents_committee"
+name = "居委会"
+[[communities.grids]]
+code = "{code}001"
+name = "网格"
+grid_worker = "甲"
+"#
+        ));
+        for (level, code, parent) in [
+            (AreaLevel::Community, code.clone(), "110101001".to_owned()),
+            (AreaLevel::Grid, format!("{code}001"), code.clone()),
+        ] {
+            boundaries.push(Boundary {
+                level,
+                code,
+                parent: Some(parent),
+                geometry: Some(shape.clone()),
+            });
+        }
+    }
+    City::from_parts(
+        CityConfig::parse(&toml, "city.toml").unwrap(),
+        boundaries,
+        Vec::new(),
+    )
+}
+
+#[test]
+fn a_self_intersecting_ring_is_refused_with_the_crossing_point() {
+    let (index, code) = first_community_feature();
+    let dir = broken_city(
+        "bow-tie",
+        |c| c,
+        |b| {
+            edit_feature(b, index, |f| {
+                f["geometry"] = serde_json::json!({"type": "Polygon", "coordinates": [[
+                    [105.40, 28.90], [105.42, 28.92], [105.42, 28.90], [105.40, 28.92], [105.40, 28.90]
+                ]]});
+            })
+        },
+    );
+    let (message, err) = load_error(&dir);
+    assert!(
+        message.contains(&format!(
+            "boundaries.geojson: feature {index} (community {code}): polygon 0, ring 0 crosses itself at (105.41, 28.91)"
+        )),
+        "{message}"
+    );
+    assert_eq!(
+        err.problem(),
+        Some(&Problem::SelfIntersection {
+            ring: "polygon 0, ring 0".into(),
+            at: Point::new(105.41, 28.91)
+        })
+    );
+
+    // A hole crossing its polygon's exterior, in code.
+    let holed = Polygon::new(
+        closed(&[(0.0, 0.0), (2.0, 0.0), (2.0, 2.0), (0.0, 2.0)]),
+        vec![closed(&[(1.0, 0.5), (3.0, 0.5), (3.0, 1.5), (1.0, 1.5)])],
+    )
+    .unwrap();
+    let message = city_of(&[holed.into()]).unwrap_err().to_string();
+    assert!(
+        message.starts_with("boundaries.geojson: feature 2 (community 110101001001): polygon 0, ring 0 crosses ring 1 at (2, "),
+        "{message}"
+    );
+}
+
+#[test]
+fn overlapping_communities_are_refused_naming_both() {
+    let err = city_of(&[square(0.0, 0.0, 2.0), square(1.0, 1.0, 2.0)]).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with(
+            "boundaries.geojson: feature 2 (community 110101001001): overlaps feature 4 (community 110101001002) near ("
+        ),
+        "{message}"
+    );
+    // Where the two squares' sides cross.
+    match err.problem() {
+        Some(Problem::Overlap { other, at }) => {
+            assert_eq!(other, "feature 4 (community 110101001002)");
+            assert!(
+                [Point::new(2.0, 1.0), Point::new(1.0, 2.0)].contains(at),
+                "{at}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Wholly inside, without a hole; touching the other's side from inside.
+    for inner in [square(0.5, 0.5, 1.0), square(0.0, 0.5, 1.0)] {
+        let message = city_of(&[square(0.0, 0.0, 2.0), inner])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(
+                "feature 2 (community 110101001001): overlaps feature 4 (community 110101001002) near"
+            ),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn communities_sharing_borders_and_corners_load() {
+    let city = city_of(&[
+        square(0.0, 0.0, 1.0),
+        square(1.0, 0.0, 1.0),
+        // Along the top of both: its side holds the corner they share (a T-junction).
+        Polygon::rectangle(Point::new(0.0, 1.0), Point::new(2.0, 2.0))
+            .unwrap()
+            .into(),
+        // Meets the second square at one corner only.
+        square(2.0, -1.0, 1.0),
+        // Walked clockwise, sharing the strip's east side.
+        Polygon::new(
+            closed(&[(2.0, 1.0), (2.0, 2.0), (3.0, 2.0), (3.0, 1.0)]),
+            vec![],
+        )
+        .unwrap()
+        .into(),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(city.communities().len(), 5);
+    let place = city.resolve(&at(1.0, 1.0));
+    assert_eq!(place.community_code.as_deref(), Some("110101001003"));
+}
+
+#[test]
+fn a_community_inside_anothers_hole_loads() {
+    let holed: MultiPolygon = Polygon::new(
+        closed(&[(0.0, 0.0), (4.0, 0.0), (4.0, 4.0), (0.0, 4.0)]),
+        vec![closed(&[(1.0, 1.0), (1.0, 3.0), (3.0, 3.0), (3.0, 1.0)])],
+    )
+    .unwrap()
+    .into();
+    // Filling the hole exactly (an enclave), and strictly inside it.
+    for inner in [square(1.0, 1.0, 2.0), square(1.5, 1.5, 1.0)] {
+        let city = city_of(&[holed.clone(), inner]).unwrap_or_else(|e| panic!("{e}"));
+        let place = city.resolve(&at(2.0, 2.0));
+        assert_eq!(place.community_code.as_deref(), Some("110101001002"));
+        let place = city.resolve(&at(0.5, 2.0));
+        assert_eq!(place.community_code.as_deref(), Some("110101001001"));
+    }
+    // Reaching out of the hole onto the polygon.
+    let message = city_of(&[holed, square(0.5, 1.5, 1.0)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains(
+            "feature 2 (community 110101001001): overlaps feature 4 (community 110101001002) near"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn overlapping_grids_of_the_sample_are_refused_naming_both() {
+    // The second grid of the first community gets the first grid's geometry.
+    let text = std::fs::read_to_string(city_dir().join("boundaries.geojson")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let grids: Vec<(usize, String)> = doc["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f["properties"]["level"] == "grid")
+        .map(|(i, f)| (i, f["properties"]["code"].as_str().unwrap().to_owned()))
+        .take(2)
+        .collect();
+    let geometry = doc["features"][grids[0].0]["geometry"].clone();
+    let dir = broken_city(
+        "duplicate-grid-shape",
+        |c| c,
+        |b| edit_feature(b, grids[1].0, |f| f["geometry"] = geometry.clone()),
+    );
+    let (message, err) = load_error(&dir);
+    assert!(
+        message.contains(&format!(
+            "boundaries.geojson: feature {} (grid {}): overlaps feature {} (grid {}) near (",
+            grids[0].0, grids[0].1, grids[1].0, grids[1].1
+        )),
+        "{message}"
+    );
+    assert!(matches!(err.problem(), Some(Problem::Overlap { .. })));
+}

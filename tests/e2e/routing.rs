@@ -429,14 +429,18 @@ async fn a_suppressed_event_leaves_a_row_that_administrators_can_list() {
     );
     reading.attributes.insert("fillLevel".into(), "50".into());
     feed.publish(&reading).await;
-    eventually(Duration::from_secs(30), "the suppression recorded", || async {
-        (hub.store
-            .prior_outcome("sanitation.test", "HW-LOW-1")
-            .await
-            .unwrap()
-            == Some(PriorOutcome::Suppressed))
-        .then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the suppression recorded",
+        || async {
+            (hub.store
+                .prior_outcome("sanitation.test", "HW-LOW-1")
+                .await
+                .unwrap()
+                == Some(PriorOutcome::Suppressed))
+            .then_some(())
+        },
+    )
     .await;
     let list: Value = admin_get(&format!("{base}/api/v1/suppressions"))
         .await
@@ -507,9 +511,11 @@ async fn accounts_are_reloaded_when_access_toml_changes_and_a_broken_file_is_ref
         ),
     )
     .unwrap();
-    eventually(Duration::from_secs(30), "the new account accepted", || async {
-        (status("demo-new-street").await == 200).then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the new account accepted",
+        || async { (status("demo-new-street").await == 200).then_some(()) },
+    )
     .await;
     // A broken file is refused: the accounts in force stay.
     std::fs::write(&access, "[[accounts]\nname = ").unwrap();

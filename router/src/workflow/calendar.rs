@@ -661,7 +661,12 @@ impl WorkingCalendar {
     }
 
     fn local(&self, t: DateTime<Utc>) -> (NaiveDate, i64) {
-        let local = t.naive_utc() + TimeDelta::seconds(i64::from(self.offset.local_minus_utc()));
+        // Checked: an instant at the edge of chrono's range stays at that edge.
+        let offset = TimeDelta::seconds(i64::from(self.offset.local_minus_utc()));
+        let local = t
+            .naive_utc()
+            .checked_add_signed(offset)
+            .unwrap_or(t.naive_utc());
         let time = local.time();
         // A leap second reports nanos ≥ 1e9; clamp it into the last millisecond.
         let ms = i64::from(time.num_seconds_from_midnight()) * 1000
@@ -670,8 +675,13 @@ impl WorkingCalendar {
     }
 
     fn utc(&self, date: NaiveDate, ms_of_day: i64) -> DateTime<Utc> {
-        let local = date.and_time(NaiveTime::MIN) + TimeDelta::milliseconds(ms_of_day);
-        let utc = local - TimeDelta::seconds(i64::from(self.offset.local_minus_utc()));
+        let midnight = date.and_time(NaiveTime::MIN);
+        let local = midnight
+            .checked_add_signed(TimeDelta::milliseconds(ms_of_day))
+            .unwrap_or(midnight);
+        let utc = local
+            .checked_sub_signed(TimeDelta::seconds(i64::from(self.offset.local_minus_utc())))
+            .unwrap_or(local);
         DateTime::from_naive_utc_and_offset(utc, Utc)
     }
 
