@@ -35,6 +35,10 @@ pub struct HubConfig {
     pub shutdown_drain_ms: u64,
 }
 
+/// The longest a single outbox delivery may take (webhook timeouts are checked against it):
+/// a delivery started on a lease just renewed ends before the lease does.
+pub const MAX_DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn default_drain_ms() -> u64 {
     10_000
 }
@@ -531,7 +535,7 @@ impl HubConfig {
             }
             // The relay renews its lease between deliveries; one delivery must fit well
             // inside it, or a second process could take over while it still runs.
-            let most = crate::outbox_relay::MAX_DELIVERY_TIMEOUT.as_millis() as u64;
+            let most = MAX_DELIVERY_TIMEOUT.as_millis() as u64;
             if w.timeout_ms == 0 || w.timeout_ms > most {
                 return Err(format!(
                     "webhooks[{i}] ({department}): timeout_ms = {} must be from 1 to {most} (shorter than the relay's lease)",

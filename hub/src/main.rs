@@ -3,10 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hub::app::{self, Roles};
-use hub::config::HubConfig;
+use hub::context::Roles;
 
 #[derive(Parser)]
 #[command(
@@ -189,7 +187,7 @@ enum Role {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    hub::telemetry::init_logging();
+    hub::infra::telemetry::init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run {
@@ -202,11 +200,11 @@ async fn main() -> std::process::ExitCode {
                 router: roles.contains(&Role::Router),
                 api: roles.contains(&Role::Api),
             };
-            run(config, listen, roles).await
+            hub::cli::run::run(config, listen, roles).await
         }
-        Command::Demo { listen, data_dir } => hub::demo::run(listen, data_dir).await,
+        Command::Demo { listen, data_dir } => hub::cli::demo::run(listen, data_dir).await,
         Command::Connectors(ConnectorsCommand::Status { api, json }) => {
-            hub::connectors_cli::status(&api, json).await
+            hub::cli::connectors::status(&api, json).await
         }
         Command::Dlq(DlqCommand::List {
             api,
@@ -215,13 +213,11 @@ async fn main() -> std::process::ExitCode {
             after,
             limit,
             json,
-        }) => {
-            hub::connectors_cli::dlq_list(&api, token.as_deref(), source, after, limit, json).await
-        }
-        Command::Rules(RulesCommand::Check { dir }) => hub::admin_cli::rules_check(&dir),
-        Command::Rules(RulesCommand::Test { dir }) => hub::admin_cli::rules_test(&dir),
-        Command::Bench(BenchCommand::Route { quick }) => hub::admin_cli::bench_route(quick),
-        Command::Bench(BenchCommand::Sla { tasks, dir }) => hub::admin_cli::bench_sla(&dir, tasks),
+        }) => hub::cli::dlq::dlq_list(&api, token.as_deref(), source, after, limit, json).await,
+        Command::Rules(RulesCommand::Check { dir }) => hub::cli::rules::rules_check(&dir),
+        Command::Rules(RulesCommand::Test { dir }) => hub::cli::rules::rules_test(&dir),
+        Command::Bench(BenchCommand::Route { quick }) => hub::cli::bench::bench_route(quick),
+        Command::Bench(BenchCommand::Sla { tasks, dir }) => hub::cli::bench::bench_sla(&dir, tasks),
         Command::Report {
             api,
             token,
@@ -241,7 +237,7 @@ async fn main() -> std::process::ExitCode {
                 ("street", street),
                 ("unit", unit),
             ];
-            hub::indicators::report_cli(&api, token.as_deref(), &query, csv).await
+            hub::cli::report::report_cli(&api, token.as_deref(), &query, csv).await
         }
         Command::Dlq(DlqCommand::Replay {
             api,
@@ -250,10 +246,7 @@ async fn main() -> std::process::ExitCode {
             after,
             dry_run,
             json,
-        }) => {
-            hub::connectors_cli::dlq_replay(&api, token.as_deref(), source, after, dry_run, json)
-                .await
-        }
+        }) => hub::cli::dlq::dlq_replay(&api, token.as_deref(), source, after, dry_run, json).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -262,18 +255,4 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-async fn run(config_path: PathBuf, listen: Option<SocketAddr>, roles: Roles) -> anyhow::Result<()> {
-    let mut config = HubConfig::load(&config_path)?;
-    if let Some(listen) = listen {
-        config.listen = listen;
-    }
-    let hub = app::start(&config, roles, app::env_secrets())
-        .await
-        .with_context(|| format!("starting the hub from {}", config_path.display()))?;
-    if let Some(addr) = hub.api_addr {
-        println!("hub: API on http://{addr} (tasks: http://{addr}/api/v1/tasks)");
-    }
-    hub.run_until_interrupted().await
 }

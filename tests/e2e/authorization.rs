@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub::app::{self, Roles, RunningHub};
 use hub::http::Guard;
+use hub::startup::{self, Roles, RunningHub};
 use hub_schemas::event::Department;
 use hub_tests::*;
 use reqwest::{Method, StatusCode};
@@ -43,7 +43,7 @@ const ACCOUNTS: [&str; 10] = [
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    _broker: hub::broker::EmbeddedBroker,
+    _broker: hub::infra::broker::EmbeddedBroker,
     hub: RunningHub,
     base: String,
     /// Task id and the marker in its description, by name (T1, T2, T3).
@@ -58,7 +58,7 @@ async fn fixture() -> Fixture {
     let broker = start_broker(dir.path()).await;
     let url = fresh_store_url(Backend::Sqlite, dir.path()).await;
     let config = hub_config(dir.path(), broker.bootstrap(), &url);
-    let hub = app::start(
+    let hub = startup::start(
         &config,
         API_ONLY,
         with_demo_tokens(Arc::new(|_: &str| None)),

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use hub::app::{self, Hooks, Roles, RunningHub};
 use hub::config::HubConfig;
+use hub::startup::{self, Hooks, Roles, RunningHub};
 use hub_connectors::mapping::{Mapped, Mapper, MappingContext, RecordFormat};
 use hub_connectors::RawRecord;
 use hub_schemas::codec::{value_subject, Codec};
@@ -64,7 +64,7 @@ struct Bench {
     sensors: SensorGateway,
     prefix: String,
     welfare: FakeCivilAffairsDb,
-    kafka: hub::kafka::Kafka,
+    kafka: hub::infra::kafka::Kafka,
     codec: Codec,
     n: AtomicU32,
     sent: Mutex<Vec<Sent>>,
@@ -175,7 +175,7 @@ async fn bench(backend: Backend, hooks: Hooks) -> Bench {
     let welfare = welfare_db().await;
     let (prefix, client_id) = mqtt_names();
     let config = config_for(&env, &police.base_url(), &prefix, &client_id);
-    let hub = app::start_with(
+    let hub = startup::start_with(
         &config,
         Roles::ALL,
         with_demo_tokens(secrets(&[
@@ -192,7 +192,7 @@ async fn bench(backend: Backend, hooks: Hooks) -> Bench {
     let sensors = SensorGateway::connect("127.0.0.1", 1883, &format!("{client_id}-sensors")).await;
     let addresses = addresses();
     until_subscribed(&base, &sensors, &prefix, &addresses[0]).await;
-    let kafka = hub::kafka::Kafka::connect(&env.bootstrap, "bad-input-test").unwrap();
+    let kafka = hub::infra::kafka::Kafka::connect(&env.bootstrap, "bad-input-test").unwrap();
     let codec = Codec::new(Registry::from(
         LocalRegistry::open(env.dir.path().join("schema-ids.json")).unwrap(),
     ));
@@ -893,7 +893,7 @@ async fn every_entry_point_survives_bad_input_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_whose_routing_panics_is_dead_lettered_and_the_next_one_routed() {
     let hooks = Hooks {
-        routing: hub::dispatcher::Hooks {
+        routing: hub::pipeline::routing::Hooks {
             before_routing: Some(Arc::new(|e: &CivicEvent| {
                 if e.source_id.starts_with("PANIC-") {
                     panic!("injected fault for {}", e.source_id);

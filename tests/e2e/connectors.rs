@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use hub::app::{self, Roles, RunningHub, Secrets};
-use hub::broker::EmbeddedBroker;
 use hub::config::{
     ConnectorConfig, DebounceSettings, HttpPollConnector, HubConfig, MqttConnector,
     PostgresPollConnector, WebhookConnector,
 };
+use hub::infra::broker::EmbeddedBroker;
+use hub::startup::{self, Roles, RunningHub, Secrets};
 use hub_connectors::open311::gcj02_to_wgs84;
 use hub_schemas::event::Department;
 use hub_simulator::civil_affairs_db::{with_database, FakeCivilAffairsDb, WelfareCase};
@@ -106,7 +106,7 @@ pub(crate) fn secrets(pairs: &[(&str, &str)]) -> Secrets {
 }
 
 pub(crate) async fn start(config: &HubConfig, secrets: Secrets) -> RunningHub {
-    app::start(config, Roles::ALL, secrets)
+    startup::start(config, Roles::ALL, secrets)
         .await
         .expect("hub starts")
 }
@@ -1892,11 +1892,11 @@ async fn dead_letters_are_listed_and_replayed_through_the_current_mapping() {
 
     // A record an older mapping refused, which the current one maps: as after a fix.
     let fixed = theft(&mut generator, &a[3]);
-    let kafka = hub::kafka::Kafka::connect(&env.bootstrap, "test").unwrap();
-    hub::dlq::produce(
+    let kafka = hub::infra::kafka::Kafka::connect(&env.bootstrap, "test").unwrap();
+    hub::pipeline::dead_letters::produce(
         &kafka,
         "hub.deadletter",
-        &hub::dlq::Letter {
+        &hub::pipeline::dead_letters::Letter {
             stage: "connector.mapping",
             source: "police.test".into(),
             format: Some("police_incident".into()),

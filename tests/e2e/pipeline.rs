@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub::app::{self, Roles, RunningHub};
 use hub::config::{ConnectorConfig, HttpPollConnector, HubConfig};
+use hub::startup::{self, Roles, RunningHub};
 use hub_schemas::event::Department;
 use hub_simulator::generator::{load_addresses, Address, Generator};
 use hub_simulator::FakeDepartment;
@@ -30,7 +30,11 @@ fn addresses() -> Vec<Address> {
 /// records a page) with a SQLite store, all in `dir`.
 async fn urban_management_hub(
     dir: &std::path::Path,
-) -> (hub::broker::EmbeddedBroker, FakeDepartment, HubConfig) {
+) -> (
+    hub::infra::broker::EmbeddedBroker,
+    FakeDepartment,
+    HubConfig,
+) {
     let broker = start_broker(dir).await;
     let store_url = fresh_store_url(Backend::Sqlite, dir).await;
     let fake = FakeDepartment::start(
@@ -78,7 +82,7 @@ fn http_connector(fake: &FakeDepartment, page_size: u32) -> HttpPollConnector {
 }
 
 async fn start(config: &HubConfig, roles: Roles) -> RunningHub {
-    app::start(
+    startup::start(
         config,
         roles,
         hub_tests::with_demo_tokens(Arc::new(|_: &str| Some(TOKEN.to_owned()))),
@@ -326,7 +330,7 @@ async fn unmappable_records_are_dead_lettered_and_the_stream_goes_on() {
     let store = hub.store.clone();
 
     // Garbage straight onto a feed topic, as a misbehaving producer would write it.
-    let kafka = hub::kafka::Kafka::connect(broker.bootstrap(), "test").unwrap();
+    let kafka = hub::infra::kafka::Kafka::connect(broker.bootstrap(), "test").unwrap();
     kafka
         .produce("hub.feed.police", "k", b"\x00\x00\x00\x00\x63not avro", &[])
         .await
@@ -635,7 +639,7 @@ async fn task_events_reach_the_departments_webhook_once_in_order_and_signed() {
     for i in 0..N {
         fake.publish(&distinct_record(&mut generator, i));
     }
-    let hub = app::start(
+    let hub = startup::start(
         &config,
         Roles::ALL,
         Arc::new(|name: &str| {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use hub::app::{self, Roles, RunningHub};
-use hub::kafka::Kafka;
+use hub::infra::kafka::Kafka;
+use hub::startup::{self, Roles, RunningHub};
 use hub_router::routing::RoutingDecision;
 use hub_schemas::codec::{value_subject, Codec};
 use hub_schemas::event::{CivicEvent, Department, GeoPoint, Location};
@@ -31,7 +31,7 @@ async fn start_hub(dir: &Path, brokers: &str, routing_dir: Option<&Path>) -> Run
         config.routing.dir = routing.to_owned();
         config.routing.reload_check_ms = 200;
     }
-    app::start(
+    startup::start(
         &config,
         ROUTER_AND_API,
         with_demo_tokens(Arc::new(|_: &str| None)),
@@ -217,7 +217,7 @@ async fn one_garbage_pile_reported_three_times_is_one_task_with_three_reports() 
 async fn a_category_the_community_has_not_admitted_goes_back_to_its_department() {
     let dir = tempfile::tempdir().unwrap();
     // Find a place whose community does not admit police rental-housing checks (0501).
-    let router = hub::routing_state::load(&workspace_root().join("config")).unwrap();
+    let router = hub::context::routing::load(&workspace_root().join("config")).unwrap();
     let now = Utc::now();
     let (at, community) = addresses()
         .into_iter()

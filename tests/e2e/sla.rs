@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hub::app::{self, Roles, RunningHub};
 use hub::config::HubConfig;
+use hub::startup::{self, Roles, RunningHub};
 use hub_tests::*;
 use serde_json::{json, Value};
 
@@ -75,7 +75,7 @@ pub fn config_with_routing(
     store_url: &str,
     routing: &Path,
 ) -> HubConfig {
-    hub::telemetry::init_logging();
+    hub::infra::telemetry::init_logging();
     let root = workspace_root();
     let text = std::fs::read_to_string(root.join("config/hub.toml")).expect("config/hub.toml");
     let mut overrides = config_overrides(dir, brokers, store_url);
@@ -89,7 +89,7 @@ pub fn config_with_routing(
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    _broker: hub::broker::EmbeddedBroker,
+    _broker: hub::infra::broker::EmbeddedBroker,
     hub: RunningHub,
     api: Api,
 }
@@ -100,7 +100,7 @@ async fn fixture(policies: &str) -> Fixture {
     let url = fresh_store_url(Backend::Sqlite, dir.path()).await;
     let routing = routing_dir_with(dir.path(), policies);
     let config = config_with_routing(dir.path(), broker.bootstrap(), &url, &routing);
-    let hub = app::start(
+    let hub = startup::start(
         &config,
         ROUTER_AND_API,
         with_demo_tokens(Arc::new(|_: &str| None)),
@@ -477,7 +477,7 @@ async fn after_a_crash_every_open_clock_is_back_and_what_fell_due_is_raised_once
     let url = fresh_store_url(Backend::Sqlite, dir.path()).await;
     let routing = routing_dir_with(dir.path(), CRASH_POLICIES);
     let store = hub_store::open(&url).await.unwrap();
-    let workflow = hub::case_workflow::Workflow::load(&routing, store.clone()).unwrap();
+    let workflow = hub::cases::service::Workflow::load(&routing, store.clone()).unwrap();
 
     // The early tasks were dispatched 17 s ago: warned at -2 s, due at +13 s. The others are
     // dispatched now: warned at +15 s, due at +30 s.
@@ -610,7 +610,7 @@ async fn two_hub_processes_on_one_postgres_raise_each_alert_once() {
         let data = dir.path().join(format!("hub-{n}"));
         std::fs::create_dir_all(&data).unwrap();
         let config = config_with_routing(&data, broker.bootstrap(), &url, &routing);
-        let hub = app::start(
+        let hub = startup::start(
             &config,
             ROUTER_AND_API,
             with_demo_tokens(Arc::new(|_: &str| None)),

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use hub::app::{self, Roles};
+use hub::startup::{self, Roles};
 use hub_store::{PriorOutcome, TaskStore};
 use hub_tests::*;
 use rdkafka::config::ClientConfig;
@@ -54,7 +54,7 @@ async fn routed(store: &std::sync::Arc<dyn TaskStore>, id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_task_is_restarted_and_healthz_shows_it() {
     let env = Env::new().await;
-    let hub = app::start(&open311_config(&env, None), Roles::ALL, open311_secrets())
+    let hub = startup::start(&open311_config(&env, None), Roles::ALL, open311_secrets())
         .await
         .expect("hub starts");
     let base = base(&hub);
@@ -117,7 +117,7 @@ async fn a_killed_task_is_restarted_and_healthz_shows_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_503_while_the_store_cannot_be_reached() {
     let env = Env::on(Backend::Postgres).await;
-    let hub = app::start(&open311_config(&env, None), Roles::ALL, open311_secrets())
+    let hub = startup::start(&open311_config(&env, None), Roles::ALL, open311_secrets())
         .await
         .expect("hub starts");
     let base = base(&hub);
@@ -254,7 +254,7 @@ async fn sigterm_stops_the_hub_within_its_drain_limit_with_offsets_committed() {
     }
 
     // The routing offsets were committed: the consumer group stands at the end of the feed.
-    let broker = hub::broker::EmbeddedBroker::start(&dir.path().join("broker"))
+    let broker = hub::infra::broker::EmbeddedBroker::start(&dir.path().join("broker"))
         .await
         .expect("the broker data is there");
     let bootstrap = broker.bootstrap().to_owned();

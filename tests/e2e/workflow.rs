@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use hub::app::{self, Roles, RunningHub};
+use hub::startup::{self, Roles, RunningHub};
 use hub_router::explanation::Explanation;
 use hub_router::place::{PlaceLevel, PlaceMethod, ResolvedPlace};
 use hub_router::priority::Priority;
@@ -135,7 +135,7 @@ impl Api {
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    _broker: hub::broker::EmbeddedBroker,
+    _broker: hub::infra::broker::EmbeddedBroker,
     hub: RunningHub,
     api: Api,
     /// In 清泉社区 (510504001002, street 510504001), from urban management, an urban
@@ -150,7 +150,7 @@ async fn fixture() -> Fixture {
     let broker = start_broker(dir.path()).await;
     let url = fresh_store_url(Backend::Sqlite, dir.path()).await;
     let config = hub_config(dir.path(), broker.bootstrap(), &url);
-    let hub = app::start(
+    let hub = startup::start(
         &config,
         API_ONLY,
         with_demo_tokens(Arc::new(|_: &str| None)),
@@ -510,7 +510,7 @@ async fn authorization_matrix_allows_no_cross_scope_read_or_write() {
     // ten times: then 429 for a minute, whatever it presents; health and metrics stay open.
     let mut failures = 0;
     let mut refused = |s: StatusCode, what: &str| {
-        let want = if failures < hub::access::LoginThrottle::MAX_FAILURES {
+        let want = if failures < hub::context::access::LoginThrottle::MAX_FAILURES {
             StatusCode::UNAUTHORIZED
         } else {
             StatusCode::TOO_MANY_REQUESTS
@@ -782,7 +782,7 @@ async fn an_account_holds_a_bounded_number_of_live_streams() {
             .unwrap()
     };
     let mut streams = Vec::new();
-    for _ in 0..hub::live_stream::StreamLimits::PER_ACCOUNT {
+    for _ in 0..hub::http::stream::StreamLimits::PER_ACCOUNT {
         let s = open().await;
         assert_eq!(s.status(), StatusCode::OK);
         streams.push(s);

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hub::broker::EmbeddedBroker;
 use hub::config::HubConfig;
+use hub::infra::broker::EmbeddedBroker;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -84,7 +84,7 @@ pub fn config_overrides(dir: &Path, brokers: &str, store_url: &str) -> Vec<(Stri
 /// The shipped configuration with [`config_overrides`] applied.
 pub fn hub_config(dir: &Path, brokers: &str, store_url: &str) -> HubConfig {
     // The hub's own logs, filtered by RUST_LOG (warnings by default), in the test's output.
-    hub::telemetry::init_logging();
+    hub::infra::telemetry::init_logging();
     let root = workspace_root();
     let text = std::fs::read_to_string(root.join("config/hub.toml")).expect("config/hub.toml");
     HubConfig::parse(
@@ -263,9 +263,9 @@ pub const ADMIN_TOKEN: &str = "demo-admin";
 
 /// Secrets that also switch on the accounts' demo tokens, and give no account a token of
 /// its own (so `inner` answering every name cannot make tokens collide).
-pub fn with_demo_tokens(inner: hub::app::Secrets) -> hub::app::Secrets {
+pub fn with_demo_tokens(inner: hub::startup::Secrets) -> hub::startup::Secrets {
     std::sync::Arc::new(move |name: &str| {
-        if name == hub::access::DEMO_TOKENS_VAR {
+        if name == hub::context::access::DEMO_TOKENS_VAR {
             Some("1".to_owned())
         } else if name.starts_with("HUB_TOKEN_") {
             None

@@ -22,8 +22,8 @@ use hub_router::task::Task;
 use hub_store::TaskStore;
 
 use super::{ApiError, Guard};
-use crate::access::{AccessState, Identity, LoginThrottle};
-use crate::telemetry;
+use crate::context::access::{AccessState, Identity, LoginThrottle};
+use crate::infra::telemetry;
 
 /// What sign-in and the extractors need; cheap to clone.
 #[derive(Clone)]

@@ -10,6 +10,14 @@
 //!   400 naming it, before any handler runs.
 
 pub mod auth;
+pub mod console;
+pub mod deadletters;
+pub mod health;
+pub mod indicators;
+pub mod open311;
+pub mod push;
+pub mod stream;
+pub mod tasks;
 
 use std::collections::BTreeMap;
 

@@ -47,11 +47,11 @@ use hub_schemas::event::Department;
 use hub_store::{PriorOutcome, TaskFilter, TaskStore};
 
 use crate::config::Open311Config;
-use crate::health::{BatchCounts, Health};
+use crate::context::health::{BatchCounts, Health};
 use crate::http::{ClientAddr, Guard, Route};
-use crate::ingest::partition_key;
-use crate::kafka::Kafka;
-use crate::telemetry;
+use crate::infra::kafka::Kafka;
+use crate::infra::telemetry;
+use crate::pipeline::ingest::partition_key;
 
 /// How long a posted request that has no task yet (it is being routed) is shown as `open`.
 const PENDING_FOR: Duration = Duration::from_secs(3600);
@@ -79,7 +79,7 @@ struct Inner {
     store: Arc<dyn TaskStore>,
     health: Arc<Health>,
     /// For `expected_datetime`: the task's earliest open SLA deadline.
-    workflow: Arc<crate::case_workflow::Workflow>,
+    workflow: Arc<crate::cases::service::Workflow>,
     limits: hub_schemas::limits::InputLimits,
     /// Whether reads show other residents' descriptions, addresses and exact points.
     public_details: bool,
@@ -118,20 +118,22 @@ impl ReadLimiter {
 impl Open311State {
     /// `api_keys`: the value of the configured variable, comma-separated (None: no client may
     /// post).
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: &Open311Config,
         catalog: Catalog,
         api_keys: Option<String>,
         feed_topic: String,
-        kafka: Kafka,
-        codec: Arc<Codec>,
-        city: Arc<City>,
-        store: Arc<dyn TaskStore>,
-        health: Arc<Health>,
-        workflow: Arc<crate::case_workflow::Workflow>,
-        limits: hub_schemas::limits::InputLimits,
+        handles: crate::pipeline::ingest::Handles,
+        workflow: Arc<crate::cases::service::Workflow>,
     ) -> Self {
+        let crate::pipeline::ingest::Handles {
+            kafka,
+            codec,
+            store,
+            city,
+            health,
+            limits,
+        } = handles;
         let api_keys: Vec<Secret> = api_keys
             .unwrap_or_default()
             .split(',')

@@ -3,7 +3,7 @@
 //! * `GET  /api/v1/console/tasks?community=|street=|unit=&status=&due_within=&breached=` —
 //!   tasks in a scope with their deadlines;
 //! * `GET  /api/v1/console/stream?community=|street=|unit=` — live changes in a scope
-//!   (server-sent events, see [`crate::live_stream`]);
+//!   (server-sent events, see [`crate::pipeline::live_feed`]);
 //! * `GET  /api/v1/tasks/{id}/workflow` — the task, its history, its state, the actions
 //!   allowed now and its live SLA clocks;
 //! * `POST /api/v1/tasks/{id}/actions` — one lifecycle action (`{"action": "sign_for"}`,
@@ -13,7 +13,7 @@
 //!   `{"action": "convene_joint_meeting", "lead": {"unit", "part"}, "co_handlers": [...]}`,
 //!   then `{"action": "report_in", "unit": ...}` and `{"action": "complete_part", ...}`.
 //!
-//! [`Workflow`] (in [`crate::case_workflow`]) is the service behind it.
+//! [`Workflow`] (in [`crate::cases::service`]) is the service behind it.
 
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ use hub_router::workflow::{Actor, SlaConfig};
 use hub_store::{StoredClock, TaskFilter};
 use serde_json::{json, Value};
 
-use crate::case_workflow::{ActError, Current, Workflow};
+use crate::cases::service::{ActError, Current, Workflow};
 use crate::http::auth::{Caller, TaskInScope};
 use crate::http::{page_limit, parse_param, ApiError, ApiQuery, Guard, Route};
 
@@ -61,13 +61,13 @@ pub fn clock_json(c: &StoredClock, sla: &SlaConfig, now: DateTime<Utc>) -> Value
 pub struct ConsoleState {
     pub workflow: Arc<Workflow>,
     /// The city, for the roles of units named in joint-case actions.
-    pub routing: Arc<crate::routing_state::RoutingState>,
+    pub routing: Arc<crate::context::routing::RoutingState>,
     /// Ends live streams when the hub stops.
-    pub shutdown: crate::shutdown::Shutdown,
+    pub shutdown: crate::infra::shutdown::Shutdown,
     /// Live streams open per account, bounded.
-    pub streams: Arc<crate::live_stream::StreamLimits>,
+    pub streams: Arc<crate::http::stream::StreamLimits>,
     /// The outbox as this process reads it for live streams.
-    pub live: Arc<crate::live_stream::LiveFeed>,
+    pub live: Arc<crate::pipeline::live_feed::LiveFeed>,
 }
 
 pub fn routes(state: ConsoleState) -> Vec<Route> {
@@ -83,7 +83,7 @@ pub fn routes(state: ConsoleState) -> Vec<Route> {
             Method::GET,
             "/api/v1/console/stream",
             Guard::Account,
-            get(crate::live_stream::stream).with_state(s.clone()),
+            get(crate::http::stream::stream).with_state(s.clone()),
         ),
         Route::new(
             Method::GET,
@@ -186,8 +186,8 @@ async fn list(
         community_code: q.community,
         street_code: q.street,
         unit_id: q.unit,
-        status: crate::api::parse_status(q.status.as_deref())?,
-        department: crate::api::parse_department(q.department.as_deref())?,
+        status: crate::http::tasks::parse_status(q.status.as_deref())?,
+        department: crate::http::tasks::parse_department(q.department.as_deref())?,
         due_before: within.and_then(|w| now.checked_add_signed(w)),
         breached,
         limit: page_limit(
@@ -195,7 +195,7 @@ async fn list(
             TaskFilter::DEFAULT_LIMIT,
             TaskFilter::MAX_LIMIT,
         )?,
-        offset: crate::api::parse_offset(q.offset.as_deref())?,
+        offset: crate::http::tasks::parse_offset(q.offset.as_deref())?,
         ..TaskFilter::default()
     };
     if !who.narrow(&mut filter) {

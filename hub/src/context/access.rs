@@ -450,7 +450,7 @@ mod tests {
     #[test]
     fn tokens_are_kept_as_digests_and_found_whichever_account_matches() {
         let city_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-        let router = crate::routing_state::load(&city_dir).unwrap();
+        let router = crate::context::routing::load(&city_dir).unwrap();
         let secrets: Secrets = Arc::new(|name: &str| match name {
             "HUB_TOKEN_ADMIN" => Some("s3cret-admin".into()),
             "HUB_TOKEN_POLICE" => Some("s3cret-police".into()),

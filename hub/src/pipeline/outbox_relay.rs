@@ -21,17 +21,15 @@ use hub_store::{OutboxEvent, TaskEvent, TaskStore};
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::kafka::Kafka;
-use crate::shutdown::Shutdown;
-use crate::telemetry;
+use crate::config::MAX_DELIVERY_TIMEOUT;
+use crate::infra::kafka::Kafka;
+use crate::infra::shutdown::Shutdown;
+use crate::infra::telemetry;
 
 /// How long a lease lasts; a process that dies loses its destinations after this.
 const LEASE: Duration = Duration::from_secs(15);
 /// A lease older than this is renewed before the next delivery.
 const RENEW_AFTER: Duration = Duration::from_secs(5);
-/// The longest a single delivery may take (webhook timeouts are checked against it): a
-/// delivery started on a lease just renewed ends before the lease does.
-pub const MAX_DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle relay looks for new entries.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 const BATCH: u32 = 200;
@@ -224,7 +222,7 @@ pub struct Relay {
 }
 
 #[async_trait::async_trait]
-impl crate::supervisor::Service for Relay {
+impl crate::infra::supervisor::Service for Relay {
     async fn run(&mut self, shutdown: Shutdown) -> anyhow::Result<()> {
         let span = tracing::info_span!("outbox_relay", destination = %self.destination.name());
         self.relay(shutdown).instrument(span).await;

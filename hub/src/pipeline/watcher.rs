@@ -1,96 +1,27 @@
-//! The routing configuration a running hub routes with, and its hot reload.
-//!
-//! A change to the files is validated (`hub_router::config::check`) and its rule tests run
-//! before it is swapped in, atomically; a failing change is refused with the reasons logged,
-//! and the previous version keeps routing. Every task records the version it was routed with.
+//! Watches the routing folder and reloads what changed: the routing configuration
+//! (validated and its rule tests run before it is swapped in; a failing change is refused
+//! with the reasons logged and the previous version keeps routing) and the accounts of
+//! `access.toml`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use hub_router::config::{self, Checked};
-use hub_router::rules_test;
-use hub_router::Router;
-
-use crate::shutdown::Shutdown;
-use crate::telemetry;
-
-/// The current router, shared by the pipeline and the API.
-pub struct RoutingState {
-    dir: PathBuf,
-    current: RwLock<Arc<Router>>,
-}
-
-/// Why a configuration was refused: every problem found, one per line.
-#[derive(Debug, thiserror::Error)]
-#[error("routing configuration in {dir} refused:\n{problems}")]
-pub struct Refused {
-    pub dir: String,
-    pub problems: String,
-}
-
-/// Load, validate and test the configuration in `dir`.
-pub fn load(dir: &Path) -> Result<Router, Refused> {
-    let refused = |problems: String| Refused {
-        dir: dir.display().to_string(),
-        problems,
-    };
-    let Checked {
-        config,
-        tests,
-        warnings,
-    } = config::check(dir).map_err(|problems| {
-        refused(
-            problems
-                .iter()
-                .map(|p| format!("  {p}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
-    for w in &warnings {
-        tracing::warn!(warning = %w, "routing configuration");
-    }
-    let router = Router::new(config);
-    let report = rules_test::run(&router, &tests);
-    if !report.passed() {
-        return Err(refused(format!("rule tests failed:\n{report}")));
-    }
-    Ok(router)
-}
-
-impl RoutingState {
-    pub fn new(dir: &Path, router: Router) -> Self {
-        RoutingState {
-            dir: dir.to_owned(),
-            current: RwLock::new(Arc::new(router)),
-        }
-    }
-
-    pub fn current(&self) -> Arc<Router> {
-        self.current.read().expect("routing lock").clone()
-    }
-
-    /// Try the files as they are now; swap them in if they pass.
-    pub fn reload(&self) -> Result<String, Refused> {
-        let router = load(&self.dir)?;
-        let version = router.config().version().to_owned();
-        *self.current.write().expect("routing lock") = Arc::new(router);
-        Ok(version)
-    }
-}
+use crate::context::routing::RoutingState;
+use crate::infra::shutdown::Shutdown;
+use crate::infra::telemetry;
 
 /// Watches the routing folder and reloads on change: the routing configuration (validated
 /// and tested first) and the accounts of `access.toml`, which lives in the same folder and
 /// is resolved against the city that routes.
 pub struct Watcher {
     pub routing: Arc<RoutingState>,
-    pub access: Arc<crate::access::AccessState>,
+    pub access: Arc<crate::context::access::AccessState>,
     pub every: Duration,
 }
 
 #[async_trait::async_trait]
-impl crate::supervisor::Service for Watcher {
+impl crate::infra::supervisor::Service for Watcher {
     async fn run(&mut self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let dir = self.routing.dir.clone();
         let mut seen = fingerprint(&dir);
@@ -119,7 +50,10 @@ impl crate::supervisor::Service for Watcher {
             }
             let router = self.routing.current();
             match self.access.reload(router.config().city()) {
-                Ok(()) => tracing::info!("accounts reloaded from {}", crate::access::ACCESS_FILE),
+                Ok(()) => tracing::info!(
+                    "accounts reloaded from {}",
+                    crate::context::access::ACCESS_FILE
+                ),
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "accounts file refused; the accounts in force stay");
                     metrics::counter!(telemetry::RULES_RELOADS, "outcome" => "access_refused")

@@ -29,11 +29,11 @@ use hub_simulator::webhook_client::WebhookClient;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::app::{self, display_dir, Roles};
 use crate::config::{
     ConnectorConfig, DebounceSettings, HttpPollConnector, HubConfig, MqttConnector,
     PostgresPollConnector, WebhookConnector,
 };
+use crate::startup::{self, display_dir, Roles};
 
 /// The bearer token the simulated departmental systems accept (demo only).
 pub const DEMO_TOKEN: &str = "demo-token";
@@ -83,7 +83,7 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         Err(e) => {
             skipped.push(format!(
                 "civil affairs database: PostgreSQL at {} is not usable ({e}); civil affairs uses its REST feed instead. Start PostgreSQL (scripts/test shows how) or set HUB_DEMO_POSTGRES_URL",
-                app::redact_url(&pg_admin)
+                startup::redact_url(&pg_admin)
             ));
             None
         }
@@ -217,7 +217,7 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         running.push(format!(
             "{:<28} PostgreSQL    {} table welfare_case",
             "civil_affairs.welfare",
-            app::redact_url(db.url())
+            startup::redact_url(db.url())
         ));
     }
     let open311 = config
@@ -244,15 +244,15 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         .clone();
 
     let db_url = welfare.as_ref().map(|db| db.url().to_owned());
-    let secrets: app::Secrets = Arc::new(move |var: &str| match var {
+    let secrets: crate::context::Secrets = Arc::new(move |var: &str| match var {
         TOKEN_VAR => Some(DEMO_TOKEN.to_owned()),
         WEBHOOK_VAR => Some(DEMO_WEBHOOK_SECRET.to_owned()),
         DB_VAR => db_url.clone(),
         v if v == keys_var => Some(DEMO_OPEN311_KEY.to_owned()),
-        crate::access::DEMO_TOKENS_VAR => Some("1".to_owned()),
+        crate::context::access::DEMO_TOKENS_VAR => Some("1".to_owned()),
         _ => None,
     });
-    let hub = app::start(&config, Roles::ALL, secrets)
+    let hub = startup::start(&config, Roles::ALL, secrets)
         .await
         .context("starting the hub")?;
     let api = hub

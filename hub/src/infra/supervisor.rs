@@ -21,8 +21,8 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::shutdown::Shutdown;
-use crate::telemetry;
+use crate::infra::shutdown::Shutdown;
+use crate::infra::telemetry;
 
 /// A long-running task of the hub.
 #[async_trait]
@@ -221,7 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dying_task_is_restarted_with_its_cause_recorded_and_stops_at_shutdown() {
-        let (trigger, shutdown) = crate::shutdown::channel();
+        let (trigger, shutdown) = crate::infra::shutdown::channel();
         let supervisor = Supervisor::new(shutdown);
         let runs = Arc::new(AtomicU32::new(0));
         let mut tasks = JoinSet::new();

@@ -12,57 +12,27 @@ use hub_schemas::registry::{HttpRegistry, LocalRegistry, Registry};
 use hub_store::TaskStore;
 use tokio::task::JoinSet;
 
-use crate::api::PIPELINE_TASK;
-use crate::broker::EmbeddedBroker;
 use crate::config::HubConfig;
-use crate::dispatcher::Dispatcher;
-use crate::health::Health;
+use crate::context::health::Health;
+use crate::context::routing::RoutingState;
 use crate::http::auth::AuthState;
+use crate::http::health::PIPELINE_TASK;
 use crate::http::RouteTable;
-use crate::kafka::Kafka;
-use crate::outbox_relay::{Destination, Relay};
-use crate::routing_state::RoutingState;
-use crate::shutdown::{self, ShutdownTrigger};
-use crate::supervisor::Supervisor;
-use crate::{api, telemetry};
+use crate::infra::broker::EmbeddedBroker;
+use crate::infra::kafka::Kafka;
+use crate::infra::shutdown::{self, ShutdownTrigger};
+use crate::infra::supervisor::Supervisor;
+use crate::infra::telemetry;
+use crate::pipeline::ingest::Handles;
+use crate::pipeline::outbox_relay::{Destination, Relay};
+use crate::pipeline::routing::Dispatcher;
 
-/// What one hub process runs. A city can split them over processes; by default all run.
-#[derive(Debug, Clone, Copy)]
-pub struct Roles {
-    pub connectors: bool,
-    pub router: bool,
-    pub api: bool,
-}
-
-impl Roles {
-    pub const ALL: Roles = Roles {
-        connectors: true,
-        router: true,
-        api: true,
-    };
-}
-
-pub use crate::context::{env_secrets, Secrets};
-
-/// Clients and state shared by the components of one process.
-pub struct Shared {
-    pub kafka: Kafka,
-    pub codec: Arc<Codec>,
-    pub store: Arc<dyn TaskStore>,
-    pub city: Arc<City>,
-    pub health: Arc<Health>,
-    /// Tasks' lifecycle and SLA clocks (Open311 shows the due time as `expected_datetime`).
-    pub workflow: Arc<crate::case_workflow::Workflow>,
-    /// The bounds records from outside are held to (`[input]`).
-    pub limits: hub_schemas::limits::InputLimits,
-    /// How the routing pipeline is doing.
-    pub pipeline: Arc<crate::health::PipelineStatus>,
-}
+pub use crate::context::{env_secrets, Roles, Secrets};
 
 /// Fault injection for tests (none in production).
 #[derive(Clone, Default)]
 pub struct Hooks {
-    pub routing: crate::dispatcher::Hooks,
+    pub routing: crate::pipeline::routing::Hooks,
 }
 
 /// A running hub process.
@@ -70,7 +40,7 @@ pub struct RunningHub {
     pub api_addr: Option<SocketAddr>,
     pub kafka_brokers: String,
     pub store: Arc<dyn TaskStore>,
-    pub workflow: Arc<crate::case_workflow::Workflow>,
+    pub workflow: Arc<crate::cases::service::Workflow>,
     /// The supervised tasks of this process (and a way to kill one, for tests).
     pub supervisor: Supervisor,
     /// Every HTTP route this process serves, with who may call it.
@@ -159,7 +129,7 @@ pub async fn start_with(
     // Loaded, validated and tested before anything starts; a failing configuration stops
     // the start with every problem listed.
     let routing_dir = config.routing.dir.clone();
-    let router = tokio::task::spawn_blocking(move || crate::routing_state::load(&routing_dir))
+    let router = tokio::task::spawn_blocking(move || crate::context::routing::load(&routing_dir))
         .await
         .context("loading the routing configuration")??;
     tracing::info!(
@@ -172,8 +142,8 @@ pub async fn start_with(
         .await
         .with_context(|| format!("opening store {}", redact_url(&config.store.url)))?;
     // The case workflow (SLA policies in <routing dir>/sla) and the API's accounts.
-    let workflow = crate::case_workflow::Workflow::load(&config.routing.dir, store.clone())?;
-    let access = Arc::new(crate::access::AccessState::load(
+    let workflow = crate::cases::service::Workflow::load(&config.routing.dir, store.clone())?;
+    let access = Arc::new(crate::context::access::AccessState::load(
         &config.routing.dir,
         &city,
         secrets.clone(),
@@ -200,25 +170,30 @@ pub async fn start_with(
     } else {
         Registry::from(HttpRegistry::new(&config.schema_registry.url)?)
     };
-    let shared = Shared {
+    let shared = Handles {
         kafka: kafka.clone(),
         codec: Arc::new(Codec::new(registry)),
         store: store.clone(),
         city: city.clone(),
         health: Arc::new(Health::default()),
-        workflow: workflow.clone(),
         limits: config.input.limits(),
-        pipeline: Arc::new(crate::health::PipelineStatus::default()),
     };
+    let pipeline_status = Arc::new(crate::context::health::PipelineStatus::default());
 
     let (trigger, shutdown) = shutdown::channel();
     let supervisor = Supervisor::new(shutdown.clone());
     let mut tasks = JoinSet::new();
     let dead_letter_topic = config.kafka.topics.dead_letter.name.clone();
 
-    // Connectors (role `connectors`) and their HTTP side (webhooks, Open311, dead letters).
-    let connector_routes =
-        crate::ingest::start_connectors(config, roles, &secrets, &shared, &supervisor, &mut tasks)?;
+    // Connectors (role `connectors`); their HTTP side is served below (role `api`).
+    let connectors = crate::pipeline::ingest::start_connectors(
+        config,
+        roles,
+        &secrets,
+        &shared,
+        &supervisor,
+        &mut tasks,
+    );
     if roles.router {
         let feeds: Vec<&str> = config
             .kafka
@@ -233,7 +208,7 @@ pub async fn start_with(
             config.kafka.router_group.clone(),
             config.kafka.router_assignment,
         );
-        let new_consumer: crate::dispatcher::ConsumerFactory = Box::new(move || {
+        let new_consumer: crate::pipeline::routing::ConsumerFactory = Box::new(move || {
             let feeds: Vec<&str> = feeds.iter().map(String::as_str).collect();
             consumer_kafka.consumer(&group, assignment, &feeds)
         });
@@ -246,14 +221,14 @@ pub async fn start_with(
             workflow.clone(),
             dead_letter_topic.clone(),
             config.input.limits(),
-            shared.pipeline.clone(),
+            pipeline_status.clone(),
             hooks.routing.clone(),
         );
         supervisor.spawn(&mut tasks, PIPELINE_TASK, "routing_pipeline", dispatcher);
     }
     if config.routing.reload_check_ms > 0 {
         // Routing rules and the accounts file (access.toml lives in the same folder).
-        let watcher = crate::routing_state::Watcher {
+        let watcher = crate::pipeline::watcher::Watcher {
             routing: routing.clone(),
             access: access.clone(),
             every: Duration::from_millis(config.routing.reload_check_ms),
@@ -295,7 +270,7 @@ pub async fn start_with(
             };
             supervisor.spawn(&mut tasks, name, "outbox_relay", relay);
         }
-        let tracker = crate::sla_tracker::SlaTracker {
+        let tracker = crate::cases::sla_tracker::SlaTracker {
             workflow: workflow.clone(),
             routing: routing.clone(),
             holder: holder.clone(),
@@ -310,14 +285,14 @@ pub async fn start_with(
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         listener.set_nonblocking(true)?;
         api_addr = Some(listener.local_addr()?);
-        let live = Arc::new(crate::live_stream::LiveFeed::default());
-        let feed = crate::live_stream::LiveFeedTask {
+        let live = Arc::new(crate::pipeline::live_feed::LiveFeed::default());
+        let feed = crate::pipeline::live_feed::LiveFeedTask {
             feed: live.clone(),
             workflow: workflow.clone(),
             after: None,
         };
         supervisor.spawn(&mut tasks, "live_stream", "live_stream", feed);
-        let console = crate::console_api::ConsoleState {
+        let console = crate::http::console::ConsoleState {
             workflow: workflow.clone(),
             routing: routing.clone(),
             shutdown: shutdown.clone(),
@@ -325,19 +300,25 @@ pub async fn start_with(
             live,
         };
         let mut table = RouteTable::default();
-        table.add(api::routes(api::ApiState {
+        table.add(crate::http::health::routes(
+            crate::http::health::HealthState {
+                routing: routing.clone(),
+                store: store.clone(),
+                health: shared.health.clone(),
+                metrics,
+                tasks: supervisor.registry.clone(),
+                pipeline: pipeline_status.clone(),
+                routes_events: roles.router,
+            },
+        ));
+        table.add(crate::http::tasks::routes(crate::http::tasks::TasksState {
             routing: routing.clone(),
             store: store.clone(),
-            health: shared.health.clone(),
-            metrics,
-            tasks: supervisor.registry.clone(),
-            pipeline: shared.pipeline.clone(),
-            routes_events: roles.router,
             limits: config.input.limits(),
         }));
-        table.add(crate::console_api::routes(console.clone()));
-        table.add(crate::indicators::routes(console));
-        table.add(connector_routes.routes);
+        table.add(crate::http::console::routes(console.clone()));
+        table.add(crate::http::indicators::routes(console));
+        connector_routes(&mut table, config, &secrets, &shared, &workflow, connectors)?;
         let (app, routes) = table.build(AuthState {
             access: access.clone(),
             store: store.clone(),
@@ -363,6 +344,58 @@ pub async fn start_with(
     })
 }
 
+/// The connector-facing routes: webhook pushes (HMAC), Open311 (api keys for posts; reads
+/// are open, as GeoReport v2 has them) and the dead-letter list and replay (administrators).
+fn connector_routes(
+    table: &mut RouteTable,
+    config: &HubConfig,
+    secrets: &Secrets,
+    shared: &Handles,
+    workflow: &Arc<crate::cases::service::Workflow>,
+    connectors: crate::pipeline::ingest::ConnectorHandles,
+) -> anyhow::Result<()> {
+    use hub_schemas::event::Department;
+    table.add(crate::http::push::routes(
+        crate::http::push::PushState::new(
+            connectors.endpoints,
+            connectors.unavailable,
+            shared.health.clone(),
+        ),
+        &connectors.paths,
+    ));
+    if let Some(o) = config.open311.as_ref().filter(|o| o.enabled) {
+        let catalog = o
+            .load_catalog()
+            .map_err(|e| anyhow::anyhow!("open311: {e}"))?;
+        let keys = o.api_keys_env.as_deref().and_then(|var| secrets(var));
+        let state = crate::http::open311::Open311State::new(
+            o,
+            catalog,
+            keys,
+            config.feed_topic(Department::Residents).name.clone(),
+            shared.clone(),
+            workflow.clone(),
+        );
+        table.add(crate::http::open311::routes(state));
+    }
+    let feeds = Department::ALL
+        .into_iter()
+        .map(|d| (d, config.feed_topic(d).name.clone()))
+        .collect();
+    table.add(crate::http::deadletters::routes(
+        crate::pipeline::dead_letters::DlqState {
+            kafka: shared.kafka.clone(),
+            dead_letter_topic: config.kafka.topics.dead_letter.name.clone(),
+            feeds,
+            codec: shared.codec.clone(),
+            city: shared.city.clone(),
+            mappers: connectors.mappers,
+            limits: shared.limits,
+        },
+    ));
+    Ok(())
+}
+
 /// The largest request body any route takes unless it says less.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -373,8 +406,8 @@ struct HttpServer {
 }
 
 #[async_trait::async_trait]
-impl crate::supervisor::Service for HttpServer {
-    async fn run(&mut self, mut shutdown: crate::shutdown::Shutdown) -> anyhow::Result<()> {
+impl crate::infra::supervisor::Service for HttpServer {
+    async fn run(&mut self, mut shutdown: crate::infra::shutdown::Shutdown) -> anyhow::Result<()> {
         // A clone of the bound socket: a restarted server serves the same port.
         let listener = tokio::net::TcpListener::from_std(self.listener.try_clone()?)?;
         let app = self

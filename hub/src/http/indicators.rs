@@ -15,14 +15,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
-use hub_router::indicators::{compute, CaseFacts, GroupBy, Indicators};
-use hub_router::task::{Task, TaskStatus};
-use hub_router::workflow::ClockKind;
-use hub_store::{StoreError, TaskFilter, TaskStore};
+use hub_router::indicators::{compute, GroupBy, Indicators};
+use hub_store::TaskFilter;
 use serde_json::json;
 
-use crate::console_api::ConsoleState;
+use crate::cases::indicators::case_facts;
 use crate::http::auth::Caller;
+use crate::http::console::ConsoleState;
 use crate::http::{ApiError, ApiQuery, Guard, Route};
 
 pub fn routes(state: ConsoleState) -> Vec<Route> {
@@ -48,69 +47,6 @@ struct IndicatorsQuery {
     street: Option<String>,
     unit: Option<String>,
     format: Option<String>,
-}
-
-/// The facts of every case matching `filter` (paged through the store).
-pub async fn case_facts(
-    store: &dyn TaskStore,
-    mut filter: TaskFilter,
-) -> Result<Vec<CaseFacts>, StoreError> {
-    filter.limit = TaskFilter::MAX_LIMIT;
-    filter.offset = 0;
-    let mut out = Vec::new();
-    loop {
-        let page = store.list_tasks(&filter).await?;
-        for task in &page {
-            out.push(facts_of(store, task).await?);
-        }
-        if page.len() < filter.limit as usize {
-            return Ok(out);
-        }
-        filter.offset += filter.limit;
-    }
-}
-
-async fn facts_of(store: &dyn TaskStore, task: &Task) -> Result<CaseFacts, StoreError> {
-    let id = &task.fields.task_id;
-    let history = store.task_history(id).await?;
-    let record = store.workflow(id).await?;
-    let clocks = store.task_clocks(id).await?;
-    // Entries that change the status (not alerts, escalations or report-ins).
-    let moves = || {
-        history
-            .iter()
-            .filter(|h| h.from_status != Some(h.to_status))
-    };
-    let first = |s: TaskStatus| moves().find(|h| h.to_status == s).map(|h| h.at);
-    let last = |s: TaskStatus| moves().rfind(|h| h.to_status == s).map(|h| h.at);
-    let state = record.as_ref().and_then(|r| r.state.as_ref());
-    let sign_for_due = clocks
-        .iter()
-        .find(|c| c.clock.kind == ClockKind::SignFor)
-        .and_then(|c| c.clock.deadline());
-    let handling_due = clocks
-        .iter()
-        .filter(|c| matches!(c.clock.kind, ClockKind::Handling { .. } | ClockKind::Rework))
-        .filter_map(|c| c.clock.deadline())
-        .max();
-    let f = &task.fields;
-    Ok(CaseFacts {
-        task_id: id.clone(),
-        street_code: f.place.street_code.clone(),
-        community_code: f.place.community_code.clone(),
-        lead_unit: f.lead_unit.as_ref().map(|u| u.unit_id.clone()),
-        status: task.status,
-        created_at: f.created_at,
-        dispatched_at: first(TaskStatus::Dispatched),
-        signed_for_at: first(TaskStatus::SignedFor),
-        resolved_at: last(TaskStatus::Resolved),
-        closed_at: last(TaskStatus::Closed),
-        sign_for_due,
-        handling_due,
-        reworked: state.is_some_and(|s| s.rework_count > 0),
-        extended: state.is_some_and(|s| s.extension_count > 0),
-        satisfied: state.and_then(|s| s.callback_satisfied),
-    })
 }
 
 fn day(s: &str, what: &str) -> Result<DateTime<Utc>, String> {
@@ -208,75 +144,4 @@ async fn indicators(
         "groups": groups,
     }))
     .into_response())
-}
-
-/// `hub report`: the indicators from a running hub, as CSV or a table.
-pub async fn report_cli(
-    api: &str,
-    token: Option<&str>,
-    query: &[(&str, Option<String>)],
-    csv: bool,
-) -> anyhow::Result<()> {
-    let mut params: Vec<(&str, String)> = query
-        .iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (*k, v)))
-        .collect();
-    params.push(("format", if csv { "csv" } else { "json" }.to_owned()));
-    let mut req = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/reports/indicators",
-            api.trim_end_matches('/')
-        ))
-        .query(&params);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the hub at {api}: {e}"))?;
-    let status = resp.status();
-    let body = resp.text().await?;
-    if !status.is_success() {
-        anyhow::bail!("the hub answered {status}: {body}");
-    }
-    if csv {
-        print!("{body}");
-        return Ok(());
-    }
-    let v: serde_json::Value = serde_json::from_str(&body)?;
-    let pct = |x: &serde_json::Value| {
-        x.as_f64()
-            .map(|r| format!("{:.1}%", r * 100.0))
-            .unwrap_or_else(|| "-".to_owned())
-    };
-    println!(
-        "{:<28} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
-        v["by"].as_str().unwrap_or("group"),
-        "cases",
-        "立案率",
-        "结案率",
-        "按期",
-        "返工率",
-        "延期率",
-        "响应率",
-        "解决率",
-        "满意率"
-    );
-    for g in v["groups"].as_array().into_iter().flatten() {
-        println!(
-            "{:<28} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
-            g["key"].as_str().unwrap_or("-"),
-            g["received"],
-            pct(&g["filing_rate"]),
-            pct(&g["closing_rate"]),
-            pct(&g["on_time_closing_rate"]),
-            pct(&g["rework_rate"]),
-            pct(&g["extension_rate"]),
-            pct(&g["response_rate"]),
-            pct(&g["resolution_rate"]),
-            pct(&g["satisfaction_rate"]),
-        );
-    }
-    Ok(())
 }

@@ -30,15 +30,15 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use tracing::Instrument;
 
-use crate::case_workflow::Workflow;
-use crate::dlq::{
+use crate::cases::service::Workflow;
+use crate::context::routing::RoutingState;
+use crate::infra::kafka::Kafka;
+use crate::infra::shutdown::Shutdown;
+use crate::infra::telemetry;
+use crate::pipeline::dead_letters::{
     self, Letter, STAGE_ROUTER_CLASSIFY, STAGE_ROUTER_DECODE, STAGE_ROUTER_PANIC,
     STAGE_ROUTER_STORE, STAGE_ROUTER_VALIDATE,
 };
-use crate::kafka::Kafka;
-use crate::routing_state::RoutingState;
-use crate::shutdown::Shutdown;
-use crate::telemetry;
 
 pub struct Dispatcher {
     /// Makes the feed consumer; a restarted pipeline takes a fresh one, which resumes from
@@ -56,7 +56,7 @@ pub struct Dispatcher {
     /// The bounds every event is held to before it is routed.
     pub limits: InputLimits,
     /// Where the pipeline says how it is doing (`/healthz`).
-    pub status: Arc<crate::health::PipelineStatus>,
+    pub status: Arc<crate::context::health::PipelineStatus>,
     pub hooks: Hooks,
 }
 
@@ -112,7 +112,7 @@ impl Dispatcher {
         workflow: Arc<Workflow>,
         dead_letter_topic: String,
         limits: InputLimits,
-        status: Arc<crate::health::PipelineStatus>,
+        status: Arc<crate::context::health::PipelineStatus>,
         hooks: Hooks,
     ) -> Self {
         Dispatcher {
@@ -159,7 +159,7 @@ impl Drop for Dispatcher {
 }
 
 #[async_trait::async_trait]
-impl crate::supervisor::Service for Dispatcher {
+impl crate::infra::supervisor::Service for Dispatcher {
     async fn run(&mut self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         // A run that died left its consumer behind, positioned past a record it may not
         // have settled: close it (committing only what was settled) and start afresh.
@@ -254,7 +254,7 @@ impl Dispatcher {
                         return true;
                     }
                     Err(panic) => {
-                        let reason = format!("routing this record panicked: {}", crate::supervisor::panic_message(panic.as_ref()));
+                        let reason = format!("routing this record panicked: {}", crate::infra::supervisor::panic_message(panic.as_ref()));
                         tracing::error!(reason = %reason, "routing panicked; the record is dead-lettered");
                         let letter = refuse(STAGE_ROUTER_PANIC, &event.source_system, reason);
                         return self.dead_letter(&letter, shutdown).await;
@@ -296,7 +296,7 @@ impl Dispatcher {
     /// Dead-letter a refused record and count it. False only when shutdown came first.
     async fn dead_letter(&self, letter: &Letter, shutdown: &mut Shutdown) -> bool {
         metrics::counter!(telemetry::ROUTER_EVENTS, "outcome" => "dead_lettered").increment(1);
-        let sent = dlq::send(&self.kafka, &self.dead_letter_topic, letter, shutdown).await;
+        let sent = dead_letters::send(&self.kafka, &self.dead_letter_topic, letter, shutdown).await;
         if sent {
             self.status.progress();
         }

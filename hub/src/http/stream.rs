@@ -4,8 +4,8 @@
 //! The stream tails the outbox — every task event is written there with the change that
 //! caused it, whichever hub process made it — so a console sees the router's dispatches, other
 //! consoles' actions and the SLA tracker's warnings, breaches and escalations alike. One
-//! supervised task per process ([`LiveFeed`]) reads the outbox and hands each new page to
-//! every open stream; a stream that is behind (it resumed, or fell behind the fan-out) reads
+//! supervised task per process (`crate::pipeline::live_feed`) reads the outbox and hands
+//! each new page to every open stream; a stream that is behind (it resumed, or fell behind the fan-out) reads
 //! what it missed from the store first. Each
 //! event's SSE id is its outbox id: a console that reconnects with `Last-Event-ID` misses
 //! nothing. Without one the stream starts at the newest entry. The account's scope narrows
@@ -26,88 +26,14 @@ use hub_store::{OutboxEvent, TaskEvent, TaskFilter, TaskStore};
 use serde_json::json;
 use tokio::sync::broadcast;
 
-use crate::access::Identity;
-use crate::console_api::ConsoleState;
+use crate::context::access::Identity;
 use crate::http::auth::Caller;
+use crate::http::console::ConsoleState;
 use crate::http::{ApiError, ApiQuery};
-use crate::shutdown::Shutdown;
-use crate::telemetry;
+use crate::infra::shutdown::Shutdown;
+use crate::infra::telemetry;
+use crate::pipeline::live_feed::{Page, PAGE};
 
-/// Outbox entries read per poll.
-const PAGE: u32 = 200;
-/// How often the outbox is read when this process changed nothing meanwhile.
-const POLL: Duration = Duration::from_millis(300);
-/// Pages the fan-out holds for streams that are slow to take them; a stream further behind
-/// catches up from the store.
-const FANOUT: usize = 256;
-
-/// New outbox entries, after `after` (the feed's position before them), in id order.
-pub struct Page {
-    after: i64,
-    entries: Vec<OutboxEvent>,
-}
-
-/// The one reader of the outbox of a process, shared by its live streams.
-pub struct LiveFeed {
-    pages: broadcast::Sender<Arc<Page>>,
-    /// The last outbox id read.
-    position: tokio::sync::watch::Sender<i64>,
-}
-
-impl Default for LiveFeed {
-    fn default() -> Self {
-        LiveFeed {
-            pages: broadcast::channel(FANOUT).0,
-            position: tokio::sync::watch::channel(0).0,
-        }
-    }
-}
-
-/// The supervised task that reads the outbox for the process's live streams.
-pub struct LiveFeedTask {
-    pub feed: Arc<LiveFeed>,
-    pub workflow: Arc<crate::case_workflow::Workflow>,
-    /// Where the reading stands; kept across restarts so a restart skips nothing.
-    pub after: Option<i64>,
-}
-
-#[async_trait::async_trait]
-impl crate::supervisor::Service for LiveFeedTask {
-    async fn run(&mut self, mut shutdown: Shutdown) -> anyhow::Result<()> {
-        let store = self.workflow.store.clone();
-        let mut changes = self.workflow.changes.subscribe();
-        let mut after = match self.after {
-            Some(a) => a,
-            None => store.outbox_head().await?,
-        };
-        self.after = Some(after);
-        self.feed.position.send_replace(after);
-        loop {
-            let entries = store.outbox_after(after, None, PAGE).await?;
-            let full = entries.len() == PAGE as usize;
-            if let Some(last) = entries.last() {
-                let page = Page {
-                    after,
-                    entries: entries.clone(),
-                };
-                after = last.id;
-                self.after = Some(after);
-                self.feed.position.send_replace(after);
-                // Nobody listening is fine.
-                let _ = self.feed.pages.send(Arc::new(page));
-            }
-            if full {
-                continue;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(POLL) => {}
-                // This process changed a task: read the outbox now.
-                _ = changes.recv() => {}
-                _ = shutdown.wait() => return Ok(()),
-            }
-        }
-    }
-}
 /// Tasks remembered for scope checks before the cache is emptied.
 const CACHE: usize = 10_000;
 

@@ -29,10 +29,10 @@ use hub_router::workflow::{apply, Action, Actor, Due, DueKind, Escalation, Sched
 use hub_store::{AlertTransition, ClockAlert, RaiseOutcome, StoreError, StoredClock};
 use tracing::Instrument;
 
-use crate::case_workflow::{Current, Workflow};
-use crate::routing_state::RoutingState;
-use crate::shutdown::Shutdown;
-use crate::telemetry;
+use crate::cases::service::{Current, Workflow};
+use crate::context::routing::RoutingState;
+use crate::infra::shutdown::Shutdown;
+use crate::infra::telemetry;
 
 /// Open clocks read per page at start.
 const LOAD_PAGE: u32 = 10_000;
@@ -63,7 +63,7 @@ struct Feed {
 }
 
 #[async_trait::async_trait]
-impl crate::supervisor::Service for SlaTracker {
+impl crate::infra::supervisor::Service for SlaTracker {
     /// Every run starts by reading every open clock from the store, so a restarted tracker
     /// raises at once whatever fell due while it was down.
     async fn run(&mut self, shutdown: Shutdown) -> anyhow::Result<()> {

@@ -11,20 +11,14 @@
 //! current rules. What still fails stays. Nothing is ever removed from the topic; a replay
 //! can be repeated safely.
 //!
-//! The hub serves both over HTTP (`GET /api/v1/deadletters`, `POST
-//! /api/v1/deadletters/replay`), so `hub dlq list|replay --api URL` works with the embedded
-//! broker too.
+//! The hub serves both over HTTP (`crate::http::deadletters`), so `hub dlq list|replay --api
+//! URL` works with the embedded broker too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::State;
-use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Json;
 use chrono::{DateTime, Utc};
 use hub_connectors::mapping::{Mapped, Mapper, MappingContext, RecordFormat};
 use hub_connectors::privacy::mask_json_bytes;
@@ -39,11 +33,10 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiQuery, Guard, Route};
-use crate::ingest::partition_key;
-use crate::kafka::Kafka;
-use crate::shutdown::Shutdown;
-use crate::telemetry;
+use crate::infra::kafka::Kafka;
+use crate::infra::shutdown::Shutdown;
+use crate::infra::telemetry;
+use crate::pipeline::ingest::partition_key;
 
 /// Header names on dead-letter records (values are UTF-8 text).
 pub const HEADER_STAGE: &str = "hub.dlq.stage";
@@ -554,70 +547,4 @@ pub async fn replay(
         }
     }
     Ok(report)
-}
-
-/// `GET /api/v1/deadletters` and `POST /api/v1/deadletters/replay`, for administrators
-/// (dead letters carry whole departmental records).
-pub fn routes(state: DlqState) -> Vec<Route> {
-    vec![
-        Route::new(
-            Method::GET,
-            "/api/v1/deadletters",
-            Guard::Administrator,
-            get(list_handler).with_state(state.clone()),
-        ),
-        Route::new(
-            Method::POST,
-            "/api/v1/deadletters/replay",
-            Guard::Administrator,
-            post(replay_handler).with_state(state),
-        ),
-    ]
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReplayQuery {
-    source: Option<String>,
-    after: Option<i64>,
-    limit: Option<usize>,
-    #[serde(default)]
-    dry_run: bool,
-}
-
-fn failed(e: anyhow::Error) -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(serde_json::json!({ "error": format!("{e:#}") })),
-    )
-        .into_response()
-}
-
-async fn list_handler(State(s): State<DlqState>, ApiQuery(filter): ApiQuery<Filter>) -> Response {
-    let filter = Filter {
-        limit: Some(filter.limit.unwrap_or(100).clamp(1, MAX_LISTED)),
-        ..filter
-    };
-    match read(s.kafka.brokers(), &s.dead_letter_topic, &filter).await {
-        Ok(entries) => Json(serde_json::json!({
-            "topic": s.dead_letter_topic,
-            "count": entries.len(),
-            "entries": entries,
-        }))
-        .into_response(),
-        Err(e) => failed(e),
-    }
-}
-
-async fn replay_handler(State(s): State<DlqState>, ApiQuery(q): ApiQuery<ReplayQuery>) -> Response {
-    let filter = Filter {
-        source: q.source,
-        stage: None,
-        after: q.after,
-        limit: q.limit,
-    };
-    match replay(&s, &filter, q.dry_run).await {
-        Ok(report) => Json(report).into_response(),
-        Err(e) => failed(e),
-    }
 }

@@ -15,6 +15,7 @@
 //! sender retries); the router's idempotent task creation absorbs the repeat. Nothing is
 //! skipped: the position moves only after the broker has everything.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,12 +37,12 @@ use hub_store::TaskStore;
 use tracing::Instrument;
 
 use crate::config::ConnectorConfig;
-use crate::dlq::{self, Letter, STAGE_MAPPING, STAGE_SOURCE};
-use crate::health::{BatchCounts, Health};
-use crate::kafka::Kafka;
-use crate::push_api::PushEndpoint;
-use crate::shutdown::Shutdown;
-use crate::telemetry;
+use crate::context::health::{BatchCounts, Health};
+use crate::infra::kafka::Kafka;
+use crate::infra::shutdown::Shutdown;
+use crate::infra::telemetry;
+use crate::pipeline::dead_letters::{self, Letter, STAGE_MAPPING, STAGE_SOURCE};
+use crate::pipeline::push::PushEndpoint;
 
 /// How long a connector whose credentials or configuration are refused waits before trying
 /// again: slow enough not to hammer the system or fill the logs, fast enough to pick up a fix.
@@ -90,11 +91,23 @@ pub enum BuildError {
     Invalid(String),
 }
 
-/// Where a connector's records go, and the clients it shares with the rest of the process.
+/// The clients and state a connector shares with the rest of its process.
+#[derive(Clone)]
+pub struct Handles {
+    pub kafka: Kafka,
+    pub codec: Arc<Codec>,
+    pub store: Arc<dyn TaskStore>,
+    pub city: Arc<City>,
+    pub health: Arc<Health>,
+    /// The bounds records from outside are held to (`[input]`).
+    pub limits: hub_schemas::limits::InputLimits,
+}
+
+/// Where a connector's records go, and what it shares with the rest of the process.
 pub struct Wiring<'a> {
     pub feed_topic: String,
     pub dead_letter_topic: String,
-    pub shared: &'a crate::app::Shared,
+    pub handles: &'a Handles,
 }
 
 /// Build a connector (not started). `secret` looks a variable up by name.
@@ -206,7 +219,7 @@ pub fn build(
             .transpose()
             .map_err(|e| invalid(&e))?,
     };
-    let shared = wiring.shared;
+    let shared = wiring.handles;
     Ok(Built {
         connector: Connector {
             source,
@@ -240,7 +253,7 @@ struct Prepared {
 }
 
 #[async_trait::async_trait]
-impl crate::supervisor::Service for Connector {
+impl crate::infra::supervisor::Service for Connector {
     /// Run until shutdown. Every failure is retried (outages with backoff, refused
     /// credentials slowly); nothing here ends the loop but shutdown. A run started after a
     /// crash begins again from the saved cursor.
@@ -514,7 +527,7 @@ impl Sink {
                     .map_err(|e| anyhow::anyhow!("event {}: {e}", event.event_id))
             });
         let letters = mapped.letters.iter().map(|letter| async move {
-            dlq::produce(&self.kafka, &self.dead_letter_topic, letter)
+            dead_letters::produce(&self.kafka, &self.dead_letter_topic, letter)
                 .await
                 .map_err(|e| anyhow::anyhow!("dead letter from {}: {e}", letter.origin))
         });
@@ -541,7 +554,7 @@ impl Sink {
 
     fn after_delivery(&self, mapped: &Prepared) {
         for letter in &mapped.letters {
-            dlq::delivered(letter);
+            dead_letters::delivered(letter);
         }
         for event in &mapped.events {
             tracing::debug!(event_id = %event.event_id, source_id = %event.source_id, "event produced");
@@ -612,26 +625,27 @@ pub fn report_unbuilt(health: &Health, config: &ConnectorConfig, error: &BuildEr
     tracing::error!(connector = config.name(), error = %error, "connector not started");
 }
 
-/// The connector-facing HTTP routes: webhook pushes (HMAC signatures), Open311 (api keys
-/// for posts; reads are open, as GeoReport v2 has them), and the dead-letter list and replay
-/// (administrators).
-pub struct ConnectorRoutes {
-    pub routes: Vec<crate::http::Route>,
+/// What the connectors of this process hand to the HTTP layer: the receiving side of each
+/// webhook connector running here, why the others are not running here, every webhook's
+/// own path, and every connector's mapping (for dead-letter replay).
+pub struct ConnectorHandles {
+    pub endpoints: Vec<PushEndpoint>,
+    pub unavailable: BTreeMap<String, String>,
+    pub paths: BTreeMap<String, String>,
+    pub mappers: BTreeMap<String, Mapper>,
 }
 
-/// Start this process's connectors (role `connectors`) and build the connector-facing HTTP
-/// routes (role `api`): the webhook endpoints, Open311 and the dead-letter list and replay.
-/// A connector that cannot be built (a missing secret, say) is shown as failing in
-/// `/healthz`; the others and the rest of the hub run.
+/// Start this process's connectors (role `connectors`). A connector that cannot be built
+/// (a missing secret, say) is shown as failing in `/healthz`; the others and the rest of
+/// the hub run.
 pub fn start_connectors(
     config: &crate::config::HubConfig,
-    roles: crate::app::Roles,
-    secrets: &crate::app::Secrets,
-    shared: &crate::app::Shared,
-    supervisor: &crate::supervisor::Supervisor,
+    roles: crate::context::Roles,
+    secrets: &crate::context::Secrets,
+    handles: &Handles,
+    supervisor: &crate::infra::supervisor::Supervisor,
     tasks: &mut tokio::task::JoinSet<()>,
-) -> anyhow::Result<ConnectorRoutes> {
-    use std::collections::BTreeMap;
+) -> ConnectorHandles {
     let dead_letter_topic = config.kafka.topics.dead_letter.name.clone();
     let mut endpoints = Vec::new();
     let mut unavailable = BTreeMap::new();
@@ -662,7 +676,7 @@ pub fn start_connectors(
         let wiring = Wiring {
             feed_topic: config.feed_topic(c.department()).name.clone(),
             dead_letter_topic: dead_letter_topic.clone(),
-            shared,
+            handles,
         };
         match build(c, &|var: &str| secrets(var), wiring) {
             Ok(built) => {
@@ -672,51 +686,17 @@ pub fn start_connectors(
                 supervisor.spawn(tasks, c.name(), "connector", built.connector);
             }
             Err(e) => {
-                report_unbuilt(&shared.health, c, &e);
+                report_unbuilt(&handles.health, c, &e);
                 if matches!(c, ConnectorConfig::Webhook(_)) {
                     unavailable.insert(c.name().to_owned(), e.to_string());
                 }
             }
         }
     }
-    let mut routes = crate::push_api::routes(
-        crate::push_api::PushState::new(endpoints, unavailable, shared.health.clone()),
-        &paths,
-    );
-    if roles.api {
-        if let Some(o) = config.open311.as_ref().filter(|o| o.enabled) {
-            let catalog = o
-                .load_catalog()
-                .map_err(|e| anyhow::anyhow!("open311: {e}"))?;
-            let keys = o.api_keys_env.as_deref().and_then(|var| secrets(var));
-            let state = crate::open311_api::Open311State::new(
-                o,
-                catalog,
-                keys,
-                config.feed_topic(Department::Residents).name.clone(),
-                shared.kafka.clone(),
-                shared.codec.clone(),
-                shared.city.clone(),
-                shared.store.clone(),
-                shared.health.clone(),
-                shared.workflow.clone(),
-                shared.limits,
-            );
-            routes.extend(crate::open311_api::routes(state));
-        }
-        let feeds = Department::ALL
-            .into_iter()
-            .map(|d| (d, config.feed_topic(d).name.clone()))
-            .collect();
-        routes.extend(crate::dlq::routes(crate::dlq::DlqState {
-            kafka: shared.kafka.clone(),
-            dead_letter_topic,
-            feeds,
-            codec: shared.codec.clone(),
-            city: shared.city.clone(),
-            mappers,
-            limits: shared.limits,
-        }));
+    ConnectorHandles {
+        endpoints,
+        unavailable,
+        paths,
+        mappers,
     }
-    Ok(ConnectorRoutes { routes })
 }

@@ -16,7 +16,7 @@
 //! replay check, so the department may send it again with the very same headers.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -26,46 +26,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Json;
 use chrono::Utc;
-use hub_connectors::push::{PushHandle, SubmitError};
-use hub_connectors::rate_limit::TokenBucket;
-use hub_connectors::webhook::{Verifier, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use hub_connectors::push::SubmitError;
+use hub_connectors::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use hub_connectors::{Outcome, RawRecord};
 use serde_json::json;
 
-use crate::health::Health;
+use crate::context::health::Health;
 use crate::http::{Guard, Route};
-use crate::telemetry;
-
-/// The receiving side of one webhook connector.
-pub struct PushEndpoint {
-    name: String,
-    path: Option<String>,
-    verifier: Mutex<Verifier>,
-    handle: PushHandle,
-    limiter: Option<Mutex<TokenBucket>>,
-}
-
-impl PushEndpoint {
-    pub fn new(
-        name: String,
-        path: Option<String>,
-        verifier: Verifier,
-        handle: PushHandle,
-        limiter: Option<TokenBucket>,
-    ) -> Self {
-        PushEndpoint {
-            name,
-            path,
-            verifier: Mutex::new(verifier),
-            handle,
-            limiter: limiter.map(Mutex::new),
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
+use crate::infra::telemetry;
+use crate::pipeline::push::PushEndpoint;
 
 /// Webhook connectors of this process, and those configured but not running here (another
 /// process runs them, or they could not start) with the reason.
@@ -230,12 +199,5 @@ async fn receive(s: &PushState, name: &str, headers: &HeaderMap, body: Bytes) ->
             r.headers_mut().insert("retry-after", 1.into());
             r
         }
-    }
-}
-
-impl PushEndpoint {
-    /// The connector's own path, if configured.
-    pub fn path(&self) -> Option<&str> {
-        self.path.as_deref()
     }
 }

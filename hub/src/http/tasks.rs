@@ -1,61 +1,35 @@
-//! The HTTP API: health, metrics, and tasks for consoles and departmental systems.
+//! Tasks for consoles and departmental systems, read inside the caller's scope: lists, one
+//! task with why it went where it went and its history, events sent back to their
+//! department, events a rule suppressed; and the routing dry-run for administrators.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use hub_router::task::TaskStatus;
 use hub_schemas::event::{CivicEvent, Department};
 use hub_store::{TaskFilter, TaskStore};
-use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::health::{Health, PipelineStatus};
+use crate::context::routing::RoutingState;
 use crate::http::auth::{Caller, TaskInScope};
 use crate::http::{page_limit, parse_param, ApiError, ApiQuery, Guard, Route};
-use crate::routing_state::RoutingState;
-use crate::supervisor::{Registry, TaskState};
-
-/// How long the routing pipeline may retry a store failure before `/healthz` says it is
-/// not working.
-const PIPELINE_PATIENCE: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
-/// The supervised task that is the routing pipeline.
-pub const PIPELINE_TASK: &str = "routing_pipeline";
 
 #[derive(Clone)]
-pub struct ApiState {
+pub struct TasksState {
     pub routing: Arc<RoutingState>,
     pub store: Arc<dyn TaskStore>,
-    pub health: Arc<Health>,
-    pub metrics: PrometheusHandle,
-    pub tasks: Arc<Registry>,
-    pub pipeline: Arc<PipelineStatus>,
-    /// Whether this process runs the routing pipeline (its health counts then).
-    pub routes_events: bool,
     /// The bounds a dry-run event is held to, as the pipeline holds every event.
     pub limits: hub_schemas::limits::InputLimits,
 }
 
-pub fn routes(state: ApiState) -> Vec<Route> {
+pub fn routes(state: TasksState) -> Vec<Route> {
     let s = state;
     vec![
-        Route::new(
-            Method::GET,
-            "/healthz",
-            Guard::Open,
-            get(healthz).with_state(s.clone()),
-        ),
-        Route::new(
-            Method::GET,
-            "/metrics",
-            Guard::Open,
-            get(metrics).with_state(s.clone()),
-        ),
         Route::new(
             Method::GET,
             "/api/v1/tasks",
@@ -89,68 +63,6 @@ pub fn routes(state: ApiState) -> Vec<Route> {
     ]
 }
 
-/// `GET /healthz`: 200 when this process works, 503 when the store does not answer or the
-/// routing pipeline (in a process that routes) is down or stuck retrying; with every
-/// connector, supervised task and outbox destination.
-async fn healthz(State(s): State<ApiState>) -> Response {
-    let now = Utc::now();
-    let store = s.store.ping().await;
-    let outbox = s.store.outbox_destinations().await.unwrap_or_default();
-    let pipeline = s.pipeline.snapshot();
-    let tasks = s.tasks.snapshot();
-    let mut problems: Vec<String> = Vec::new();
-    if let Err(e) = &store {
-        problems.push(format!("the task store does not answer: {e}"));
-    }
-    if s.routes_events {
-        match tasks.get(PIPELINE_TASK) {
-            Some(t) if t.state == TaskState::Running => {}
-            Some(t) => problems.push(format!(
-                "the routing pipeline is {:?}: {}",
-                t.state,
-                t.last_failure.as_deref().unwrap_or("-")
-            )),
-            None => problems.push("the routing pipeline is not running".to_owned()),
-        }
-        if pipeline.stuck(now, PIPELINE_PATIENCE) {
-            problems.push(format!(
-                "the routing pipeline has been retrying since {}: {}",
-                pipeline
-                    .retrying_since
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_default(),
-                pipeline.last_error.as_deref().unwrap_or("-")
-            ));
-        }
-    }
-    let ok = problems.is_empty();
-    let body = json!({
-        "status": if ok { "ok" } else { "unavailable" },
-        "problems": problems,
-        "store": s.store.backend(),
-        "rules_version": s.routing.current().config().version(),
-        "pipeline": if s.routes_events { json!(pipeline) } else { json!(null) },
-        "tasks": tasks,
-        "connectors": s.health.snapshot(),
-        "outbox": outbox,
-    });
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
-}
-
-async fn metrics(State(s): State<ApiState>) -> Response {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        s.metrics.render(),
-    )
-        .into_response()
-}
-
-/// The query of `GET /api/v1/tasks`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TasksQuery {
@@ -165,7 +77,7 @@ struct TasksQuery {
 /// `GET /api/v1/tasks?community=&street=&status=&department=&limit=&offset=`, narrowed to
 /// the caller's scope.
 async fn list_tasks(
-    State(s): State<ApiState>,
+    State(s): State<TasksState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<TasksQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -229,7 +141,7 @@ pub fn parse_offset(v: Option<&str>) -> Result<u32, ApiError> {
 
 /// `GET /api/v1/tasks/{id}`: the task, why it went where it went, and its history.
 async fn get_task(
-    State(s): State<ApiState>,
+    State(s): State<TasksState>,
     TaskInScope { task, .. }: TaskInScope,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = task.fields.task_id.clone();
@@ -251,15 +163,15 @@ struct ReturnsQuery {
 /// community had not admitted them, with the reason. A department account reads its own
 /// department's only (it must name it); administrators read any.
 async fn list_returns(
-    State(s): State<ApiState>,
+    State(s): State<TasksState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<ReturnsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let department = parse_department(q.department.as_deref())?;
     let limit = page_limit(q.limit.as_deref(), 100, 1000)?;
     let allowed = match &who.scope {
-        crate::access::Scope::Administrator => true,
-        crate::access::Scope::Department {
+        crate::context::access::Scope::Administrator => true,
+        crate::context::access::Scope::Department {
             department: own, ..
         } => department == Some(*own),
         _ => false,
@@ -287,7 +199,7 @@ struct SuppressionsQuery {
 /// `GET /api/v1/suppressions?before=&limit=`: events a rule suppressed (no task), newest
 /// first, with the rule and rules version; page back with `before` = the last one's time.
 async fn list_suppressions(
-    State(s): State<ApiState>,
+    State(s): State<TasksState>,
     ApiQuery(q): ApiQuery<SuppressionsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let before = parse_param(
@@ -311,7 +223,7 @@ const DRY_RUN_MAX_BYTES: usize = 256 * 1024;
 /// `POST /api/v1/route/dry-run` with a civic event (JSON): the decision and its explanation,
 /// and the open task it would be merged into, without storing or sending anything.
 async fn dry_run(
-    State(s): State<ApiState>,
+    State(s): State<TasksState>,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if body.len() > DRY_RUN_MAX_BYTES {
