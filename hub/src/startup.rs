@@ -25,7 +25,7 @@ use crate::infra::supervisor::Supervisor;
 use crate::infra::telemetry;
 use crate::pipeline::ingest::Handles;
 use crate::pipeline::outbox_relay::{Destination, Relay};
-use crate::pipeline::routing::Dispatcher;
+use crate::pipeline::routing::RoutingPipeline;
 
 pub use crate::context::{env_secrets, Roles, Secrets};
 
@@ -40,7 +40,7 @@ pub struct RunningHub {
     pub api_addr: Option<SocketAddr>,
     pub kafka_brokers: String,
     pub store: Arc<dyn TaskStore>,
-    pub workflow: Arc<crate::cases::service::Workflow>,
+    pub cases: Arc<crate::cases::service::CaseService>,
     /// The supervised tasks of this process (and a way to kill one, for tests).
     pub supervisor: Supervisor,
     /// Every HTTP route this process serves, with who may call it.
@@ -142,7 +142,7 @@ pub async fn start_with(
         .await
         .with_context(|| format!("opening store {}", redact_url(&config.store.url)))?;
     // The case workflow (SLA policies in <routing dir>/sla) and the API's accounts.
-    let workflow = crate::cases::service::Workflow::load(&config.routing.dir, store.clone())?;
+    let cases = crate::cases::service::CaseService::load(&config.routing.dir, store.clone())?;
     let access = Arc::new(crate::context::access::AccessState::load(
         &config.routing.dir,
         &city,
@@ -212,19 +212,19 @@ pub async fn start_with(
             let feeds: Vec<&str> = feeds.iter().map(String::as_str).collect();
             consumer_kafka.consumer(&group, assignment, &feeds)
         });
-        let dispatcher = Dispatcher::new(
+        let pipeline = RoutingPipeline::new(
             new_consumer,
             kafka.clone(),
             shared.codec.clone(),
             routing.clone(),
             store.clone(),
-            workflow.clone(),
+            cases.clone(),
             dead_letter_topic.clone(),
             config.input.limits(),
             pipeline_status.clone(),
             hooks.routing.clone(),
         );
-        supervisor.spawn(&mut tasks, PIPELINE_TASK, "routing_pipeline", dispatcher);
+        supervisor.spawn(&mut tasks, PIPELINE_TASK, "routing_pipeline", pipeline);
     }
     if config.routing.reload_check_ms > 0 {
         // Routing rules and the accounts file (access.toml lives in the same folder).
@@ -271,7 +271,7 @@ pub async fn start_with(
             supervisor.spawn(&mut tasks, name, "outbox_relay", relay);
         }
         let tracker = crate::cases::sla_tracker::SlaTracker {
-            workflow: workflow.clone(),
+            cases: cases.clone(),
             routing: routing.clone(),
             holder: holder.clone(),
             poll: std::time::Duration::from_millis(250),
@@ -288,12 +288,12 @@ pub async fn start_with(
         let live = Arc::new(crate::pipeline::live_feed::LiveFeed::default());
         let feed = crate::pipeline::live_feed::LiveFeedTask {
             feed: live.clone(),
-            workflow: workflow.clone(),
+            cases: cases.clone(),
             after: None,
         };
         supervisor.spawn(&mut tasks, "live_stream", "live_stream", feed);
         let console = crate::http::console::ConsoleState {
-            workflow: workflow.clone(),
+            cases: cases.clone(),
             routing: routing.clone(),
             shutdown: shutdown.clone(),
             streams: Arc::default(),
@@ -318,7 +318,7 @@ pub async fn start_with(
         }));
         table.add(crate::http::console::routes(console.clone()));
         table.add(crate::http::indicators::routes(console));
-        connector_routes(&mut table, config, &secrets, &shared, &workflow, connectors)?;
+        connector_routes(&mut table, config, &secrets, &shared, &cases, connectors)?;
         let (app, routes) = table.build(AuthState {
             access: access.clone(),
             store: store.clone(),
@@ -334,7 +334,7 @@ pub async fn start_with(
         api_addr,
         kafka_brokers: brokers,
         store,
-        workflow,
+        cases,
         supervisor,
         routes: served,
         drain: Duration::from_millis(config.shutdown_drain_ms),
@@ -351,7 +351,7 @@ fn connector_routes(
     config: &HubConfig,
     secrets: &Secrets,
     shared: &Handles,
-    workflow: &Arc<crate::cases::service::Workflow>,
+    cases: &Arc<crate::cases::service::CaseService>,
     connectors: crate::pipeline::ingest::ConnectorHandles,
 ) -> anyhow::Result<()> {
     use hub_schemas::event::Department;
@@ -374,7 +374,7 @@ fn connector_routes(
             keys,
             config.feed_topic(Department::Residents).name.clone(),
             shared.clone(),
-            workflow.clone(),
+            cases.clone(),
         );
         table.add(crate::http::open311::routes(state));
     }

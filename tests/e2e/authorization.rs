@@ -18,7 +18,7 @@ use hub_tests::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::workflow::{task, unit};
+use crate::cases::{task, unit};
 
 const API_ONLY: Roles = Roles {
     connectors: false,
@@ -110,7 +110,7 @@ async fn fixture() -> Fixture {
     for (name, mut t) in specs {
         let marker = format!("MARKER-{name}-{}", uuid::Uuid::new_v4().simple());
         t.description = marker.clone();
-        let (_, clocks) = hub.workflow.derive(&t);
+        let (_, clocks) = hub.cases.derive(&t);
         hub.store.create_task(&t, &clocks).await.unwrap();
         tasks.insert(name, (t.task_id.clone(), marker));
     }

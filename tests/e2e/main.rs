@@ -4,9 +4,9 @@
 
 mod authorization;
 mod bad_input;
+mod cases;
 mod connectors;
 mod pipeline;
 mod routing;
 mod sla;
 mod supervision;
-mod workflow;

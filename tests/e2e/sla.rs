@@ -16,7 +16,7 @@ use hub::startup::{self, Roles, RunningHub};
 use hub_tests::*;
 use serde_json::{json, Value};
 
-use crate::workflow::{task, unit, Api};
+use crate::cases::{task, unit, Api};
 
 const ROUTER_AND_API: Roles = Roles {
     connectors: false,
@@ -130,7 +130,7 @@ async fn dispatch(hub: &RunningHub, source_id: &str) -> String {
         unit("510504001002.workstation", "workstation"),
         vec![],
     );
-    let (_, clocks) = hub.workflow.derive(&t);
+    let (_, clocks) = hub.cases.derive(&t);
     hub.store.create_task(&t, &clocks).await.unwrap();
     t.task_id
 }
@@ -142,13 +142,13 @@ fn time(v: &Value) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-fn clock_of<'a>(workflow: &'a Value, kind: &Value) -> &'a Value {
-    workflow["clocks"]
+fn clock_of<'a>(cases: &'a Value, kind: &Value) -> &'a Value {
+    cases["clocks"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| &c["kind"] == kind)
-        .unwrap_or_else(|| panic!("no {kind} clock in {}", workflow["clocks"]))
+        .unwrap_or_else(|| panic!("no {kind} clock in {}", cases["clocks"]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +159,7 @@ async fn untouched_task_warns_breaches_and_climbs_the_ladder_step_by_step() {
 
     // The ladder of 清泉社区 has six steps of 2 s after a 4 s sign-for: the top is reached
     // about 16 s after dispatch.
-    let workflow = eventually(
+    let cases = eventually(
         Duration::from_secs(40),
         "the case reaches the district",
         || async {
@@ -174,7 +174,7 @@ async fn untouched_task_warns_breaches_and_climbs_the_ladder_step_by_step() {
     )
     .await;
 
-    let history: Vec<&str> = workflow["history"]
+    let history: Vec<&str> = cases["history"]
         .as_array()
         .unwrap()
         .iter()
@@ -213,8 +213,8 @@ async fn untouched_task_warns_breaches_and_climbs_the_ladder_step_by_step() {
 
     // Deadlines: the warning at half the sign-for limit, the breach at its deadline, each
     // within a second; every step gets its full 2 s from when it was raised.
-    let entries = workflow["history"].as_array().unwrap();
-    let sign_for = clock_of(&workflow, &json!({ "kind": "sign_for" }));
+    let entries = cases["history"].as_array().unwrap();
+    let sign_for = clock_of(&cases, &json!({ "kind": "sign_for" }));
     let started = time(&sign_for["started_at"]);
     let deadline = time(&sign_for["deadline"]);
     assert_eq!((deadline - started).num_milliseconds(), 4_000);
@@ -238,7 +238,7 @@ async fn untouched_task_warns_breaches_and_climbs_the_ladder_step_by_step() {
     let mut previous_deadline = deadline;
     for step in expected_steps {
         let clock = clock_of(
-            &workflow,
+            &cases,
             &json!({ "kind": "escalation", "step": step, "cause": "sign_for" }),
         );
         let started = time(&clock["started_at"]);
@@ -252,13 +252,10 @@ async fn untouched_task_warns_breaches_and_climbs_the_ladder_step_by_step() {
         assert_eq!(clock["alerts"], json!(["step_overdue"]), "{step}");
         previous_deadline = step_deadline;
     }
-    assert_eq!(workflow["state"]["escalation"], json!("district"));
-    assert_eq!(workflow["breached"], json!(true));
+    assert_eq!(cases["state"]["escalation"], json!("district"));
+    assert_eq!(cases["breached"], json!(true));
     // The handling clock (an hour) still runs: the case is still the workstation's.
-    let handling = clock_of(
-        &workflow,
-        &json!({ "kind": "handling", "stage": "handling" }),
-    );
+    let handling = clock_of(&cases, &json!({ "kind": "handling", "stage": "handling" }));
     assert_eq!(handling["status"], json!("running"));
 
     // Nothing is raised twice, however long the tracker keeps running.
@@ -331,7 +328,7 @@ async fn joint_case_breaches_only_the_unit_that_did_not_report_in() {
         "{body}"
     );
 
-    let workflow = eventually(
+    let cases = eventually(
         Duration::from_secs(15),
         "the report-in deadline passes",
         || async {
@@ -382,8 +379,8 @@ async fn joint_case_breaches_only_the_unit_that_did_not_report_in() {
         breaches[0].contains("does not climb the ladder"),
         "{breaches:?}"
     );
-    assert_eq!(workflow["state"]["escalation"], Value::Null);
-    assert!(workflow["state"]["joint_case"]["participants"][2]["reported_in_at"].is_null());
+    assert_eq!(cases["state"]["escalation"], Value::Null);
+    assert!(cases["state"]["joint_case"]["participants"][2]["reported_in_at"].is_null());
     f.hub.stop().await;
 }
 
@@ -477,7 +474,7 @@ async fn after_a_crash_every_open_clock_is_back_and_what_fell_due_is_raised_once
     let url = fresh_store_url(Backend::Sqlite, dir.path()).await;
     let routing = routing_dir_with(dir.path(), CRASH_POLICIES);
     let store = hub_store::open(&url).await.unwrap();
-    let workflow = hub::cases::service::Workflow::load(&routing, store.clone()).unwrap();
+    let cases = hub::cases::service::CaseService::load(&routing, store.clone()).unwrap();
 
     // The early tasks were dispatched 17 s ago: warned at -2 s, due at +13 s. The others are
     // dispatched now: warned at +15 s, due at +30 s.
@@ -498,7 +495,7 @@ async fn after_a_crash_every_open_clock_is_back_and_what_fell_due_is_raised_once
         } else {
             t0
         };
-        let (_, clocks) = workflow.derive(&t);
+        let (_, clocks) = cases.derive(&t);
         assert_eq!(clocks.len(), 2);
         store.create_task(&t, &clocks).await.unwrap();
         if i < EARLY {

@@ -38,7 +38,7 @@ pub struct Change {
 }
 
 /// The case workflow service.
-pub struct Workflow {
+pub struct CaseService {
     pub store: Arc<dyn TaskStore>,
     pub sla: SlaConfig,
     pub changes: broadcast::Sender<Change>,
@@ -72,13 +72,13 @@ pub enum ActError {
     Store(#[from] StoreError),
 }
 
-impl Workflow {
+impl CaseService {
     pub fn load(routing_dir: &Path, store: Arc<dyn TaskStore>) -> anyhow::Result<Arc<Self>> {
         let dir = routing_dir.join(SLA_DIR);
         let sla = SlaConfig::load(&dir)
             .with_context(|| format!("loading SLA policies from {}", dir.display()))?;
         warn_of_uncovered_years(&sla, Utc::now());
-        Ok(Arc::new(Workflow {
+        Ok(Arc::new(CaseService {
             store,
             sla,
             changes: broadcast::channel(1024).0,
@@ -247,7 +247,7 @@ impl Workflow {
         self.write_with(current, t, &[]).await
     }
 
-    /// As [`Workflow::write`], with extra clock effects (an escalation step's clock).
+    /// As [`CaseService::write`], with extra clock effects (an escalation step's clock).
     pub async fn write_with(
         &self,
         current: &Current,

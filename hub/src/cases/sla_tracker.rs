@@ -29,7 +29,7 @@ use hub_router::workflow::{apply, Action, Actor, Due, DueKind, Escalation, Sched
 use hub_store::{AlertTransition, ClockAlert, RaiseOutcome, StoreError, StoredClock};
 use tracing::Instrument;
 
-use crate::cases::service::{Current, Workflow};
+use crate::cases::service::{CaseService, Current};
 use crate::context::routing::RoutingState;
 use crate::infra::shutdown::Shutdown;
 use crate::infra::telemetry;
@@ -45,7 +45,7 @@ const FEED_OVERLAP: TimeDelta = TimeDelta::seconds(5);
 pub const ACTOR: &str = "sla_tracker";
 
 pub struct SlaTracker {
-    pub workflow: Arc<Workflow>,
+    pub cases: Arc<CaseService>,
     /// The city, for each community's ladder (reloaded with the routing configuration).
     pub routing: Arc<RoutingState>,
     /// This process, as recorded with the alerts it raises.
@@ -74,7 +74,7 @@ impl crate::infra::supervisor::Service for SlaTracker {
 
 impl SlaTracker {
     async fn track(&self, mut shutdown: Shutdown) {
-        let mut changes = self.workflow.changes.subscribe();
+        let mut changes = self.cases.changes.subscribe();
         let mut scheduler = Scheduler::new();
         let mut feed = loop {
             match self.load(&mut scheduler).await {
@@ -133,7 +133,7 @@ impl SlaTracker {
         let mut after = 0;
         let mut clocks = 0usize;
         loop {
-            let page = self.workflow.store.open_clocks(after, LOAD_PAGE).await?;
+            let page = self.cases.store.open_clocks(after, LOAD_PAGE).await?;
             for c in &page {
                 watch(scheduler, c);
             }
@@ -163,7 +163,7 @@ impl SlaTracker {
         let mut after_id = 0;
         loop {
             let page = self
-                .workflow
+                .cases
                 .store
                 .clocks_changed(since, after_id, CHANGES_PAGE)
                 .await?;
@@ -188,7 +188,7 @@ impl SlaTracker {
 
     /// Raises what fell due on a clock, after reading the clock again.
     async fn raise(&self, scheduler: &mut Scheduler, due: Due) -> Result<(), StoreError> {
-        let Some(c) = self.workflow.store.clock(due.clock as i64).await? else {
+        let Some(c) = self.cases.store.clock(due.clock as i64).await? else {
             scheduler.cancel(due.clock);
             return Ok(());
         };
@@ -244,7 +244,7 @@ impl SlaTracker {
             note: format!("SLA warning: {} clock due at {deadline}", c.clock.kind),
             then: None,
         };
-        if self.workflow.store.raise_alert(&alert).await? == RaiseOutcome::Raised {
+        if self.cases.store.raise_alert(&alert).await? == RaiseOutcome::Raised {
             self.raised(c, &alert, "sla warning").await;
         }
         Ok(())
@@ -263,7 +263,7 @@ impl SlaTracker {
             _ => "breach",
         };
         for _ in 0..5 {
-            let Some(current) = self.workflow.current(&c.task_id).await? else {
+            let Some(current) = self.cases.current(&c.task_id).await? else {
                 return Ok(());
             };
             let now = Utc::now();
@@ -283,7 +283,7 @@ impl SlaTracker {
                 ),
                 then,
             };
-            match self.workflow.store.raise_alert(&alert).await? {
+            match self.cases.store.raise_alert(&alert).await? {
                 RaiseOutcome::Raised => {
                     if let Some(then) = &alert.then {
                         if let Action::Escalate { step } = &then.transition.action {
@@ -300,7 +300,7 @@ impl SlaTracker {
         }
         tracing::warn!("the task kept changing; the breach is retried at the next wake-up");
         Err(StoreError::Inconsistent {
-            backend: self.workflow.store.backend(),
+            backend: self.cases.store.backend(),
             operation: format!("raise {kind} on clock {}", c.id),
             reason: "the task changed five times while the breach was being raised".to_owned(),
         })
@@ -314,9 +314,9 @@ impl SlaTracker {
         now: DateTime<Utc>,
     ) -> (Option<AlertTransition>, String) {
         let ladder = self.ladder(current.task.fields.place.community_code.as_deref());
-        let policy = self.workflow.policy_of(&current.task);
-        let calendar = self.workflow.sla.calendar_of(policy);
-        let config = &self.workflow.sla.policies.escalation;
+        let policy = self.cases.policy_of(&current.task);
+        let calendar = self.cases.sla.calendar_of(policy);
+        let config = &self.cases.sla.policies.escalation;
         match escalate(
             &ladder,
             &c.clock,
@@ -331,10 +331,7 @@ impl SlaTracker {
                     Ok(t) => t,
                     Err(e) => return (None, format!("not escalated: {e}")),
                 };
-                match self
-                    .workflow
-                    .clock_changes(current, &t, &step.clock_effects())
-                {
+                match self.cases.clock_changes(current, &t, &step.clock_effects()) {
                     Ok((clocks, due_at)) => {
                         let note = format!(
                             "escalated to {} (to act by {})",
@@ -381,9 +378,8 @@ impl SlaTracker {
             note = %alert.note,
             "SLA alert raised"
         );
-        if let Ok(Some(task)) = self.workflow.store.get_task(&c.task_id).await {
-            self.workflow
-                .notify(&task, what, task.status, alert.raised_at);
+        if let Ok(Some(task)) = self.cases.store.get_task(&c.task_id).await {
+            self.cases.notify(&task, what, task.status, alert.raised_at);
         }
     }
 }

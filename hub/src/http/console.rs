@@ -13,7 +13,7 @@
 //!   `{"action": "convene_joint_meeting", "lead": {"unit", "part"}, "co_handlers": [...]}`,
 //!   then `{"action": "report_in", "unit": ...}` and `{"action": "complete_part", ...}`.
 //!
-//! [`Workflow`] (in [`crate::cases::service`]) is the service behind it.
+//! [`CaseService`] (in [`crate::cases::service`]) is the service behind it.
 
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ use hub_router::workflow::{Actor, SlaConfig};
 use hub_store::{StoredClock, TaskFilter};
 use serde_json::{json, Value};
 
-use crate::cases::service::{ActError, Current, Workflow};
+use crate::cases::service::{ActError, CaseService, Current};
 use crate::http::auth::{Caller, TaskInScope};
 use crate::http::{page_limit, parse_param, ApiError, ApiQuery, Guard, Route};
 
@@ -59,7 +59,7 @@ pub fn clock_json(c: &StoredClock, sla: &SlaConfig, now: DateTime<Utc>) -> Value
 
 #[derive(Clone)]
 pub struct ConsoleState {
-    pub workflow: Arc<Workflow>,
+    pub cases: Arc<CaseService>,
     /// The city, for the roles of units named in joint-case actions.
     pub routing: Arc<crate::context::routing::RoutingState>,
     /// Ends live streams when the hub stops.
@@ -204,11 +204,11 @@ async fn list(
             format!("{} may not list tasks outside its scope", who.name),
         ));
     }
-    let total = s.workflow.store.count_tasks(&filter).await?;
-    let tasks = s.workflow.store.list_tasks(&filter).await?;
+    let total = s.cases.store.count_tasks(&filter).await?;
+    let tasks = s.cases.store.list_tasks(&filter).await?;
     let mut out = Vec::with_capacity(tasks.len());
     for t in tasks {
-        let record = s.workflow.store.workflow(&t.fields.task_id).await?;
+        let record = s.cases.store.workflow(&t.fields.task_id).await?;
         out.push(json!({
             "task_id": t.fields.task_id,
             "status": t.status,
@@ -241,17 +241,17 @@ async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let id = task.fields.task_id.clone();
     let current = s
-        .workflow
+        .cases
         .current(&id)
         .await?
         .ok_or_else(|| ApiError::no_task(&id))?;
-    let history = s.workflow.store.task_history(&id).await?;
+    let history = s.cases.store.task_history(&id).await?;
     let now = Utc::now();
-    let policy = s.workflow.policy_of(&current.task);
+    let policy = s.cases.policy_of(&current.task);
     let clocks: Vec<Value> = current
         .clocks
         .iter()
-        .map(|c| clock_json(c, &s.workflow.sla, now))
+        .map(|c| clock_json(c, &s.cases.sla, now))
         .collect();
     Ok(Json(json!({
         "task": current.task,
@@ -304,7 +304,7 @@ pub fn parse_command(mut body: Value) -> Result<(Command, Option<u64>), String> 
 /// `convene_joint_meeting` names a `lead` and `co_handlers` (each `{unit, part, limit?}`);
 /// the case with every unit's deadlines is built here, where the SLA configuration is known.
 fn convene_body(
-    workflow: &Workflow,
+    cases: &CaseService,
     current: &Current,
     mut body: Value,
     now: chrono::DateTime<Utc>,
@@ -324,7 +324,7 @@ fn convene_body(
         .ok_or("convene_joint_meeting needs `co_handlers`: [{unit, part, limit?}, ...]")?;
     let co_handlers =
         serde_json::from_value(co_handlers).map_err(|e| format!("`co_handlers`: {e}"))?;
-    let case = workflow
+    let case = cases
         .convene(&current.task, lead, co_handlers, now)
         .map_err(|e| e.to_string())?;
     obj.insert(
@@ -353,12 +353,12 @@ async fn act(
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
     let current = s
-        .workflow
+        .cases
         .current(&id)
         .await?
         .ok_or_else(|| ApiError::no_task(&id))?;
     let now = Utc::now();
-    let body = convene_body(&s.workflow, &current, body, now)
+    let body = convene_body(&s.cases, &current, body, now)
         .map_err(|m| ApiError::msg(StatusCode::BAD_REQUEST, m))?;
     let (command, expected) =
         parse_command(body).map_err(|m| ApiError::msg(StatusCode::BAD_REQUEST, m))?;
@@ -372,7 +372,7 @@ async fn act(
         ));
     }
     let actor = Actor::person(who.name.clone(), who.unit.as_deref());
-    let t = s.workflow.act(&id, command, &actor, now, expected).await?;
+    let t = s.cases.act(&id, command, &actor, now, expected).await?;
     Ok(Json(json!({
         "task_id": id,
         "from": t.from,

@@ -123,7 +123,7 @@ async fn indicators(
             format!("{} may not see indicators outside its scope", who.name),
         ));
     }
-    let facts = case_facts(s.workflow.store.as_ref(), filter).await?;
+    let facts = case_facts(s.cases.store.as_ref(), filter).await?;
     let as_of = to.map_or(now, |t| t.min(now));
     let groups = compute(&facts, by, as_of);
     if csv {

@@ -79,7 +79,7 @@ struct Inner {
     store: Arc<dyn TaskStore>,
     health: Arc<Health>,
     /// For `expected_datetime`: the task's earliest open SLA deadline.
-    workflow: Arc<crate::cases::service::Workflow>,
+    cases: Arc<crate::cases::service::CaseService>,
     limits: hub_schemas::limits::InputLimits,
     /// Whether reads show other residents' descriptions, addresses and exact points.
     public_details: bool,
@@ -124,7 +124,7 @@ impl Open311State {
         api_keys: Option<String>,
         feed_topic: String,
         handles: crate::pipeline::ingest::Handles,
-        workflow: Arc<crate::cases::service::Workflow>,
+        cases: Arc<crate::cases::service::CaseService>,
     ) -> Self {
         let crate::pipeline::ingest::Handles {
             kafka,
@@ -169,7 +169,7 @@ impl Open311State {
                 city,
                 store,
                 health,
-                workflow,
+                cases,
                 limits,
                 public_details: config.public_details,
                 readers: ReadLimiter {
@@ -685,7 +685,7 @@ impl Inner {
         let mut view = self.view_from_task(id, task);
         if !matches!(view.status, RequestStatus::Closed) {
             let due = self
-                .workflow
+                .cases
                 .current(&task.fields.task_id)
                 .await
                 .map_err(store_error)?

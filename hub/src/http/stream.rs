@@ -119,7 +119,7 @@ pub(crate) async fn stream(
             format!("{} may not follow tasks outside its scope", who.name),
         ));
     }
-    let store = s.workflow.store.clone();
+    let store = s.cases.store.clone();
     let after = match headers.get("last-event-id") {
         Some(v) => v
             .to_str()

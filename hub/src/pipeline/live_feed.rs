@@ -43,7 +43,7 @@ impl Default for LiveFeed {
 /// The supervised task that reads the outbox for the process's live streams.
 pub struct LiveFeedTask {
     pub feed: Arc<LiveFeed>,
-    pub workflow: Arc<crate::cases::service::Workflow>,
+    pub cases: Arc<crate::cases::service::CaseService>,
     /// Where the reading stands; kept across restarts so a restart skips nothing.
     pub after: Option<i64>,
 }
@@ -51,8 +51,8 @@ pub struct LiveFeedTask {
 #[async_trait::async_trait]
 impl crate::infra::supervisor::Service for LiveFeedTask {
     async fn run(&mut self, mut shutdown: Shutdown) -> anyhow::Result<()> {
-        let store = self.workflow.store.clone();
-        let mut changes = self.workflow.changes.subscribe();
+        let store = self.cases.store.clone();
+        let mut changes = self.cases.changes.subscribe();
         let mut after = match self.after {
             Some(a) => a,
             None => store.outbox_head().await?,

@@ -30,7 +30,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use tracing::Instrument;
 
-use crate::cases::service::Workflow;
+use crate::cases::service::CaseService;
 use crate::context::routing::RoutingState;
 use crate::infra::kafka::Kafka;
 use crate::infra::shutdown::Shutdown;
@@ -40,7 +40,7 @@ use crate::pipeline::dead_letters::{
     STAGE_ROUTER_STORE, STAGE_ROUTER_VALIDATE,
 };
 
-pub struct Dispatcher {
+pub struct RoutingPipeline {
     /// Makes the feed consumer; a restarted pipeline takes a fresh one, which resumes from
     /// the committed offsets.
     pub new_consumer: ConsumerFactory,
@@ -51,7 +51,7 @@ pub struct Dispatcher {
     pub routing: Arc<RoutingState>,
     pub store: Arc<dyn TaskStore>,
     /// Gives a new task the SLA clocks its dispatch starts.
-    pub workflow: Arc<Workflow>,
+    pub cases: Arc<CaseService>,
     pub dead_letter_topic: String,
     /// The bounds every event is held to before it is routed.
     pub limits: InputLimits,
@@ -101,7 +101,7 @@ impl Settled {
     }
 }
 
-impl Dispatcher {
+impl RoutingPipeline {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         new_consumer: ConsumerFactory,
@@ -109,20 +109,20 @@ impl Dispatcher {
         codec: Arc<Codec>,
         routing: Arc<RoutingState>,
         store: Arc<dyn TaskStore>,
-        workflow: Arc<Workflow>,
+        cases: Arc<CaseService>,
         dead_letter_topic: String,
         limits: InputLimits,
         status: Arc<crate::context::health::PipelineStatus>,
         hooks: Hooks,
     ) -> Self {
-        Dispatcher {
+        RoutingPipeline {
             new_consumer,
             consumer: None,
             kafka,
             codec,
             routing,
             store,
-            workflow,
+            cases,
             dead_letter_topic,
             limits,
             status,
@@ -146,7 +146,7 @@ impl Dispatcher {
     }
 }
 
-impl Drop for Dispatcher {
+impl Drop for RoutingPipeline {
     /// Dropped without a graceful stop (a process abandoning its tasks): the consumer's
     /// drop blocks while it leaves the group, so it happens on a thread of its own.
     fn drop(&mut self) {
@@ -159,7 +159,7 @@ impl Drop for Dispatcher {
 }
 
 #[async_trait::async_trait]
-impl crate::infra::supervisor::Service for Dispatcher {
+impl crate::infra::supervisor::Service for RoutingPipeline {
     async fn run(&mut self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         // A run that died left its consumer behind, positioned past a record it may not
         // have settled: close it (committing only what was settled) and start afresh.
@@ -195,7 +195,7 @@ impl crate::infra::supervisor::Service for Dispatcher {
     }
 }
 
-impl Dispatcher {
+impl RoutingPipeline {
     /// Handle one message completely: its outcome is stored or it is dead-lettered. Returns
     /// false only if shutdown interrupted a retry, in which case the offset must not be
     /// stored.
@@ -334,7 +334,7 @@ impl Dispatcher {
                 }
                 // The clocks are stored with the task, so the SLA tracker watches it from
                 // the moment it is dispatched.
-                let (_, clocks) = self.workflow.derive(&task);
+                let (_, clocks) = self.cases.derive(&task);
                 let outcome = self.store.create_task(&task, &clocks).await?;
                 tracing::info!(
                     community = task.place.community_code.as_deref().unwrap_or("-"),

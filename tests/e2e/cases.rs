@@ -177,7 +177,7 @@ async fn fixture() -> Fixture {
         vec![],
     );
     for t in [&a, &b] {
-        let (_, clocks) = hub.workflow.derive(t);
+        let (_, clocks) = hub.cases.derive(t);
         hub.store.create_task(t, &clocks).await.unwrap();
     }
     let api = Api {
