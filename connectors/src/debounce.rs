@@ -21,18 +21,31 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Thresholds, all configurable per connector.
-#[derive(Debug, Clone, PartialEq)]
+/// Thresholds, all configurable per connector (`debounce = { ... }`; times in seconds).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DebounceConfig {
     /// Fill (%) at or above which a reading is an overflow. Default 90.
     pub overflow_at_pct: f64,
     /// Fill (%) below which the bin counts as emptied. Default 60.
     pub clear_below_pct: f64,
     /// How long the fill must stay below `clear_below_pct` to end the episode. Default 30 min.
+    #[serde(
+        rename = "clear_hold_secs",
+        deserialize_with = "crate::config::duration::secs::deserialize"
+    )]
     pub clear_hold: Duration,
     /// How long a bin whose episode ended is remembered. Default 6 h.
+    #[serde(
+        rename = "forget_after_secs",
+        deserialize_with = "crate::config::duration::secs::deserialize"
+    )]
     pub forget_after: Duration,
     /// Readings stamped further ahead of the hub's clock are refused. Default 10 min.
+    #[serde(
+        rename = "max_clock_skew_secs",
+        deserialize_with = "crate::config::duration::secs::deserialize"
+    )]
     pub max_clock_skew: Duration,
 }
 

@@ -16,33 +16,49 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 
+use serde::Deserialize;
+
+use crate::config::{duration, RateLimitConfig};
 use crate::rate_limit::TokenBucket;
 use crate::source::{Batch, Outcome, Receipt, ReceiptInner, Source, SourceError, SourceKind};
-use crate::RawRecord;
+use crate::{RawRecord, Secret};
 
 /// The default [`HttpPollConfig::max_body_bytes`]: 16 MiB, hundreds of times a normal page
 /// (a page of 100 records is a few dozen KiB), small enough that a runaway answer cannot
 /// exhaust the hub's memory.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
-/// How to talk to one departmental REST feed. `Debug` leaves the token out.
+/// One departmental REST feed, as `[[connectors]] kind = "http_poll"` configures it. `Debug`
+/// shows the token's variable, never a token.
 ///
-/// [`Default`] holds the hub's configuration defaults (page size 100, `cursor`, `/items`,
-/// `/next_cursor`, 10 s, [`DEFAULT_MAX_BODY_BYTES`]) with no URL or token, for
-/// `HttpPollConfig { base_url, path, token, ..Default::default() }`.
-#[derive(Clone)]
+/// [`Default`] holds the configuration defaults (page size 100, `cursor`, `/items`,
+/// `/next_cursor`, 10 s, polls 2 s apart, [`DEFAULT_MAX_BODY_BYTES`]) with no URL, for
+/// `HttpPollConfig { base_url, path, ..Default::default() }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct HttpPollConfig {
+    /// The connector (also the `source_system` of its events).
+    pub name: String,
+    pub department: String,
+    pub rate_limit: Option<RateLimitConfig>,
     pub base_url: String,
     pub path: String,
-    /// Sent as a bearer token; never logged.
-    pub token: String,
+    /// Name of the environment variable holding the bearer token.
+    pub token_env: String,
     pub page_size: u32,
     pub cursor_param: String,
     /// JSON pointer (object keys only) to the array of records, e.g. `/items` or `/data/list`.
     pub items_pointer: String,
     /// JSON pointer to the next cursor (a string; null or absent means "stay where you are").
     pub cursor_pointer: String,
+    #[serde(rename = "timeout_ms", deserialize_with = "duration::ms::deserialize")]
     pub timeout: Duration,
+    /// Pause after a page that left nothing waiting.
+    #[serde(
+        rename = "poll_interval_ms",
+        deserialize_with = "duration::ms::deserialize"
+    )]
+    pub poll_interval: Duration,
     /// The largest page body read, in bytes. A page announced (`Content-Length`) or found
     /// to be larger is refused as an unusable answer naming the URL and this limit.
     pub max_body_bytes: usize,
@@ -51,32 +67,20 @@ pub struct HttpPollConfig {
 impl Default for HttpPollConfig {
     fn default() -> Self {
         HttpPollConfig {
+            name: String::new(),
+            department: String::new(),
+            rate_limit: None,
             base_url: String::new(),
             path: String::new(),
-            token: String::new(),
+            token_env: String::new(),
             page_size: 100,
             cursor_param: "cursor".into(),
             items_pointer: "/items".into(),
             cursor_pointer: "/next_cursor".into(),
             timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(2),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
-    }
-}
-
-impl fmt::Debug for HttpPollConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpPollConfig")
-            .field("base_url", &self.base_url)
-            .field("path", &self.path)
-            .field("token", &"***")
-            .field("page_size", &self.page_size)
-            .field("cursor_param", &self.cursor_param)
-            .field("items_pointer", &self.items_pointer)
-            .field("cursor_pointer", &self.cursor_pointer)
-            .field("timeout", &self.timeout)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .finish()
     }
 }
 
@@ -201,6 +205,8 @@ fn transport_detail(e: &reqwest::Error) -> String {
 pub struct HttpPoller {
     client: reqwest::Client,
     config: HttpPollConfig,
+    /// Sent as a bearer token; never logged.
+    token: Secret,
 }
 
 impl fmt::Debug for HttpPoller {
@@ -212,9 +218,13 @@ impl fmt::Debug for HttpPoller {
 }
 
 impl HttpPoller {
-    pub fn new(config: HttpPollConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(config: HttpPollConfig, token: Secret) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder().timeout(config.timeout).build()?;
-        Ok(HttpPoller { client, config })
+        Ok(HttpPoller {
+            client,
+            config,
+            token,
+        })
     }
 
     pub fn config(&self) -> &HttpPollConfig {
@@ -232,7 +242,7 @@ impl HttpPoller {
         let response = self
             .client
             .get(&url)
-            .bearer_auth(&c.token)
+            .bearer_auth(self.token.expose())
             .query(&query)
             .send()
             .await

@@ -11,6 +11,7 @@
 //! [`rate_limit`] (token bucket), [`privacy`] (masking personal data) and [`backoff`].
 
 pub mod backoff;
+pub mod config;
 pub mod debounce;
 pub mod http_poll;
 pub mod mapping;
@@ -25,6 +26,7 @@ pub mod webhook;
 
 use std::fmt;
 
+pub use config::{BuildError, BuiltSource, ConnectorConfig, PushParts, RateLimitConfig};
 pub use source::{Batch, Outcome, Receipt, Rejected, Source, SourceError, SourceKind};
 
 /// One record exactly as the departmental system sent it.

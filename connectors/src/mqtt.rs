@@ -28,9 +28,10 @@ use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet,
     Publish, QoS, SubscribeReasonCode,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::config::{duration, RateLimitConfig};
 use crate::debounce::{DebounceConfig, Debouncer, Episode, Observed, Reading};
 use crate::source::{
     Batch, Outcome, Receipt, ReceiptInner, Rejected, Source, SourceError, SourceKind,
@@ -40,47 +41,68 @@ use crate::{RawRecord, Secret};
 /// The largest reading taken (a reading is a few hundred bytes of JSON).
 pub const MAX_READING_BYTES: usize = 64 * 1024;
 
-/// How to reach the broker and what to subscribe to.
-#[derive(Clone)]
+/// How to reach the broker and what to subscribe to, as `[[connectors]] kind = "mqtt"`
+/// configures it. `Debug` shows the password's variable, never a password.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct MqttConfig {
+    /// The connector (also the `source_system` of its events).
+    pub name: String,
+    pub department: String,
+    pub rate_limit: Option<RateLimitConfig>,
     pub host: String,
     pub port: u16,
     /// Must stay the same across restarts: the broker keeps the session (subscription and
-    /// unacknowledged readings) under this id. Unique per connector.
+    /// unacknowledged readings) under this id. Unique per connector; empty means
+    /// `hub-<name>`.
     pub client_id: String,
     /// Topic filter; a single-level `+` names the bin, and the reading's `bin_id` must match it.
     pub topic: String,
     pub username: Option<String>,
-    /// Never logged.
-    pub password: Option<Secret>,
+    /// Name of the environment variable holding the password.
+    pub password_env: Option<String>,
+    #[serde(
+        rename = "keep_alive_secs",
+        deserialize_with = "duration::secs::deserialize"
+    )]
     pub keep_alive: Duration,
+    #[serde(
+        rename = "connect_timeout_ms",
+        deserialize_with = "duration::ms::deserialize"
+    )]
     pub connect_timeout: Duration,
     /// Most readings in one batch.
     pub max_batch: usize,
     /// How long a batch gathers readings after the first one.
+    #[serde(rename = "linger_ms", deserialize_with = "duration::ms::deserialize")]
     pub linger: Duration,
     pub debounce: DebounceConfig,
 }
 
-impl fmt::Debug for MqttConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MqttConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("client_id", &self.client_id)
-            .field("topic", &self.topic)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("max_batch", &self.max_batch)
-            .field("linger", &self.linger)
-            .field("debounce", &self.debounce)
-            .finish()
+impl Default for MqttConfig {
+    /// Port 1883, keep-alive 30 s, connect timeout 5 s, batches of up to 100 readings
+    /// gathered for 200 ms, default debounce thresholds.
+    fn default() -> Self {
+        MqttConfig {
+            name: String::new(),
+            department: String::new(),
+            rate_limit: None,
+            host: String::new(),
+            port: 1883,
+            client_id: String::new(),
+            topic: String::new(),
+            username: None,
+            password_env: None,
+            keep_alive: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            max_batch: 100,
+            linger: Duration::from_millis(200),
+            debounce: DebounceConfig::default(),
+        }
     }
 }
 
 impl MqttConfig {
-    /// Defaults: keep-alive 30 s, connect timeout 5 s, batches of up to 100 readings
-    /// gathered for 200 ms, default debounce thresholds.
     pub fn new(
         host: impl Into<String>,
         port: u16,
@@ -92,13 +114,16 @@ impl MqttConfig {
             port,
             client_id: client_id.into(),
             topic: topic.into(),
-            username: None,
-            password: None,
-            keep_alive: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(5),
-            max_batch: 100,
-            linger: Duration::from_millis(200),
-            debounce: DebounceConfig::default(),
+            ..MqttConfig::default()
+        }
+    }
+
+    /// The client id the broker keeps the session under.
+    pub fn client_id(&self) -> String {
+        if self.client_id.trim().is_empty() {
+            format!("hub-{}", self.name)
+        } else {
+            self.client_id.clone()
         }
     }
 }
@@ -125,14 +150,15 @@ impl fmt::Debug for MqttSource {
 
 impl MqttSource {
     /// Check the configuration; nothing connects until the first batch is asked for.
-    pub fn new(config: MqttConfig) -> Result<Self, SourceError> {
+    pub fn new(mut config: MqttConfig, password: Option<Secret>) -> Result<Self, SourceError> {
+        config.client_id = config.client_id();
         let origin = format!("mqtt://{}:{}/{}", config.host, config.port, config.topic);
         let bad = |detail: String| SourceError::Misconfigured {
             origin: origin.clone(),
             detail,
         };
         let bin_level = validate_filter(&config.topic).map_err(bad)?;
-        if config.client_id.trim().is_empty() {
+        if config.client_id.trim().is_empty() || config.client_id == "hub-" {
             return Err(bad(
                 "client_id is empty: a fixed id is what keeps the broker session across restarts"
                     .into(),
@@ -152,8 +178,7 @@ impl MqttSource {
             // the broker would redeliver it at once, forever.
             .set_max_packet_size(16 * 1024 * 1024, 256 * 1024);
         if let Some(user) = &config.username {
-            let password = config
-                .password
+            let password = password
                 .as_ref()
                 .map(|p| p.expose().to_owned())
                 .unwrap_or_default();
@@ -448,10 +473,11 @@ mod tests {
             "sanitation/bins/+/reading",
         );
         c.username = Some("hub".into());
-        c.password = Some(Secret::new("pa55word"));
-        let shown = format!("{c:?}");
+        c.password_env = Some("MQTT_PASSWORD".into());
+        let source = MqttSource::new(c, Some(Secret::new("pa55word"))).unwrap();
+        let shown = format!("{source:?}");
         assert!(
-            !shown.contains("pa55word") && shown.contains("***"),
+            !shown.contains("pa55word") && shown.contains("MQTT_PASSWORD"),
             "{shown}"
         );
     }

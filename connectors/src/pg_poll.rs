@@ -29,55 +29,73 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
 
+use crate::config::{duration, RateLimitConfig};
 use crate::source::{Batch, Outcome, Receipt, ReceiptInner, Source, SourceError, SourceKind};
 use crate::{RawRecord, Secret};
 
-#[derive(Clone)]
+/// A PostgreSQL table read by an `updated_at` + id cursor, as `[[connectors]] kind =
+/// "postgres_poll"` configures it. `Debug` shows the URL's variable, never the URL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct PgPollConfig {
-    /// `postgres://user:password@host:5432/db`; never logged.
-    pub url: Secret,
+    /// The connector (also the `source_system` of its events).
+    pub name: String,
+    pub department: String,
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Name of the environment variable holding `postgres://user:password@host:5432/db`.
+    pub url_env: String,
     /// `table` or `schema.table`.
     pub table: String,
     pub id_column: String,
     pub updated_at_column: String,
     pub page_size: u32,
-    /// Rows updated less than this long ago are left for a later poll (see module docs).
+    /// Rows updated less than this long ago are left for a later poll (see module docs):
+    /// longer than the department's longest write transaction.
+    #[serde(rename = "settle_ms", deserialize_with = "duration::ms::deserialize")]
     pub settle: Duration,
     /// Session time zone: how `timestamp without time zone` columns are read and how
     /// timestamps are rendered in the JSON. Default `Asia/Shanghai`.
     pub time_zone: String,
     /// Connect and statement timeout.
+    #[serde(rename = "timeout_ms", deserialize_with = "duration::ms::deserialize")]
     pub timeout: Duration,
+    /// Pause after a page that left nothing waiting.
+    #[serde(
+        rename = "poll_interval_ms",
+        deserialize_with = "duration::ms::deserialize"
+    )]
+    pub poll_interval: Duration,
+    /// An elderly person living alone not reached for this long needs a welfare check.
+    pub elderly_no_contact_hours: u32,
 }
 
-impl fmt::Debug for PgPollConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgPollConfig")
-            .field("url", &"***")
-            .field("table", &self.table)
-            .field("id_column", &self.id_column)
-            .field("updated_at_column", &self.updated_at_column)
-            .field("page_size", &self.page_size)
-            .field("settle", &self.settle)
-            .field("time_zone", &self.time_zone)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
-impl PgPollConfig {
-    /// Defaults: columns `id` and `updated_at`, pages of 100, 5 s settle, Asia/Shanghai,
-    /// 10 s timeout.
-    pub fn new(url: Secret, table: impl Into<String>) -> Self {
+impl Default for PgPollConfig {
+    /// Columns `id` and `updated_at`, pages of 100, 5 s settle, Asia/Shanghai, 10 s
+    /// timeout, polls 2 s apart, a welfare check after 48 h without contact.
+    fn default() -> Self {
         PgPollConfig {
-            url,
-            table: table.into(),
+            name: String::new(),
+            department: String::new(),
+            rate_limit: None,
+            url_env: String::new(),
+            table: String::new(),
             id_column: "id".into(),
             updated_at_column: "updated_at".into(),
             page_size: 100,
             settle: Duration::from_secs(5),
             time_zone: "Asia/Shanghai".into(),
             timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(2),
+            elderly_no_contact_hours: 48,
+        }
+    }
+}
+
+impl PgPollConfig {
+    pub fn new(table: impl Into<String>) -> Self {
+        PgPollConfig {
+            table: table.into(),
+            ..PgPollConfig::default()
         }
     }
 }
@@ -114,6 +132,8 @@ struct Queries {
 pub struct PgPollSource {
     pool: PgPool,
     config: PgPollConfig,
+    /// `postgres://user:password@host:5432/db`; never logged.
+    url: Secret,
     /// Quoted `"schema"."table"`.
     table_sql: String,
     origin: String,
@@ -145,16 +165,15 @@ const ID_TYPES: &[&str] = &[
 impl PgPollSource {
     /// Check the configuration and prepare a lazy pool: nothing connects until the first
     /// batch, so a database that is down at start-up is an outage, not a crash.
-    pub fn new(config: PgPollConfig) -> Result<Self, SourceError> {
-        let options = PgConnectOptions::from_str(config.url.expose()).map_err(|e| {
-            SourceError::Misconfigured {
+    pub fn new(config: PgPollConfig, url: Secret) -> Result<Self, SourceError> {
+        let options =
+            PgConnectOptions::from_str(url.expose()).map_err(|e| SourceError::Misconfigured {
                 origin: format!("postgres table {}", config.table),
                 detail: format!(
                     "the database URL is not a valid postgres:// URL: {}",
-                    redact(&e.to_string(), &config.url)
+                    redact(&e.to_string(), &url)
                 ),
-            }
-        })?;
+            })?;
         let origin = format!(
             "postgres://{}:{}/{} table {}",
             options.get_host(),
@@ -194,6 +213,7 @@ impl PgPollSource {
         Ok(PgPollSource {
             pool,
             config,
+            url,
             table_sql,
             origin,
             queries: None,
@@ -206,7 +226,7 @@ impl PgPollSource {
     }
 
     fn error(&self, e: sqlx::Error) -> SourceError {
-        classify(&self.origin, &self.config.url, e)
+        classify(&self.origin, &self.url, e)
     }
 
     /// Look the columns up in the catalogue (once) and build the two queries.
@@ -464,11 +484,12 @@ mod tests {
         assert!(err.contains("not an updated_at/id position"), "{err}");
     }
 
-    #[test]
-    fn the_password_never_shows() {
+    #[tokio::test]
+    async fn the_password_never_shows() {
         let url = Secret::new("postgres://minzheng:Pa55-w0rd@db.example:5432/welfare");
-        let config = PgPollConfig::new(url.clone(), "welfare_case");
-        assert!(!format!("{config:?}").contains("Pa55"));
+        let config = PgPollConfig::new("welfare_case");
+        let source = PgPollSource::new(config, url.clone()).unwrap();
+        assert!(!format!("{source:?}").contains("Pa55"));
         let text = redact(
             "cannot connect to postgres://minzheng:Pa55-w0rd@db.example:5432/welfare (Pa55-w0rd)",
             &url,

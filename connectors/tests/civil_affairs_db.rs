@@ -22,11 +22,11 @@ async fn fake_db() -> FakeCivilAffairsDb {
 }
 
 fn source(url: &str, page_size: u32) -> PgPollSource {
-    let mut c = PgPollConfig::new(Secret::new(url), "welfare_case");
+    let mut c = PgPollConfig::new("welfare_case");
     c.page_size = page_size;
     c.settle = Duration::ZERO;
     c.timeout = Duration::from_secs(5);
-    PgPollSource::new(c).unwrap()
+    PgPollSource::new(c, Secret::new(url)).unwrap()
 }
 
 fn mapper() -> Mapper {
@@ -243,9 +243,9 @@ async fn wrong_credentials_and_a_missing_table_are_clear_errors_for_an_operator(
     // The catalogue hides nothing, the SELECT is refused.
     assert!(matches!(err, SourceError::Unauthorized { .. }), "{err}");
 
-    let mut c = PgPollConfig::new(Secret::new(db.url()), "welfare_cases");
+    let mut c = PgPollConfig::new("welfare_cases");
     c.settle = Duration::ZERO;
-    let mut src = PgPollSource::new(c).unwrap();
+    let mut src = PgPollSource::new(c, Secret::new(db.url())).unwrap();
     src.start(None).await.unwrap();
     let err = src.next_batch().await.unwrap_err();
     assert!(matches!(err, SourceError::Misconfigured { .. }), "{err}");

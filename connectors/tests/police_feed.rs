@@ -29,17 +29,20 @@ async fn fake() -> FakeDepartment {
 fn source(fake: &FakeDepartment, token: &str, page_size: u32) -> HttpPollSource {
     let shape = fake.shape();
     HttpPollSource::new(
-        HttpPoller::new(HttpPollConfig {
-            base_url: fake.base_url(),
-            path: shape.path.into(),
-            token: token.into(),
-            page_size,
-            cursor_param: shape.cursor_param.into(),
-            items_pointer: shape.items_pointer.into(),
-            cursor_pointer: shape.cursor_pointer.into(),
-            timeout: Duration::from_secs(5),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-        })
+        HttpPoller::new(
+            HttpPollConfig {
+                base_url: fake.base_url(),
+                path: shape.path.into(),
+                page_size,
+                cursor_param: shape.cursor_param.into(),
+                items_pointer: shape.items_pointer.into(),
+                cursor_pointer: shape.cursor_pointer.into(),
+                timeout: Duration::from_secs(5),
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                ..HttpPollConfig::default()
+            },
+            hub_connectors::Secret::new(token),
+        )
         .unwrap(),
     )
 }
@@ -223,17 +226,20 @@ async fn an_unreachable_system_is_an_outage_naming_the_cause() {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let mut src = HttpPollSource::new(
-        HttpPoller::new(HttpPollConfig {
-            base_url: format!("http://127.0.0.1:{port}"),
-            path: "/jq/api/incidents".into(),
-            token: TOKEN.into(),
-            page_size: 10,
-            cursor_param: "pageToken".into(),
-            items_pointer: "/data/list".into(),
-            cursor_pointer: "/data/nextPageToken".into(),
-            timeout: Duration::from_secs(2),
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-        })
+        HttpPoller::new(
+            HttpPollConfig {
+                base_url: format!("http://127.0.0.1:{port}"),
+                path: "/jq/api/incidents".into(),
+                page_size: 10,
+                cursor_param: "pageToken".into(),
+                items_pointer: "/data/list".into(),
+                cursor_pointer: "/data/nextPageToken".into(),
+                timeout: Duration::from_secs(2),
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                ..HttpPollConfig::default()
+            },
+            hub_connectors::Secret::new(TOKEN),
+        )
         .unwrap(),
     );
     src.start(None).await.unwrap();

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use hub_connectors::http_poll::{
     BodySize, HttpPollConfig, HttpPollSource, HttpPoller, PollError, DEFAULT_MAX_BODY_BYTES,
 };
+use hub_connectors::Secret;
 use hub_connectors::{Source, SourceError};
 
 const PATH: &str = "/api/v1/cases";
@@ -70,14 +71,16 @@ impl FakeSystem {
     }
 
     fn poller(&self, max_body_bytes: usize) -> HttpPoller {
-        HttpPoller::new(HttpPollConfig {
-            base_url: self.base_url.clone(),
-            path: PATH.into(),
-            token: "limit-test-token".into(),
-            timeout: TIMEOUT,
-            max_body_bytes,
-            ..HttpPollConfig::default()
-        })
+        HttpPoller::new(
+            HttpPollConfig {
+                base_url: self.base_url.clone(),
+                path: PATH.into(),
+                timeout: TIMEOUT,
+                max_body_bytes,
+                ..HttpPollConfig::default()
+            },
+            Secret::new("limit-test-token"),
+        )
         .unwrap()
     }
 }
@@ -342,13 +345,8 @@ fn the_default_limit_is_16_mib_and_shows_in_debug() {
     let config = HttpPollConfig::default();
     assert_eq!(config.max_body_bytes, 16 * 1024 * 1024);
     assert_eq!(DEFAULT_MAX_BODY_BYTES, 16 * 1024 * 1024);
-    let shown = format!(
-        "{:?}",
-        HttpPollConfig {
-            token: "secret-token".into(),
-            ..config
-        }
-    );
+    let poller = HttpPoller::new(config, Secret::new("secret-token")).unwrap();
+    let shown = format!("{poller:?}");
     assert!(shown.contains("max_body_bytes: 16777216"), "{shown}");
     assert!(!shown.contains("secret-token"), "{shown}");
 }

@@ -43,7 +43,7 @@ async fn subscribe(hub: &mut Hub, source: &mut MqttSource) {
 async fn one_overflow_makes_one_event_however_many_readings_report_it() {
     require_mosquitto();
     let (prefix, client_id) = names();
-    let mut source = MqttSource::new(config(1883, &client_id, &prefix)).unwrap();
+    let mut source = MqttSource::new(config(1883, &client_id, &prefix), None).unwrap();
     source.start(None).await.unwrap();
     let mut hub = Hub::default();
     subscribe(&mut hub, &mut source).await;
@@ -112,7 +112,7 @@ async fn one_overflow_makes_one_event_however_many_readings_report_it() {
 async fn malformed_readings_are_refused_with_their_bytes_and_reason_and_the_stream_goes_on() {
     require_mosquitto();
     let (prefix, client_id) = names();
-    let mut source = MqttSource::new(config(1883, &client_id, &prefix)).unwrap();
+    let mut source = MqttSource::new(config(1883, &client_id, &prefix), None).unwrap();
     source.start(None).await.unwrap();
     let mut hub = Hub::default();
     subscribe(&mut hub, &mut source).await;
@@ -178,7 +178,7 @@ async fn a_restart_mid_stream_neither_loses_nor_doubles_an_episode() {
     require_mosquitto();
     let (prefix, client_id) = names();
     let mut hub = Hub::default();
-    let mut first = MqttSource::new(config(1883, &client_id, &prefix)).unwrap();
+    let mut first = MqttSource::new(config(1883, &client_id, &prefix), None).unwrap();
     first.start(None).await.unwrap();
     subscribe(&mut hub, &mut first).await;
     let sensors = SensorGateway::connect("127.0.0.1", 1883, &format!("{client_id}-sensors")).await;
@@ -201,7 +201,7 @@ async fn a_restart_mid_stream_neither_loses_nor_doubles_an_episode() {
 
     // The broker redelivers to the same client id; the episode is made, produced and its
     // cursor saved — then crash 2, before the acknowledgements reach the broker.
-    let mut second = MqttSource::new(config(1883, &client_id, &prefix)).unwrap();
+    let mut second = MqttSource::new(config(1883, &client_id, &prefix), None).unwrap();
     second.start(hub.cursor.clone()).await.unwrap();
     let batch = tokio::time::timeout(Duration::from_secs(10), second.next_batch())
         .await
@@ -232,7 +232,7 @@ async fn a_restart_mid_stream_neither_loses_nor_doubles_an_episode() {
 
     // Third life: the redelivered readings are stale against the saved state: no new event.
     // New readings keep the same episode open.
-    let mut third = MqttSource::new(config(1883, &client_id, &prefix)).unwrap();
+    let mut third = MqttSource::new(config(1883, &client_id, &prefix), None).unwrap();
     third.start(hub.cursor.clone()).await.unwrap();
     sensors
         .publish(
@@ -267,7 +267,7 @@ async fn a_broker_restart_is_an_outage_and_queued_readings_arrive_after_it() {
     let mut broker = PrivateBroker::start(None);
     let (prefix, client_id) = names();
     let mut hub = Hub::default();
-    let mut source = MqttSource::new(config(broker.port, &client_id, &prefix)).unwrap();
+    let mut source = MqttSource::new(config(broker.port, &client_id, &prefix), None).unwrap();
     source.start(None).await.unwrap();
     subscribe(&mut hub, &mut source).await;
     drop(source); // the hub is down
@@ -284,7 +284,7 @@ async fn a_broker_restart_is_an_outage_and_queued_readings_arrive_after_it() {
     sensors.flush(Duration::from_secs(5)).await.unwrap();
     broker.stop();
 
-    let mut source = MqttSource::new(config(broker.port, &client_id, &prefix)).unwrap();
+    let mut source = MqttSource::new(config(broker.port, &client_id, &prefix), None).unwrap();
     source.start(hub.cursor.clone()).await.unwrap();
     let err = tokio::time::timeout(Duration::from_secs(10), source.next_batch())
         .await
@@ -312,8 +312,7 @@ async fn wrong_credentials_are_a_clear_error_that_is_not_an_outage() {
     let (prefix, client_id) = names();
     let mut c = config(broker.port, &client_id, &prefix);
     c.username = Some("hub".into());
-    c.password = Some(Secret::new("wrong-password"));
-    let mut source = MqttSource::new(c.clone()).unwrap();
+    let mut source = MqttSource::new(c.clone(), Some(Secret::new("wrong-password"))).unwrap();
     source.start(None).await.unwrap();
     let err = tokio::time::timeout(Duration::from_secs(10), source.next_batch())
         .await
@@ -328,8 +327,7 @@ async fn wrong_credentials_are_a_clear_error_that_is_not_an_outage() {
     );
 
     // With the right password the same source configuration works.
-    c.password = Some(Secret::new("right-password"));
-    let mut source = MqttSource::new(c).unwrap();
+    let mut source = MqttSource::new(c, Some(Secret::new("right-password"))).unwrap();
     source.start(None).await.unwrap();
     let mut hub = Hub::default();
     subscribe(&mut hub, &mut source).await;
@@ -358,11 +356,11 @@ async fn wrong_credentials_are_a_clear_error_that_is_not_an_outage() {
 fn a_bad_topic_or_thresholds_are_refused_before_connecting() {
     let mut c = MqttConfig::new("127.0.0.1", 1883, "x", "sanitation/bins+/reading");
     assert!(matches!(
-        MqttSource::new(c.clone()).unwrap_err(),
+        MqttSource::new(c.clone(), None).unwrap_err(),
         SourceError::Misconfigured { .. }
     ));
     c.topic = "sanitation/bins/+/reading".into();
     c.debounce.clear_below_pct = 95.0;
-    let err = MqttSource::new(c).unwrap_err();
+    let err = MqttSource::new(c, None).unwrap_err();
     assert!(err.to_string().contains("clear_below_pct"), "{err}");
 }

@@ -4,8 +4,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use hub_connectors::mapping::RecordFormat;
-use hub_connectors::SourceKind;
+pub use hub_connectors::config::{ConnectorConfig, RateLimitConfig, WebhookSourceConfig};
+pub use hub_connectors::debounce::DebounceConfig;
+pub use hub_connectors::http_poll::HttpPollConfig;
+pub use hub_connectors::mqtt::MqttConfig;
+pub use hub_connectors::pg_poll::PgPollConfig;
 use hub_schemas::event::Department;
 use serde::Deserialize;
 
@@ -168,189 +171,6 @@ fn default_reload_ms() -> u64 {
     2000
 }
 
-/// One departmental system instance, `[[connectors]]` in the file. `kind` picks how its records
-/// reach the hub; every kind has a `name` (unique, and the `source_system` of its events), a
-/// `department` and an optional `rate_limit`. Secrets are never in the file: the file names
-/// the environment variable that holds each one (`token_env`, `secret_env`, `password_env`,
-/// `url_env`), and no log or error shows its value.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ConnectorConfig {
-    /// A departmental REST API paged by a cursor, with a bearer token.
-    HttpPoll(HttpPollConnector),
-    /// The department pushes records to the hub's webhook endpoint, signed with HMAC-SHA256.
-    Webhook(WebhookConnector),
-    /// Sensor readings on an MQTT topic, debounced into episodes (sanitation bins).
-    Mqtt(MqttConnector),
-    /// A PostgreSQL table read by an `updated_at` + id cursor (civil-affairs welfare cases).
-    PostgresPoll(PostgresPollConnector),
-}
-
-/// At most `burst` requests at once and `per_second` on average: polls of the departmental
-/// system for pull kinds, accepted pushes for `webhook`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitConfig {
-    pub per_second: f64,
-    #[serde(default = "default_burst")]
-    pub burst: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpPollConnector {
-    pub name: String,
-    pub department: String,
-    #[serde(default)]
-    pub rate_limit: Option<RateLimitConfig>,
-    pub base_url: String,
-    pub path: String,
-    /// Name of the environment variable holding the bearer token.
-    pub token_env: String,
-    #[serde(default = "default_cursor_param")]
-    pub cursor_param: String,
-    #[serde(default = "default_items_pointer")]
-    pub items_pointer: String,
-    #[serde(default = "default_cursor_pointer")]
-    pub cursor_pointer: String,
-    #[serde(default = "default_page_size")]
-    pub page_size: u32,
-    #[serde(default = "default_poll_interval_ms")]
-    pub poll_interval_ms: u64,
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConnector {
-    pub name: String,
-    pub department: String,
-    #[serde(default)]
-    pub rate_limit: Option<RateLimitConfig>,
-    /// Where the department posts, besides `/api/v1/connectors/<name>/records`.
-    #[serde(default)]
-    pub path: Option<String>,
-    /// Name of the environment variable holding the HMAC-SHA256 secret shared with the
-    /// department.
-    pub secret_env: String,
-    /// During a secret rotation: the variable holding the old secret, still accepted.
-    #[serde(default)]
-    pub previous_secret_env: Option<String>,
-    /// How far a request's signed timestamp may be from the hub's clock.
-    #[serde(default = "default_tolerance_secs")]
-    pub tolerance_secs: u64,
-    /// Pushed records waiting for the ingest loop; beyond this the hub answers 503.
-    #[serde(default = "default_queue_capacity")]
-    pub queue_capacity: usize,
-    #[serde(default = "default_max_batch")]
-    pub max_batch: usize,
-    #[serde(default = "default_push_linger_ms")]
-    pub linger_ms: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MqttConnector {
-    pub name: String,
-    pub department: String,
-    #[serde(default)]
-    pub rate_limit: Option<RateLimitConfig>,
-    pub host: String,
-    #[serde(default = "default_mqtt_port")]
-    pub port: u16,
-    /// Fixed across restarts (the broker keeps the session under it); default `hub-<name>`.
-    #[serde(default)]
-    pub client_id: Option<String>,
-    /// Topic filter; a single `+` level names the bin, e.g. `sanitation/bins/+/reading`.
-    pub topic: String,
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Name of the environment variable holding the password.
-    #[serde(default)]
-    pub password_env: Option<String>,
-    #[serde(default = "default_keep_alive_secs")]
-    pub keep_alive_secs: u64,
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    #[serde(default = "default_max_batch")]
-    pub max_batch: usize,
-    #[serde(default = "default_mqtt_linger_ms")]
-    pub linger_ms: u64,
-    #[serde(default)]
-    pub debounce: DebounceSettings,
-}
-
-/// When readings make an overflow episode (see `hub_connectors::debounce`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DebounceSettings {
-    pub overflow_at_pct: f64,
-    pub clear_below_pct: f64,
-    pub clear_hold_secs: u64,
-    pub forget_after_secs: u64,
-    pub max_clock_skew_secs: u64,
-}
-
-impl Default for DebounceSettings {
-    fn default() -> Self {
-        let d = hub_connectors::debounce::DebounceConfig::default();
-        DebounceSettings {
-            overflow_at_pct: d.overflow_at_pct,
-            clear_below_pct: d.clear_below_pct,
-            clear_hold_secs: d.clear_hold.as_secs(),
-            forget_after_secs: d.forget_after.as_secs(),
-            max_clock_skew_secs: d.max_clock_skew.as_secs(),
-        }
-    }
-}
-
-impl DebounceSettings {
-    pub fn to_config(&self) -> hub_connectors::debounce::DebounceConfig {
-        use std::time::Duration;
-        hub_connectors::debounce::DebounceConfig {
-            overflow_at_pct: self.overflow_at_pct,
-            clear_below_pct: self.clear_below_pct,
-            clear_hold: Duration::from_secs(self.clear_hold_secs),
-            forget_after: Duration::from_secs(self.forget_after_secs),
-            max_clock_skew: Duration::from_secs(self.max_clock_skew_secs),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresPollConnector {
-    pub name: String,
-    pub department: String,
-    #[serde(default)]
-    pub rate_limit: Option<RateLimitConfig>,
-    /// Name of the environment variable holding `postgres://user:password@host:port/db`.
-    pub url_env: String,
-    /// `table` or `schema.table`.
-    pub table: String,
-    #[serde(default = "default_id_column")]
-    pub id_column: String,
-    #[serde(default = "default_updated_at_column")]
-    pub updated_at_column: String,
-    #[serde(default = "default_page_size")]
-    pub page_size: u32,
-    /// Rows updated less than this long ago wait for the next poll (longer than the
-    /// department's longest write transaction).
-    #[serde(default = "default_settle_ms")]
-    pub settle_ms: u64,
-    /// How timestamps without a zone are read.
-    #[serde(default = "default_time_zone")]
-    pub time_zone: String,
-    #[serde(default = "default_poll_interval_ms")]
-    pub poll_interval_ms: u64,
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// An elderly person living alone not reached for this long needs a welfare check.
-    #[serde(default = "default_elderly_no_contact_hours")]
-    pub elderly_no_contact_hours: u32,
-}
-
 /// Residents' requests over Open311 GeoReport v2 (`/open311/v2/`), `[open311]` in the file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -396,65 +216,8 @@ fn default_read_rate_limit() -> RateLimitConfig {
     }
 }
 
-fn default_cursor_param() -> String {
-    "cursor".into()
-}
-fn default_items_pointer() -> String {
-    "/items".into()
-}
-fn default_cursor_pointer() -> String {
-    "/next_cursor".into()
-}
-fn default_page_size() -> u32 {
-    100
-}
-fn default_poll_interval_ms() -> u64 {
-    2000
-}
 fn default_timeout_ms() -> u64 {
     10_000
-}
-fn default_burst() -> u32 {
-    1
-}
-fn default_tolerance_secs() -> u64 {
-    300
-}
-fn default_queue_capacity() -> usize {
-    1000
-}
-fn default_max_batch() -> usize {
-    100
-}
-fn default_push_linger_ms() -> u64 {
-    20
-}
-fn default_mqtt_port() -> u16 {
-    1883
-}
-fn default_keep_alive_secs() -> u64 {
-    30
-}
-fn default_connect_timeout_ms() -> u64 {
-    5000
-}
-fn default_mqtt_linger_ms() -> u64 {
-    200
-}
-fn default_id_column() -> String {
-    "id".into()
-}
-fn default_updated_at_column() -> String {
-    "updated_at".into()
-}
-fn default_settle_ms() -> u64 {
-    5000
-}
-fn default_time_zone() -> String {
-    "Asia/Shanghai".into()
-}
-fn default_elderly_no_contact_hours() -> u32 {
-    48
 }
 fn default_true() -> bool {
     true
@@ -602,123 +365,6 @@ impl HubConfig {
     /// The shipped configuration, for `hub demo`.
     pub fn shipped() -> Result<Self, ConfigError> {
         Self::load(Path::new("config/hub.toml"))
-    }
-}
-
-impl ConnectorConfig {
-    /// Unique; also the `source_system` of the events it produces.
-    pub fn name(&self) -> &str {
-        match self {
-            ConnectorConfig::HttpPoll(c) => &c.name,
-            ConnectorConfig::Webhook(c) => &c.name,
-            ConnectorConfig::Mqtt(c) => &c.name,
-            ConnectorConfig::PostgresPoll(c) => &c.name,
-        }
-    }
-
-    pub fn kind(&self) -> SourceKind {
-        match self {
-            ConnectorConfig::HttpPoll(_) => SourceKind::HttpPoll,
-            ConnectorConfig::Webhook(_) => SourceKind::Webhook,
-            ConnectorConfig::Mqtt(_) => SourceKind::Mqtt,
-            ConnectorConfig::PostgresPoll(_) => SourceKind::PostgresPoll,
-        }
-    }
-
-    fn department_text(&self) -> &str {
-        match self {
-            ConnectorConfig::HttpPoll(c) => &c.department,
-            ConnectorConfig::Webhook(c) => &c.department,
-            ConnectorConfig::Mqtt(c) => &c.department,
-            ConnectorConfig::PostgresPoll(c) => &c.department,
-        }
-    }
-
-    pub fn department(&self) -> Department {
-        Department::parse(self.department_text()).expect("validated at load")
-    }
-
-    pub fn rate_limit(&self) -> Option<RateLimitConfig> {
-        match self {
-            ConnectorConfig::HttpPoll(c) => c.rate_limit,
-            ConnectorConfig::Webhook(c) => c.rate_limit,
-            ConnectorConfig::Mqtt(c) => c.rate_limit,
-            ConnectorConfig::PostgresPoll(c) => c.rate_limit,
-        }
-    }
-
-    /// The layout of the records this connector delivers.
-    pub fn record_format(&self) -> RecordFormat {
-        RecordFormat::for_source(self.kind(), self.department()).expect("validated at load")
-    }
-
-    /// The names of the environment variables holding this connector's secrets.
-    pub fn secret_vars(&self) -> Vec<&str> {
-        match self {
-            ConnectorConfig::HttpPoll(c) => vec![c.token_env.as_str()],
-            ConnectorConfig::Webhook(c) => std::iter::once(c.secret_env.as_str())
-                .chain(c.previous_secret_env.as_deref())
-                .collect(),
-            ConnectorConfig::Mqtt(c) => c.password_env.as_deref().into_iter().collect(),
-            ConnectorConfig::PostgresPoll(c) => vec![c.url_env.as_str()],
-        }
-    }
-
-    /// Everything that can be checked without reaching the departmental system.
-    fn check(&self) -> Result<(), String> {
-        let department = Department::parse(self.department_text())
-            .ok_or_else(|| format!("unknown department `{}`", self.department_text()))?;
-        RecordFormat::for_source(self.kind(), department)?;
-        if let Some(r) = self.rate_limit() {
-            hub_connectors::rate_limit::TokenBucket::new(r.per_second, r.burst)
-                .map_err(|e| e.to_string())?;
-        }
-        if self.name().trim().is_empty() {
-            return Err("name is empty".into());
-        }
-        match self {
-            ConnectorConfig::HttpPoll(c) => {
-                if c.page_size == 0 {
-                    return Err("page_size must be at least 1".into());
-                }
-                if !c.path.starts_with('/') {
-                    return Err(format!("path `{}` must start with /", c.path));
-                }
-            }
-            ConnectorConfig::Webhook(c) => {
-                if let Some(path) = &c.path {
-                    if !path.starts_with('/') || path.contains(['{', '}', '*']) {
-                        return Err(format!(
-                            "path `{path}` must start with / and hold no {{ }} or *"
-                        ));
-                    }
-                }
-                if !(1..=86_400).contains(&c.tolerance_secs) {
-                    return Err("tolerance_secs must be between 1 and 86400".into());
-                }
-                if c.queue_capacity == 0 || c.max_batch == 0 {
-                    return Err("queue_capacity and max_batch must be at least 1".into());
-                }
-            }
-            ConnectorConfig::Mqtt(c) => {
-                c.debounce.to_config().validate()?;
-                if c.max_batch == 0 {
-                    return Err("max_batch must be at least 1".into());
-                }
-                if c.password_env.is_some() && c.username.is_none() {
-                    return Err("password_env is set but username is not".into());
-                }
-            }
-            ConnectorConfig::PostgresPoll(c) => {
-                if c.page_size == 0 {
-                    return Err("page_size must be at least 1".into());
-                }
-                if c.elderly_no_contact_hours == 0 {
-                    return Err("elderly_no_contact_hours must be at least 1".into());
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -889,7 +535,7 @@ settle_ms = 2000
         );
         assert_eq!(
             c.connectors[3].record_format(),
-            RecordFormat::CivilAffairsRow
+            hub_connectors::mapping::RecordFormat::CivilAffairsRow
         );
         assert_eq!(c.connectors[0].rate_limit().unwrap().burst, 4);
     }

@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use hub::config::{
-    ConnectorConfig, DebounceSettings, HttpPollConnector, HubConfig, MqttConnector,
-    PostgresPollConnector, WebhookConnector,
+    ConnectorConfig, HttpPollConfig, HubConfig, MqttConfig, PgPollConfig, WebhookSourceConfig,
 };
 use hub::infra::broker::EmbeddedBroker;
 use hub::startup::{self, Roles, RunningHub, Secrets};
@@ -303,10 +302,9 @@ impl Drop for TcpProxy {
 
 pub(crate) fn police_connector(base_url: &str) -> ConnectorConfig {
     let shape = hub_simulator::ApiShape::of(Department::Police);
-    ConnectorConfig::HttpPoll(HttpPollConnector {
+    ConnectorConfig::HttpPoll(HttpPollConfig {
         name: "police.test".into(),
         department: "police".into(),
-        rate_limit: None,
         base_url: base_url.to_owned(),
         path: shape.path.into(),
         token_env: "POLICE_TOKEN".into(),
@@ -314,8 +312,9 @@ pub(crate) fn police_connector(base_url: &str) -> ConnectorConfig {
         items_pointer: shape.items_pointer.into(),
         cursor_pointer: shape.cursor_pointer.into(),
         page_size: 4,
-        poll_interval_ms: 100,
-        timeout_ms: 1000,
+        poll_interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(1000),
+        ..HttpPollConfig::default()
     })
 }
 
@@ -597,7 +596,7 @@ async fn police_rest_with_a_wrong_token_fails_clearly_and_retries_slowly() {
 // ------------------------------------------------------------------------------ webhook
 
 pub(crate) fn webhook_connector() -> ConnectorConfig {
-    ConnectorConfig::Webhook(WebhookConnector {
+    ConnectorConfig::Webhook(WebhookSourceConfig {
         name: "urban_management.push".into(),
         department: "urban_management".into(),
         rate_limit: None,
@@ -827,21 +826,18 @@ pub(crate) fn mqtt_connector(
     client_id: &str,
     login: Option<&str>,
 ) -> ConnectorConfig {
-    ConnectorConfig::Mqtt(MqttConnector {
+    ConnectorConfig::Mqtt(MqttConfig {
         name: "sanitation.bins".into(),
         department: "sanitation".into(),
-        rate_limit: None,
         host: "127.0.0.1".into(),
         port,
-        client_id: Some(client_id.into()),
+        client_id: client_id.into(),
         topic: format!("{prefix}/+/reading"),
         username: login.map(str::to_owned),
         password_env: login.map(|_| "MQTT_PASSWORD".to_owned()),
-        keep_alive_secs: 10,
-        connect_timeout_ms: 2000,
-        max_batch: 100,
-        linger_ms: 200,
-        debounce: DebounceSettings::default(),
+        keep_alive: Duration::from_secs(10),
+        connect_timeout: Duration::from_millis(2000),
+        ..MqttConfig::default()
     })
 }
 
@@ -1198,20 +1194,16 @@ async fn an_mqtt_broker_outage_is_ridden_out_and_wrong_credentials_fail_clearly(
 // ------------------------------------------------------------------------------ PostgreSQL
 
 pub(crate) fn welfare_connector(url_env: &str) -> ConnectorConfig {
-    ConnectorConfig::PostgresPoll(PostgresPollConnector {
+    ConnectorConfig::PostgresPoll(PgPollConfig {
         name: "civil_affairs.welfare".into(),
         department: "civil_affairs".into(),
-        rate_limit: None,
         url_env: url_env.into(),
         table: "welfare_case".into(),
-        id_column: "id".into(),
-        updated_at_column: "updated_at".into(),
         page_size: 3,
-        settle_ms: 0,
-        time_zone: "Asia/Shanghai".into(),
-        poll_interval_ms: 200,
-        timeout_ms: 2000,
-        elderly_no_contact_hours: 48,
+        settle: Duration::ZERO,
+        poll_interval: Duration::from_millis(200),
+        timeout: Duration::from_millis(2000),
+        ..PgPollConfig::default()
     })
 }
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub::config::{ConnectorConfig, HttpPollConnector, HubConfig};
+use hub::config::{ConnectorConfig, HttpPollConfig, HubConfig};
 use hub::startup::{self, Roles, RunningHub};
 use hub_schemas::event::Department;
 use hub_simulator::generator::{load_addresses, Address, Generator};
@@ -63,12 +63,11 @@ fn connector_for(fake: &FakeDepartment, page_size: u32) -> ConnectorConfig {
     ConnectorConfig::HttpPoll(http_connector(fake, page_size))
 }
 
-fn http_connector(fake: &FakeDepartment, page_size: u32) -> HttpPollConnector {
+fn http_connector(fake: &FakeDepartment, page_size: u32) -> HttpPollConfig {
     let shape = fake.shape();
-    HttpPollConnector {
+    HttpPollConfig {
         name: format!("{}.test", fake.department().as_str()),
         department: fake.department().as_str().to_owned(),
-        rate_limit: None,
         base_url: fake.base_url(),
         path: shape.path.to_owned(),
         token_env: "TEST_TOKEN".to_owned(),
@@ -76,8 +75,9 @@ fn http_connector(fake: &FakeDepartment, page_size: u32) -> HttpPollConnector {
         items_pointer: shape.items_pointer.to_owned(),
         cursor_pointer: shape.cursor_pointer.to_owned(),
         page_size,
-        poll_interval_ms: 100,
-        timeout_ms: 2000,
+        poll_interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(2000),
+        ..HttpPollConfig::default()
     }
 }
 
@@ -124,7 +124,7 @@ fn connector_toml(fake: &FakeDepartment, page_size: u32) -> String {
          token_env = \"{}\"\ncursor_param = \"{}\"\nitems_pointer = \"{}\"\ncursor_pointer = \"{}\"\n\
          page_size = {}\npoll_interval_ms = {}\ntimeout_ms = {}\n",
         c.name, c.department, c.base_url, c.path, c.token_env, c.cursor_param, c.items_pointer,
-        c.cursor_pointer, c.page_size, c.poll_interval_ms, c.timeout_ms
+        c.cursor_pointer, c.page_size, c.poll_interval.as_millis(), c.timeout.as_millis()
     )
 }
 

@@ -169,7 +169,12 @@ async fn untouched_task_warns_breaches_and_climbs_the_ladder_step_by_step() {
                     .as_str()
                     .is_some_and(|n| n.contains("top of its ladder"))
             });
-            done.then_some(w)
+            // The view reads clocks and history one after the other: wait until both
+            // show the last alert.
+            let top_alerted = w["clocks"].as_array()?.iter().any(|c| {
+                c["kind"]["step"] == json!("district") && c["alerts"] == json!(["step_overdue"])
+            });
+            (done && top_alerted).then_some(w)
         },
     )
     .await;

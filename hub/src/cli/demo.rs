@@ -30,8 +30,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::config::{
-    ConnectorConfig, DebounceSettings, HttpPollConnector, HubConfig, MqttConnector,
-    PostgresPollConnector, WebhookConnector,
+    ConnectorConfig, DebounceConfig, HttpPollConfig, HubConfig, MqttConfig, PgPollConfig,
+    WebhookSourceConfig,
 };
 use crate::startup::{self, display_dir, Roles};
 
@@ -138,10 +138,9 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
                 fake.base_url(),
                 shape.path
             ));
-            ConnectorConfig::HttpPoll(HttpPollConnector {
+            ConnectorConfig::HttpPoll(HttpPollConfig {
                 name: format!("{}.demo", fake.department().as_str()),
                 department: fake.department().as_str().to_owned(),
-                rate_limit: None,
                 base_url: fake.base_url(),
                 path: shape.path.to_owned(),
                 token_env: TOKEN_VAR.to_owned(),
@@ -149,14 +148,15 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
                 items_pointer: shape.items_pointer.to_owned(),
                 cursor_pointer: shape.cursor_pointer.to_owned(),
                 page_size: 50,
-                poll_interval_ms: 1000,
-                timeout_ms: 5000,
+                poll_interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(5),
+                ..HttpPollConfig::default()
             })
         })
         .collect();
     config
         .connectors
-        .push(ConnectorConfig::Webhook(WebhookConnector {
+        .push(ConnectorConfig::Webhook(WebhookSourceConfig {
             name: "urban_management.push".into(),
             department: "urban_management".into(),
             rate_limit: None,
@@ -169,27 +169,22 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
             linger_ms: 20,
         }));
     if mqtt_ok {
-        config.connectors.push(ConnectorConfig::Mqtt(MqttConnector {
+        config.connectors.push(ConnectorConfig::Mqtt(MqttConfig {
             name: "sanitation.bins".into(),
             department: "sanitation".into(),
-            rate_limit: None,
             host: mqtt_host.clone(),
             port: mqtt_port,
-            client_id: Some("hub-demo-sanitation-bins".into()),
+            client_id: "hub-demo-sanitation-bins".into(),
             topic: format!("{MQTT_PREFIX}/+/reading"),
-            username: None,
-            password_env: None,
-            keep_alive_secs: 30,
-            connect_timeout_ms: 3000,
-            max_batch: 100,
-            linger_ms: 200,
+            connect_timeout: Duration::from_secs(3),
             // Bins are emptied within minutes in the demo: a minute below 60 % ends an
             // overflow, so the next one is a new task.
-            debounce: DebounceSettings {
-                clear_hold_secs: 60,
-                forget_after_secs: 600,
-                ..DebounceSettings::default()
+            debounce: DebounceConfig {
+                clear_hold: Duration::from_secs(60),
+                forget_after: Duration::from_secs(600),
+                ..DebounceConfig::default()
             },
+            ..MqttConfig::default()
         }));
         running.push(format!(
             "{:<28} MQTT          mqtt://{}:{}/{MQTT_PREFIX}/+/reading (12 bins, debounced)",
@@ -199,20 +194,15 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     if let Some(db) = &welfare {
         config
             .connectors
-            .push(ConnectorConfig::PostgresPoll(PostgresPollConnector {
+            .push(ConnectorConfig::PostgresPoll(PgPollConfig {
                 name: "civil_affairs.welfare".into(),
                 department: "civil_affairs".into(),
-                rate_limit: None,
                 url_env: DB_VAR.into(),
                 table: "welfare_case".into(),
-                id_column: "id".into(),
-                updated_at_column: "updated_at".into(),
-                page_size: 100,
-                settle_ms: 1000,
-                time_zone: "Asia/Shanghai".into(),
-                poll_interval_ms: 1000,
-                timeout_ms: 5000,
-                elderly_no_contact_hours: 48,
+                settle: Duration::from_secs(1),
+                poll_interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(5),
+                ..PgPollConfig::default()
             }));
         running.push(format!(
             "{:<28} PostgreSQL    {} table welfare_case",

@@ -22,27 +22,22 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::future::try_join_all;
 use hub_connectors::backoff::Backoff;
-use hub_connectors::http_poll::{HttpPollConfig, HttpPollSource, HttpPoller};
-use hub_connectors::mapping::{Mapped, Mapper, MappingContext, MappingRules};
-use hub_connectors::mqtt::{MqttConfig, MqttSource};
-use hub_connectors::pg_poll::{PgPollConfig, PgPollSource};
-use hub_connectors::push;
+use hub_connectors::mapping::{Mapped, Mapper, MappingContext};
 use hub_connectors::rate_limit::TokenBucket;
-use hub_connectors::webhook::{Verifier, WebhookConfig};
-use hub_connectors::{Batch, Outcome, RawRecord, Secret, Source, SourceError, SourceKind};
+use hub_connectors::{Batch, Outcome, RawRecord, Source, SourceError, SourceKind};
 use hub_router::city::City;
 use hub_schemas::codec::{value_subject, Codec};
 use hub_schemas::event::{CivicEvent, Department};
 use hub_store::TaskStore;
 use tracing::Instrument;
 
-use crate::config::ConnectorConfig;
 use crate::context::health::{BatchCounts, Health};
 use crate::infra::kafka::Kafka;
 use crate::infra::shutdown::Shutdown;
 use crate::infra::telemetry;
 use crate::pipeline::dead_letters::{self, Letter, STAGE_MAPPING, STAGE_SOURCE};
 use crate::pipeline::push::PushEndpoint;
+use hub_connectors::{BuildError, ConnectorConfig};
 
 /// How long a connector whose credentials or configuration are refused waits before trying
 /// again: slow enough not to hammer the system or fill the logs, fast enough to pick up a fix.
@@ -81,16 +76,6 @@ pub struct Built {
     pub push: Option<PushEndpoint>,
 }
 
-/// Why a connector could not be built. A missing secret or an unusable setting stops only
-/// that connector: the hub runs the others and shows this in `/healthz`.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("environment variable {var} ({what}) is not set")]
-    MissingSecret { var: String, what: &'static str },
-    #[error("{0}")]
-    Invalid(String),
-}
-
 /// The clients and state a connector shares with the rest of its process.
 #[derive(Clone)]
 pub struct Handles {
@@ -110,126 +95,28 @@ pub struct Wiring<'a> {
     pub handles: &'a Handles,
 }
 
-/// Build a connector (not started). `secret` looks a variable up by name.
+/// Build a connector (not started) from its configuration: the source kind builds its
+/// source (`hub_connectors::ConnectorConfig::build`); this wires it to the feed topic, the
+/// dead-letter topic and the process's clients. `secret` looks a variable up by name.
 pub fn build(
     config: &ConnectorConfig,
     secret: &dyn Fn(&str) -> Option<String>,
     wiring: Wiring<'_>,
 ) -> Result<Built, BuildError> {
-    let need = |var: &str, what: &'static str| {
-        secret(var)
-            .filter(|v| !v.is_empty())
-            .map(Secret::new)
-            .ok_or_else(|| BuildError::MissingSecret {
-                var: var.to_owned(),
-                what,
-            })
-    };
-    let invalid = |e: &dyn std::fmt::Display| BuildError::Invalid(e.to_string());
+    let built = config.build(secret)?;
     let name = config.name().to_owned();
-    let mut mapper = Mapper::new(config.record_format());
-    let mut push_endpoint = None;
-    let (source, poll_interval): (Box<dyn Source>, Duration) = match config {
-        ConnectorConfig::HttpPoll(c) => {
-            let token = need(&c.token_env, "the bearer token")?;
-            let poller = HttpPoller::new(HttpPollConfig {
-                base_url: c.base_url.clone(),
-                path: c.path.clone(),
-                token: token.expose().to_owned(),
-                page_size: c.page_size,
-                cursor_param: c.cursor_param.clone(),
-                items_pointer: c.items_pointer.clone(),
-                cursor_pointer: c.cursor_pointer.clone(),
-                timeout: Duration::from_millis(c.timeout_ms),
-                max_body_bytes: hub_connectors::http_poll::DEFAULT_MAX_BODY_BYTES,
-            })
-            .map_err(|e| invalid(&format!("building its HTTP client: {e}")))?;
-            (
-                Box::new(HttpPollSource::new(poller)),
-                Duration::from_millis(c.poll_interval_ms),
-            )
-        }
-        ConnectorConfig::Webhook(c) => {
-            let mut secrets = vec![need(&c.secret_env, "the webhook signing secret")?];
-            if let Some(var) = &c.previous_secret_env {
-                // The old secret of a rotation may already be gone: that is fine.
-                if let Ok(old) = need(var, "the previous webhook secret") {
-                    secrets.push(old);
-                }
-            }
-            let mut verification = WebhookConfig::new(secrets);
-            verification.tolerance = Duration::from_secs(c.tolerance_secs);
-            let verifier = Verifier::new(&verification).map_err(|e| invalid(&e))?;
-            let (handle, source) = push::channel(
-                name.clone(),
-                c.queue_capacity,
-                c.max_batch,
-                Duration::from_millis(c.linger_ms),
-            );
-            let limiter = c
-                .rate_limit
-                .map(|r| TokenBucket::new(r.per_second, r.burst))
-                .transpose()
-                .map_err(|e| invalid(&e))?;
-            push_endpoint = Some(PushEndpoint::new(
-                name.clone(),
-                c.path.clone(),
-                verifier,
-                handle,
-                limiter,
-            ));
-            (Box::new(source), Duration::ZERO)
-        }
-        ConnectorConfig::Mqtt(c) => {
-            let client_id = c.client_id.clone().unwrap_or_else(|| format!("hub-{name}"));
-            let mut m = MqttConfig::new(c.host.clone(), c.port, client_id, c.topic.clone());
-            m.username = c.username.clone();
-            if let Some(var) = &c.password_env {
-                m.password = Some(need(var, "the MQTT password")?);
-            }
-            m.keep_alive = Duration::from_secs(c.keep_alive_secs);
-            m.connect_timeout = Duration::from_millis(c.connect_timeout_ms);
-            m.max_batch = c.max_batch;
-            m.linger = Duration::from_millis(c.linger_ms);
-            m.debounce = c.debounce.to_config();
-            let source = MqttSource::new(m).map_err(|e| invalid(&e))?;
-            (Box::new(source), Duration::ZERO)
-        }
-        ConnectorConfig::PostgresPoll(c) => {
-            let url = need(&c.url_env, "the database URL")?;
-            let mut p = PgPollConfig::new(url, c.table.clone());
-            p.id_column = c.id_column.clone();
-            p.updated_at_column = c.updated_at_column.clone();
-            p.page_size = c.page_size;
-            p.settle = Duration::from_millis(c.settle_ms);
-            p.time_zone = c.time_zone.clone();
-            p.timeout = Duration::from_millis(c.timeout_ms);
-            mapper = mapper.with_rules(MappingRules {
-                elderly_no_contact: chrono::Duration::hours(i64::from(c.elderly_no_contact_hours)),
-            });
-            let source = PgPollSource::new(p).map_err(|e| invalid(&e))?;
-            (Box::new(source), Duration::from_millis(c.poll_interval_ms))
-        }
-    };
-    let limiter = match config {
-        ConnectorConfig::Webhook(_) => None,
-        _ => config
-            .rate_limit()
-            .map(|r| TokenBucket::new(r.per_second, r.burst))
-            .transpose()
-            .map_err(|e| invalid(&e))?,
-    };
+    let push = built.push.map(|p| PushEndpoint::new(name.clone(), p));
     let shared = wiring.handles;
     Ok(Built {
         connector: Connector {
-            source,
-            limiter,
+            source: built.source,
+            limiter: built.limiter,
             sink: Sink {
                 name,
                 kind: config.kind(),
                 department: config.department(),
-                mapper,
-                poll_interval,
+                mapper: built.mapper,
+                poll_interval: built.poll_interval,
                 feed_topic: wiring.feed_topic,
                 dead_letter_topic: wiring.dead_letter_topic,
                 kafka: shared.kafka.clone(),
@@ -240,7 +127,7 @@ pub fn build(
                 limits: shared.limits,
             },
         },
-        push: push_endpoint,
+        push,
     })
 }
 
@@ -652,13 +539,7 @@ pub fn start_connectors(
     let mut paths = BTreeMap::new();
     let mut mappers = BTreeMap::new();
     for c in &config.connectors {
-        let mut mapper = Mapper::new(c.record_format());
-        if let ConnectorConfig::PostgresPoll(p) = c {
-            mapper = mapper.with_rules(MappingRules {
-                elderly_no_contact: chrono::Duration::hours(i64::from(p.elderly_no_contact_hours)),
-            });
-        }
-        mappers.insert(c.name().to_owned(), mapper);
+        mappers.insert(c.name().to_owned(), c.mapper());
         if let ConnectorConfig::Webhook(w) = c {
             if let Some(path) = &w.path {
                 paths.insert(w.name.clone(), path.clone());

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use hub_connectors::push::PushHandle;
 use hub_connectors::rate_limit::TokenBucket;
 use hub_connectors::webhook::Verifier;
+use hub_connectors::PushParts;
 
 /// The receiving side of one webhook connector.
 pub struct PushEndpoint {
@@ -20,19 +21,13 @@ pub struct PushEndpoint {
 }
 
 impl PushEndpoint {
-    pub fn new(
-        name: String,
-        path: Option<String>,
-        verifier: Verifier,
-        handle: PushHandle,
-        limiter: Option<TokenBucket>,
-    ) -> Self {
+    pub fn new(name: String, parts: PushParts) -> Self {
         PushEndpoint {
             name,
-            path,
-            verifier: Mutex::new(verifier),
-            handle,
-            limiter: limiter.map(Mutex::new),
+            path: parts.path,
+            verifier: Mutex::new(parts.verifier),
+            handle: parts.handle,
+            limiter: parts.limiter.map(Mutex::new),
         }
     }
 
