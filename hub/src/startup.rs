@@ -318,7 +318,11 @@ pub async fn start_with(
         }));
         table.add(crate::http::console::routes(console.clone()));
         table.add(crate::http::indicators::routes(console));
+        let webhook_paths: Vec<String> = connectors.paths.values().cloned().collect();
         connector_routes(&mut table, config, &secrets, &shared, &cases, connectors)?;
+        table.add(crate::http::openapi::routes(
+            &crate::http::openapi::document(&webhook_paths),
+        ));
         let (app, routes) = table.build(AuthState {
             access: access.clone(),
             store: store.clone(),

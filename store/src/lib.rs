@@ -1,10 +1,29 @@
 //! The hub's task store: routed tasks, the history of every status change, the outbox of task
-//! events to relay, and the cursors of pull connectors, on SQLite (one machine, a district) or PostgreSQL (several hub
-//! processes, a city).
+//! events to relay, and the cursors of pull connectors, on SQLite (one machine, a district) or
+//! PostgreSQL (several hub processes, a city).
 //!
 //! [`open`] picks the backend from the URL and brings the schema up to date; everything
 //! else goes through the [`TaskStore`] trait, so the hub holds an `Arc<dyn TaskStore>`.
 //! Times are stored as epoch milliseconds, so a task reads back with millisecond precision.
+//!
+//! # Where things are
+//!
+//! One implementation serves both databases through sqlx's `Any` driver; each query is
+//! written once.
+//! - `store.rs`: the [`TaskStore`] implementation, each method handing over to its concern:
+//! - `tasks.rs`: creating a task (with its history, clocks, report and outbox events, in one
+//!   transaction), reading, listing and counting tasks, their history; `filter.rs` turns a
+//!   [`TaskFilter`] into SQL; `rows.rs` turns tasks into rows and back.
+//! - `workflow.rs`: lifecycle transitions on a task's versioned state machine.
+//! - `clocks.rs`: SLA clocks; `alerts.rs`: the alerts raised on them, once, across processes.
+//! - `outbox.rs`: task events waiting to be relayed, and each destination's lease and cursor.
+//! - `reports.rs`: reports linked to tasks, duplicates nearby, a record's prior outcome;
+//!   `returns.rs`: records that became no task (returned to their department, suppressed).
+//! - `cursors.rs`: where each pull connector stopped.
+//! - `dialect/`: what differs between SQLite and PostgreSQL: opening each (pools, pragmas,
+//!   migrations, in `sqlite.rs` and `postgres.rs`) and the few SQL differences (`mod.rs`).
+//!   The schemas themselves are in `migrations/sqlite` and `migrations/postgres`.
+//! - `error.rs`: [`StoreError`] and how a failure is classified.
 
 use std::sync::Arc;
 
@@ -13,23 +32,27 @@ use chrono::{DateTime, Utc};
 use hub_router::task::{NewTask, StatusChange, Task, TaskStatus};
 use hub_schemas::event::Department;
 
+mod alerts;
+mod clocks;
+mod cursors;
+mod dialect;
 mod error;
+mod filter;
 mod outbox;
-mod postgres;
 mod reports;
+mod returns;
 mod rows;
-mod sqlite;
+mod store;
+mod tasks;
 mod workflow;
 
+pub use alerts::{AlertTransition, ClockAlert, RaiseOutcome};
+pub use clocks::{earliest_deadline, StoredClock};
 pub use error::{FailureClass, StoreError};
 pub use outbox::{DestinationState, EventReturned, OutboxEvent, TaskEvent};
-pub use reports::{
-    DepartmentReturn, LinkOutcome, NearQuery, OpenTaskNear, PriorOutcome, Report, Suppression,
-};
-pub use workflow::{
-    earliest_deadline, AlertTransition, ApplyOutcome, ClockAlert, RaiseOutcome, StoredClock,
-    WorkflowRecord,
-};
+pub use reports::{LinkOutcome, NearQuery, OpenTaskNear, PriorOutcome, Report};
+pub use returns::{DepartmentReturn, Suppression};
+pub use workflow::{ApplyOutcome, WorkflowRecord};
 
 /// The actor recorded on the history entries the router writes when it creates a task.
 pub const ROUTER_ACTOR: &str = "hub.router";
@@ -301,8 +324,8 @@ pub async fn open(url: &str) -> Result<Arc<dyn TaskStore>, StoreError> {
         }
     };
     match scheme {
-        "sqlite" => Ok(Arc::new(sqlite::SqliteStore::open(url).await?)),
-        "postgres" | "postgresql" => Ok(Arc::new(postgres::PostgresStore::open(url).await?)),
+        "sqlite" => Ok(Arc::new(dialect::sqlite::open(url).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(dialect::postgres::open(url).await?)),
         other => Err(StoreError::UnsupportedScheme {
             scheme: other.to_owned(),
         }),

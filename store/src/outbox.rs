@@ -7,8 +7,10 @@ use hub_router::task::NewTask;
 use hub_schemas::event::Department;
 use hub_schemas::task::{TaskDispatched, TaskStatusChanged, UnitRef};
 use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
 
 use crate::rows::HistoryRow;
+use crate::store::Store;
 use crate::StoreError;
 
 /// An event for departments, as published to the task topics and departmental webhooks.
@@ -202,30 +204,184 @@ impl From<DestinationRow> for DestinationState {
     }
 }
 
-// SQL shared by both dialects ($n parameters work in SQLite too).
+/// The payload is JSON: JSONB on PostgreSQL.
+const INSERT: &str = "INSERT INTO outbox (task_id, department, kind, payload, created_at) \
+     VALUES ($1, $2, $3, $4::jsonb, $5)";
 /// A department receives the events of its own records and of the tasks its reports were
-/// merged into.
-pub(crate) const SELECT_AFTER: &str = "SELECT id, department, payload, created_at FROM outbox \
-     WHERE id > $1 AND ($2 IS NULL OR department = $2 OR EXISTS (SELECT 1 FROM task_reports r \
-     WHERE r.task_id = outbox.task_id AND r.department = $2)) ORDER BY id LIMIT $3";
-pub(crate) const SELECT_DESTINATION: &str =
-    "SELECT destination, delivered_up_to, attempts, last_error, \
+/// merged into. Binds after, department (or NULL for all), limit.
+const SELECT_AFTER: &str = "SELECT id, department, payload::text AS payload, created_at \
+     FROM outbox WHERE id > $1 AND ($2::text IS NULL OR department = $2 OR EXISTS (SELECT 1 \
+     FROM task_reports r WHERE r.task_id = outbox.task_id AND r.department = $2)) ORDER BY id LIMIT $3";
+const SELECT_HEAD: &str = "SELECT COALESCE(MAX(id), 0) FROM outbox";
+const SELECT_DESTINATION: &str = "SELECT destination, delivered_up_to, attempts, last_error, \
      last_attempt_at, next_attempt_at FROM outbox_destinations WHERE destination = $1";
-pub(crate) const SELECT_DESTINATIONS: &str =
-    "SELECT destination, delivered_up_to, attempts, last_error, \
+const SELECT_DESTINATIONS: &str = "SELECT destination, delivered_up_to, attempts, last_error, \
      last_attempt_at, next_attempt_at FROM outbox_destinations ORDER BY destination";
 /// Take or renew the lease when it is free, ours, or expired. Binds destination, holder,
 /// now, until.
-pub(crate) const LEASE: &str = "INSERT INTO outbox_destinations (destination, lease_holder, lease_until) \
+const LEASE: &str = "INSERT INTO outbox_destinations (destination, lease_holder, lease_until) \
      VALUES ($1, $2, $4) ON CONFLICT (destination) DO UPDATE SET lease_holder = $2, lease_until = $4 \
      WHERE outbox_destinations.lease_holder IS NULL OR outbox_destinations.lease_holder = $2 \
      OR outbox_destinations.lease_until < $3";
 /// Binds destination, holder, up_to, now. Only the lease holder moves the cursor.
-pub(crate) const DELIVERED: &str =
-    "UPDATE outbox_destinations SET delivered_up_to = $3, attempts = 0, \
+const DELIVERED: &str = "UPDATE outbox_destinations SET delivered_up_to = $3, attempts = 0, \
      last_error = NULL, last_attempt_at = $4, next_attempt_at = NULL \
      WHERE destination = $1 AND lease_holder = $2 AND delivered_up_to < $3";
 /// Binds destination, holder, error, now, next_attempt_at.
-pub(crate) const FAILED: &str =
-    "UPDATE outbox_destinations SET attempts = attempts + 1, last_error = $3, \
+const FAILED: &str = "UPDATE outbox_destinations SET attempts = attempts + 1, last_error = $3, \
      last_attempt_at = $4, next_attempt_at = $5 WHERE destination = $1 AND lease_holder = $2";
+
+/// Writes `event` to the outbox inside the caller's transaction, which must hold the outbox
+/// ordering lock ([`Store::lock_outbox_order`]). `task_id` is `None` for a returned event;
+/// `err` names the caller's operation in a failure.
+pub(crate) async fn insert(
+    store: &Store,
+    tx: &mut AnyConnection,
+    task_id: Option<&str>,
+    department: &str,
+    event: &TaskEvent,
+    at: DateTime<Utc>,
+    err: impl FnOnce(sqlx::Error) -> StoreError,
+) -> Result<(), StoreError> {
+    sqlx::query(&store.sql(INSERT))
+        .bind(task_id)
+        .bind(department)
+        .bind(event.kind())
+        .bind(to_payload(event)?)
+        .bind(at.timestamp_millis())
+        .execute(tx)
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
+/// [`insert`] for the event of a lifecycle transition or an alert on task `task_id`.
+pub(crate) async fn insert_task_event(
+    store: &Store,
+    tx: &mut AnyConnection,
+    task_id: &str,
+    department: &str,
+    event: &TaskEvent,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let err = StoreError::query(store.backend(), || {
+        format!("write {} of task {task_id} to the outbox", event.kind())
+    });
+    insert(store, tx, Some(task_id), department, event, at, err).await
+}
+
+pub(crate) async fn outbox_after(
+    store: &Store,
+    after: i64,
+    department: Option<Department>,
+    limit: u32,
+) -> Result<Vec<OutboxEvent>, StoreError> {
+    let rows: Vec<OutboxRow> = sqlx::query_as(&store.sql(SELECT_AFTER))
+        .bind(after)
+        .bind(department.map(|d| d.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(&store.readers)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("read outbox after {after}")
+        }))?;
+    rows.into_iter().map(OutboxRow::into_event).collect()
+}
+
+pub(crate) async fn outbox_head(store: &Store) -> Result<i64, StoreError> {
+    sqlx::query_scalar(SELECT_HEAD)
+        .fetch_one(&store.readers)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            "read the outbox head".to_owned()
+        }))
+}
+
+pub(crate) async fn outbox_destination(
+    store: &Store,
+    destination: &str,
+) -> Result<DestinationState, StoreError> {
+    let row: Option<DestinationRow> = sqlx::query_as(SELECT_DESTINATION)
+        .bind(destination)
+        .fetch_optional(&store.readers)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("read outbox destination {destination}")
+        }))?;
+    Ok(row.map_or_else(|| DestinationState::new(destination), Into::into))
+}
+
+pub(crate) async fn outbox_destinations(
+    store: &Store,
+) -> Result<Vec<DestinationState>, StoreError> {
+    let rows: Vec<DestinationRow> = sqlx::query_as(SELECT_DESTINATIONS)
+        .fetch_all(&store.readers)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            "read outbox destinations".to_owned()
+        }))?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+pub(crate) async fn lease_destination(
+    store: &Store,
+    destination: &str,
+    holder: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let taken = sqlx::query(LEASE)
+        .bind(destination)
+        .bind(holder)
+        .bind(now.timestamp_millis())
+        .bind(until.timestamp_millis())
+        .execute(&store.writer)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("lease outbox destination {destination}")
+        }))?
+        .rows_affected();
+    Ok(taken == 1)
+}
+
+pub(crate) async fn outbox_delivered(
+    store: &Store,
+    destination: &str,
+    holder: &str,
+    up_to: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(DELIVERED)
+        .bind(destination)
+        .bind(holder)
+        .bind(up_to)
+        .bind(now.timestamp_millis())
+        .execute(&store.writer)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("record delivery to {destination}")
+        }))?;
+    Ok(())
+}
+
+pub(crate) async fn outbox_failed(
+    store: &Store,
+    destination: &str,
+    holder: &str,
+    error: &str,
+    now: DateTime<Utc>,
+    next_attempt_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(FAILED)
+        .bind(destination)
+        .bind(holder)
+        .bind(error)
+        .bind(now.timestamp_millis())
+        .bind(next_attempt_at.timestamp_millis())
+        .execute(&store.writer)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("record failed delivery to {destination}")
+        }))?;
+    Ok(())
+}

@@ -1,12 +1,13 @@
-//! Reports linked to tasks (duplicates merged into one task) and events sent back to their
-//! department by a community's admission list.
+//! Reports linked to tasks (duplicates merged into one task), the search for the open tasks
+//! a new report may duplicate, and what became of a departmental record already seen.
 
 use chrono::{DateTime, Utc};
-use hub_router::explanation::Explanation;
 use hub_schemas::event::Department;
 use serde::{Deserialize, Serialize};
+use sqlx::{Any, Executor};
 
-use crate::StoreError;
+use crate::store::Store;
+use crate::{returns, StoreError};
 
 /// A departmental record that became, or was merged into, a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,60 +42,6 @@ pub enum PriorOutcome {
     Suppressed,
 }
 
-/// An event a routing rule suppressed: no task, but a recorded outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Suppression {
-    pub event_id: String,
-    pub source_system: String,
-    pub source_id: String,
-    pub department: Department,
-    pub category_code: String,
-    pub community_code: Option<String>,
-    pub rule_id: String,
-    pub rules_version: String,
-    pub suppressed_at: DateTime<Utc>,
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct SuppressionRow {
-    event_id: String,
-    source_system: String,
-    source_id: String,
-    department: String,
-    category_code: String,
-    community_code: Option<String>,
-    rule_id: String,
-    rules_version: String,
-    suppressed_at: i64,
-}
-
-impl SuppressionRow {
-    pub(crate) fn into_suppression(self) -> Result<Suppression, StoreError> {
-        let corrupt = |column: &'static str, reason: String| StoreError::Corrupt {
-            task_id: format!("(suppressed event {})", self.event_id),
-            column,
-            reason,
-        };
-        Ok(Suppression {
-            department: Department::parse(&self.department).ok_or_else(|| {
-                corrupt(
-                    "suppressions.department",
-                    format!("unknown department `{}`", self.department),
-                )
-            })?,
-            suppressed_at: millis(self.suppressed_at)
-                .ok_or_else(|| corrupt("suppressions.suppressed_at", "out of range".into()))?,
-            event_id: self.event_id,
-            source_system: self.source_system,
-            source_id: self.source_id,
-            category_code: self.category_code,
-            community_code: self.community_code,
-            rule_id: self.rule_id,
-            rules_version: self.rules_version,
-        })
-    }
-}
-
 /// An open task that a new report might duplicate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenTaskNear {
@@ -117,18 +64,134 @@ pub struct NearQuery {
     pub max_lat: f64,
 }
 
-/// An event a community's admission list did not admit, back in its department's queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DepartmentReturn {
-    pub event_id: String,
-    pub source_system: String,
-    pub source_id: String,
-    pub department: Department,
-    pub category_code: String,
-    pub community_code: Option<String>,
-    pub reason: String,
-    pub explanation: Explanation,
-    pub returned_at: DateTime<Utc>,
+const INSERT_REPORT: &str = "INSERT INTO task_reports (task_id, event_id, source_system, \
+     source_id, department, occurred_at, linked_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT DO NOTHING";
+const SELECT_REPORTS: &str = "SELECT event_id, source_system, source_id, department, \
+     occurred_at, linked_at FROM task_reports WHERE task_id = $1 \
+     ORDER BY linked_at, source_system, source_id";
+const SELECT_REPORT_TASK: &str =
+    "SELECT task_id FROM task_reports WHERE source_system = $1 AND source_id = $2";
+/// Binds group, since, until, min_lon, max_lon, min_lat, max_lat.
+const SELECT_NEAR: &str = "SELECT task_id, category_group, place_lon, place_lat, occurred_at \
+     FROM tasks WHERE category_group = $1 AND occurred_at >= $2 AND occurred_at <= $3 \
+     AND place_lon BETWEEN $4 AND $5 AND place_lat BETWEEN $6 AND $7 \
+     AND status NOT IN ('closed', 'cancelled') ORDER BY occurred_at, task_id LIMIT 100";
+
+/// Links `report` to the task: its own first report (in the transaction that creates the
+/// task), or a duplicate. Answers 0 when the record was linked already.
+pub(crate) async fn insert_report<'e>(
+    db: impl Executor<'e, Database = Any>,
+    task_id: &str,
+    report: &Report,
+) -> sqlx::Result<u64> {
+    let done = sqlx::query(INSERT_REPORT)
+        .bind(task_id)
+        .bind(&report.event_id)
+        .bind(&report.source_system)
+        .bind(&report.source_id)
+        .bind(report.department.as_str())
+        .bind(report.occurred_at.timestamp_millis())
+        .bind(report.linked_at.timestamp_millis())
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+pub(crate) async fn prior_outcome(
+    store: &Store,
+    source_system: &str,
+    source_id: &str,
+) -> Result<Option<PriorOutcome>, StoreError> {
+    let err = || {
+        StoreError::query(store.backend(), || {
+            format!("look up {source_system}/{source_id}")
+        })
+    };
+    let task: Option<String> = sqlx::query_scalar(SELECT_REPORT_TASK)
+        .bind(source_system)
+        .bind(source_id)
+        .fetch_optional(&store.readers)
+        .await
+        .map_err(err())?;
+    if let Some(task_id) = task {
+        return Ok(Some(PriorOutcome::Task { task_id }));
+    }
+    let returned: Option<String> = sqlx::query_scalar(returns::SELECT_RETURNED)
+        .bind(source_system)
+        .bind(source_id)
+        .fetch_optional(&store.readers)
+        .await
+        .map_err(err())?;
+    if returned.is_some() {
+        return Ok(Some(PriorOutcome::Returned));
+    }
+    let suppressed: Option<String> = sqlx::query_scalar(returns::SELECT_SUPPRESSED)
+        .bind(source_system)
+        .bind(source_id)
+        .fetch_optional(&store.readers)
+        .await
+        .map_err(err())?;
+    Ok(suppressed.map(|_| PriorOutcome::Suppressed))
+}
+
+pub(crate) async fn open_tasks_near(
+    store: &Store,
+    q: &NearQuery,
+) -> Result<Vec<OpenTaskNear>, StoreError> {
+    let rows: Vec<NearRow> = sqlx::query_as(SELECT_NEAR)
+        .bind(&q.category_group)
+        .bind(q.occurred_since.timestamp_millis())
+        .bind(q.occurred_until.timestamp_millis())
+        .bind(q.min_lon)
+        .bind(q.max_lon)
+        .bind(q.min_lat)
+        .bind(q.max_lat)
+        .fetch_all(&store.readers)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("find open {} tasks nearby", q.category_group)
+        }))?;
+    rows.into_iter().map(NearRow::into_open_task).collect()
+}
+
+pub(crate) async fn link_report(
+    store: &Store,
+    task_id: &str,
+    report: &Report,
+) -> Result<LinkOutcome, StoreError> {
+    let err = || {
+        StoreError::query(store.backend(), || {
+            format!(
+                "link {}/{} to task {task_id}",
+                report.source_system, report.source_id
+            )
+        })
+    };
+    let linked = insert_report(&store.writer, task_id, report)
+        .await
+        .map_err(err())?;
+    if linked == 1 {
+        return Ok(LinkOutcome::Linked);
+    }
+    let existing: String = sqlx::query_scalar(SELECT_REPORT_TASK)
+        .bind(&report.source_system)
+        .bind(&report.source_id)
+        .fetch_one(&store.writer)
+        .await
+        .map_err(err())?;
+    Ok(LinkOutcome::AlreadyLinked { task_id: existing })
+}
+
+pub(crate) async fn task_reports(store: &Store, task_id: &str) -> Result<Vec<Report>, StoreError> {
+    let rows: Vec<ReportRow> = sqlx::query_as(SELECT_REPORTS)
+        .bind(task_id)
+        .fetch_all(&store.readers)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("read reports of task {task_id}")
+        }))?;
+    rows.into_iter().map(|r| r.into_report(task_id)).collect()
 }
 
 #[derive(sqlx::FromRow)]
@@ -192,74 +255,6 @@ impl NearRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct ReturnRow {
-    event_id: String,
-    source_system: String,
-    source_id: String,
-    department: String,
-    category_code: String,
-    community_code: Option<String>,
-    reason: String,
-    explanation: String,
-    returned_at: i64,
-}
-
-impl ReturnRow {
-    pub(crate) fn into_return(self) -> Result<DepartmentReturn, StoreError> {
-        let corrupt = |column: &'static str, reason: String| StoreError::Corrupt {
-            task_id: format!("(returned event {})", self.event_id),
-            column,
-            reason,
-        };
-        Ok(DepartmentReturn {
-            department: Department::parse(&self.department).ok_or_else(|| {
-                corrupt(
-                    "department_returns.department",
-                    format!("unknown department `{}`", self.department),
-                )
-            })?,
-            explanation: serde_json::from_str(&self.explanation)
-                .map_err(|e| corrupt("department_returns.explanation", e.to_string()))?,
-            returned_at: millis(self.returned_at)
-                .ok_or_else(|| corrupt("department_returns.returned_at", "out of range".into()))?,
-            event_id: self.event_id,
-            source_system: self.source_system,
-            source_id: self.source_id,
-            category_code: self.category_code,
-            community_code: self.community_code,
-            reason: self.reason,
-        })
-    }
-}
-
-fn millis(ms: i64) -> Option<DateTime<Utc>> {
+pub(crate) fn millis(ms: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms)
 }
-
-// SQL shared by both dialects.
-pub(crate) const INSERT_REPORT: &str = "INSERT INTO task_reports (task_id, event_id, source_system, source_id, \
-     department, occurred_at, linked_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
-pub(crate) const SELECT_REPORTS: &str =
-    "SELECT event_id, source_system, source_id, department, occurred_at, \
-     linked_at FROM task_reports WHERE task_id = $1 ORDER BY linked_at, source_system, source_id";
-pub(crate) const SELECT_REPORT_TASK: &str =
-    "SELECT task_id FROM task_reports WHERE source_system = $1 AND source_id = $2";
-pub(crate) const INSERT_SUPPRESSION: &str = "INSERT INTO suppressions (event_id, source_system, \
-     source_id, department, category_code, community_code, rule_id, rules_version, suppressed_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
-/// Binds: before (epoch ms, exclusive), limit.
-pub(crate) const SELECT_SUPPRESSIONS: &str =
-    "SELECT event_id, source_system, source_id, department, \
-     category_code, community_code, rule_id, rules_version, suppressed_at FROM suppressions \
-     WHERE suppressed_at < $1 ORDER BY suppressed_at DESC, event_id LIMIT $2";
-pub(crate) const SELECT_SUPPRESSED: &str =
-    "SELECT event_id FROM suppressions WHERE source_system = $1 AND source_id = $2";
-pub(crate) const SELECT_RETURNED: &str =
-    "SELECT event_id FROM department_returns WHERE source_system = $1 AND source_id = $2";
-/// Binds group, since, until, min_lon, max_lon, min_lat, max_lat.
-pub(crate) const SELECT_NEAR: &str =
-    "SELECT task_id, category_group, place_lon, place_lat, occurred_at FROM tasks \
-     WHERE category_group = $1 AND occurred_at >= $2 AND occurred_at <= $3 \
-     AND place_lon BETWEEN $4 AND $5 AND place_lat BETWEEN $6 AND $7 \
-     AND status NOT IN ('closed', 'cancelled') ORDER BY occurred_at, task_id LIMIT 100";

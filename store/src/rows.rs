@@ -1,8 +1,9 @@
 //! The one place where tasks become rows and rows become tasks, for both dialects.
 //!
-//! Rows hold only portable column types (text, optional text, 64-bit integers), so the same
-//! structs and the same bind order serve SQLite and PostgreSQL; each dialect's SQL lists the
-//! columns in the order of [`TaskRow::bind_insert`].
+//! Rows hold only column types that sqlx's `Any` driver carries (text, optional text, 64-bit
+//! integers, doubles), so the same structs and the same bind order serve SQLite and
+//! PostgreSQL; the SQL in [`crate::tasks`] lists the columns in the order of
+//! [`TaskRow::bind_insert`].
 
 use chrono::{DateTime, Utc};
 use hub_router::explanation::Explanation;
@@ -13,13 +14,14 @@ use hub_router::taxonomy::CategoryRef;
 use hub_schemas::event::{Department, GeoPoint, Location};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Database, Encode, QueryBuilder, Type};
+use sqlx::Any;
 
-use crate::{StoreError, TaskFilter, ROUTER_ACTOR};
+use crate::{StoreError, ROUTER_ACTOR};
 
-/// A query with its arguments, as `sqlx::query` builds it for database `DB`.
-pub(crate) type DbQuery<'q, DB> = Query<'q, DB, <DB as Database>::Arguments<'q>>;
+/// A query with its arguments, as `sqlx::query` builds it.
+pub(crate) type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 
 /// One row of `tasks`. Times are epoch milliseconds; JSON columns are read as text.
 #[derive(Debug, sqlx::FromRow)]
@@ -116,14 +118,7 @@ impl TaskRow {
     }
 
     /// Binds every column, in declaration order, to an `INSERT` with 33 parameters.
-    pub(crate) fn bind_insert<'q, DB>(&'q self, query: DbQuery<'q, DB>) -> DbQuery<'q, DB>
-    where
-        DB: Database,
-        &'q str: Encode<'q, DB> + Type<DB>,
-        Option<&'q str>: Encode<'q, DB> + Type<DB>,
-        i64: Encode<'q, DB> + Type<DB>,
-        Option<f64>: Encode<'q, DB> + Type<DB>,
-    {
+    pub(crate) fn bind_insert<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
         query
             .bind(self.task_id.as_str())
             .bind(self.event_id.as_str())
@@ -264,17 +259,7 @@ impl HistoryRow {
     }
 
     /// Binds `task_id, seq, from_status, to_status, actor, note, at`, in that order.
-    pub(crate) fn bind_insert<'q, DB>(
-        &'q self,
-        task_id: &'q str,
-        query: DbQuery<'q, DB>,
-    ) -> DbQuery<'q, DB>
-    where
-        DB: Database,
-        &'q str: Encode<'q, DB> + Type<DB>,
-        Option<&'q str>: Encode<'q, DB> + Type<DB>,
-        i64: Encode<'q, DB> + Type<DB>,
-    {
+    pub(crate) fn bind_insert<'q>(&'q self, task_id: &'q str, query: AnyQuery<'q>) -> AnyQuery<'q> {
         query
             .bind(task_id)
             .bind(self.seq)
@@ -358,114 +343,6 @@ pub(crate) fn initial_history(task: &NewTask) -> Vec<HistoryRow> {
         });
     }
     history
-}
-
-/// Appends ` WHERE ...` for the filter's conditions (nothing when it has none).
-pub(crate) fn push_filter<'a, DB>(query: &mut QueryBuilder<'a, DB>, filter: &'a TaskFilter)
-where
-    DB: Database,
-    &'a str: Encode<'a, DB> + Type<DB>,
-    String: Encode<'a, DB> + Type<DB>,
-    i64: Encode<'a, DB> + Type<DB>,
-{
-    let conditions = [
-        ("community_code", filter.community_code.as_deref()),
-        ("street_code", filter.street_code.as_deref()),
-        ("status", filter.status.map(TaskStatus::as_str)),
-        ("department", filter.department.map(Department::as_str)),
-    ];
-    let mut keyword = " WHERE ";
-    for (column, value) in conditions {
-        if let Some(value) = value {
-            query
-                .push(keyword)
-                .push(column)
-                .push(" = ")
-                .push_bind(value);
-            keyword = " AND ";
-        }
-    }
-    // Unit ids and roles appear in the co-handlers' JSON as `"<community>.<role>"`; the
-    // text form of the column is the same in both dialects up to spacing, which the
-    // patterns do not depend on.
-    if let Some(unit) = filter.unit_id.as_deref() {
-        query
-            .push(keyword)
-            .push("(lead_unit_id = ")
-            .push_bind(unit)
-            .push(" OR CAST(co_handlers AS TEXT) LIKE ")
-            .push_bind(format!("%\"{}\"%", like_escape(unit)))
-            .push(" ESCAPE '!')");
-        keyword = " AND ";
-    }
-    if let Some(inv) = &filter.involving {
-        query
-            .push(keyword)
-            .push("(department = ")
-            .push_bind(inv.department.as_str());
-        for role in &inv.unit_roles {
-            query
-                .push(" OR lead_unit_role = ")
-                .push_bind(role.as_str())
-                .push(" OR CAST(co_handlers AS TEXT) LIKE ")
-                .push_bind(format!("%.{}\"%", like_escape(role)))
-                .push(" ESCAPE '!'");
-        }
-        query.push(")");
-        keyword = " AND ";
-    }
-    if let Some(from) = filter.created_from {
-        query
-            .push(keyword)
-            .push("created_at >= ")
-            .push_bind(from.timestamp_millis());
-        keyword = " AND ";
-    }
-    if let Some(before) = filter.created_before {
-        query
-            .push(keyword)
-            .push("created_at < ")
-            .push_bind(before.timestamp_millis());
-        keyword = " AND ";
-    }
-    if let Some(before) = filter.due_before {
-        query
-            .push(keyword)
-            .push("due_at IS NOT NULL AND due_at <= ")
-            .push_bind(before.timestamp_millis());
-        keyword = " AND ";
-    }
-    if let Some(breached) = filter.breached {
-        query
-            .push(keyword)
-            .push("breached = ")
-            .push_bind(i64::from(breached));
-    }
-}
-
-/// Escapes LIKE's wildcards (escape character `!`).
-fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '!') {
-            out.push('!');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Appends the listing order (newest first, task id breaking ties) and the page.
-pub(crate) fn push_page<DB>(query: &mut QueryBuilder<'_, DB>, filter: &TaskFilter)
-where
-    DB: Database,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-{
-    query
-        .push(" ORDER BY created_at DESC, task_id DESC LIMIT ")
-        .push_bind(i64::from(filter.effective_limit()))
-        .push(" OFFSET ")
-        .push_bind(i64::from(filter.offset));
 }
 
 fn to_json<T: Serialize>(

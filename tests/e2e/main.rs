@@ -6,6 +6,7 @@ mod authorization;
 mod bad_input;
 mod cases;
 mod connectors;
+mod openapi;
 mod pipeline;
 mod routing;
 mod sla;

@@ -144,9 +144,10 @@ pub fn parse_within(s: &str) -> Option<TimeDelta> {
 }
 
 /// The query of `GET /api/v1/console/tasks`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct ConsoleQuery {
+pub(crate) struct ConsoleQuery {
     community: Option<String>,
     street: Option<String>,
     unit: Option<String>,
@@ -160,7 +161,8 @@ struct ConsoleQuery {
 
 /// `GET /api/v1/console/tasks`: tasks in a scope (community, street or unit; an account's
 /// own scope narrows it further) with filters.
-async fn list(
+#[utoipa::path(get, path = "/api/v1/console/tasks", tag = "console", params(ConsoleQuery), security(("bearer" = [])), responses((status = 200, description = "Tasks in the scope with their deadlines and breach flag"), (status = 403, description = "A filter asks for another scope"), (status = 400, description = "A parameter is unknown, repeated or malformed; the error names it"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
+pub(crate) async fn list(
     State(s): State<ConsoleState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<ConsoleQuery>,
@@ -235,7 +237,8 @@ async fn list(
 }
 
 /// `GET /api/v1/tasks/{id}/workflow`
-async fn show(
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/workflow", tag = "console", params(("id" = String, Path, description = "Task id")), security(("bearer" = [])), responses((status = 200, description = "The task, its history, its state, the actions allowed now and its live SLA clocks"), (status = 404, description = "No such task in the caller's scope"), (status = 400, description = "A parameter is unknown, repeated or malformed; the error names it"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
+pub(crate) async fn show(
     State(s): State<ConsoleState>,
     TaskInScope { task, .. }: TaskInScope,
 ) -> Result<Json<Value>, ApiError> {
@@ -335,7 +338,8 @@ fn convene_body(
 }
 
 /// `POST /api/v1/tasks/{id}/actions`
-async fn act(
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/actions", tag = "console", params(("id" = String, Path, description = "Task id")), request_body(content = Object, description = "One lifecycle action: `{\"action\": \"sign_for\"}`, `{\"action\": \"resolve\", \"feedback\": \"...\"}`, ... with an optional `note` and `expected_version`"), security(("bearer" = [])), responses((status = 200, description = "The transition: from, to, the new state and the actions allowed now"), (status = 403, description = "The caller's role may not take this action"), (status = 404, description = "No such task in the caller's scope"), (status = 409, description = "Not allowed in the task's state, or decided on a stale version"), (status = 413, description = "Over 64 KB"), (status = 400, description = "A parameter is unknown, repeated or malformed; the error names it"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
+pub(crate) async fn act(
     State(s): State<ConsoleState>,
     TaskInScope { task, who }: TaskInScope,
     body: axum::body::Bytes,

@@ -30,9 +30,10 @@ pub fn routes(state: DlqState) -> Vec<Route> {
     ]
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct ReplayQuery {
+pub(crate) struct ReplayQuery {
     source: Option<String>,
     after: Option<i64>,
     limit: Option<usize>,
@@ -48,7 +49,11 @@ fn failed(e: anyhow::Error) -> Response {
         .into_response()
 }
 
-async fn list_handler(State(s): State<DlqState>, ApiQuery(filter): ApiQuery<Filter>) -> Response {
+#[utoipa::path(get, path = "/api/v1/deadletters", tag = "dead letters", params(Filter), security(("bearer" = [])), responses((status = 200, description = "The newest dead letters, personal data masked"), (status = 403, description = "Administrators only"), (status = 503, description = "The broker cannot be read"), (status = 400, description = "A parameter is unknown, repeated or malformed; the error names it"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
+pub(crate) async fn list_handler(
+    State(s): State<DlqState>,
+    ApiQuery(filter): ApiQuery<Filter>,
+) -> Response {
     let filter = Filter {
         limit: Some(filter.limit.unwrap_or(100).clamp(1, MAX_LISTED)),
         ..filter
@@ -64,7 +69,11 @@ async fn list_handler(State(s): State<DlqState>, ApiQuery(filter): ApiQuery<Filt
     }
 }
 
-async fn replay_handler(State(s): State<DlqState>, ApiQuery(q): ApiQuery<ReplayQuery>) -> Response {
+#[utoipa::path(post, path = "/api/v1/deadletters/replay", tag = "dead letters", params(ReplayQuery), security(("bearer" = [])), responses((status = 200, description = "What was produced again, what still fails, what cannot be replayed"), (status = 403, description = "Administrators only"), (status = 503, description = "The broker cannot be read"), (status = 400, description = "A parameter is unknown, repeated or malformed; the error names it"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
+pub(crate) async fn replay_handler(
+    State(s): State<DlqState>,
+    ApiQuery(q): ApiQuery<ReplayQuery>,
+) -> Response {
     let filter = Filter {
         source: q.source,
         stage: None,

@@ -56,7 +56,8 @@ pub fn routes(state: HealthState) -> Vec<Route> {
 /// `GET /healthz`: 200 when this process works, 503 when the store does not answer or the
 /// routing pipeline (in a process that routes) is down or stuck retrying; with every
 /// connector, supervised task and outbox destination.
-async fn healthz(State(s): State<HealthState>) -> Response {
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "This process works: the store answers and the routing pipeline runs. The body lists every connector, supervised task and outbox destination"), (status = 503, description = "The store does not answer or the routing pipeline is down or stuck; `problems` says why")))]
+pub(crate) async fn healthz(State(s): State<HealthState>) -> Response {
     let now = Utc::now();
     let store = s.store.ping().await;
     let outbox = s.store.outbox_destinations().await.unwrap_or_default();
@@ -106,7 +107,8 @@ async fn healthz(State(s): State<HealthState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn metrics(State(s): State<HealthState>) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub(crate) async fn metrics(State(s): State<HealthState>) -> Response {
     (
         [("content-type", "text/plain; version=0.0.4")],
         s.metrics.render(),

@@ -37,9 +37,10 @@ pub fn routes(state: ConsoleState) -> Vec<Route> {
 /// periods are asked for year by year.
 pub const MAX_PERIOD_DAYS: i64 = 367;
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct IndicatorsQuery {
+pub(crate) struct IndicatorsQuery {
     by: Option<String>,
     from: Option<String>,
     to: Option<String>,
@@ -63,7 +64,8 @@ fn day(s: &str, what: &str) -> Result<DateTime<Utc>, String> {
 }
 
 /// `GET /api/v1/reports/indicators`
-async fn indicators(
+#[utoipa::path(get, path = "/api/v1/reports/indicators", tag = "reports", params(IndicatorsQuery), security(("bearer" = [])), responses((status = 200, description = "The indicators (立案率, 结案率, 按期结案率, ...) per group for the period, as JSON or CSV"), (status = 403, description = "Another scope"), (status = 400, description = "A parameter is unknown, repeated or malformed; the error names it"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
+pub(crate) async fn indicators(
     State(s): State<ConsoleState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<IndicatorsQuery>,

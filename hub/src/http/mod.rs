@@ -15,6 +15,7 @@ pub mod deadletters;
 pub mod health;
 pub mod indicators;
 pub mod open311;
+pub mod openapi;
 pub mod push;
 pub mod stream;
 pub mod tasks;

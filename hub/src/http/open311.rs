@@ -284,7 +284,8 @@ fn over_read_rate(s: &Open311State, client: &Client, format: Format) -> Option<R
     Some(r)
 }
 
-async fn get_resource(
+#[utoipa::path(get, path = "/open311/v2/{resource}", tag = "open311", params(("resource" = String, Path, description = "`services.json`, `services.xml`, `requests.json` or `requests.xml`")), responses((status = 200, description = "The service catalogue, or requests by id list, service, date window and status (GeoReport v2)"), (status = 400, description = "The specification's errors list"), (status = 404, description = "Unknown resource or jurisdiction"), (status = 429, description = "Reading too fast")))]
+pub(crate) async fn get_resource(
     State(s): State<Open311State>,
     client: Client,
     Path(resource): Path<String>,
@@ -313,7 +314,8 @@ async fn get_resource(
     }
 }
 
-async fn post_resource(
+#[utoipa::path(post, path = "/open311/v2/{resource}", tag = "open311", params(("resource" = String, Path, description = "`requests.json` or `requests.xml`")), request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "GeoReport v2 form with `api_key`, `service_code`, a location and `attribute[code]` fields"), responses((status = 200, description = "The new service_request_id"), (status = 400, description = "Every problem found, each naming its field"), (status = 403, description = "Missing or wrong api_key"), (status = 404, description = "Unknown service"), (status = 413, description = "Over 64 KB"), (status = 429, description = "Over the rate limit")))]
+pub(crate) async fn post_resource(
     State(s): State<Open311State>,
     Path(resource): Path<String>,
     body: Bytes,
@@ -348,7 +350,8 @@ fn services(s: &Open311State, format: Format, query: &Option<String>) -> Respons
     )
 }
 
-async fn get_service(
+#[utoipa::path(get, path = "/open311/v2/services/{code}", tag = "open311", params(("code" = String, Path, description = "`<service_code>.json` or `.xml`")), responses((status = 200, description = "The service definition: its attributes"), (status = 404, description = "Unknown service"), (status = 429, description = "Reading too fast")))]
+pub(crate) async fn get_service(
     State(s): State<Open311State>,
     client: Client,
     Path(segment): Path<String>,
@@ -497,7 +500,8 @@ async fn post_request(s: &Open311State, format: Format, body: &[u8]) -> Response
     )
 }
 
-async fn get_request(
+#[utoipa::path(get, path = "/open311/v2/requests/{id}", tag = "open311", params(("id" = String, Path, description = "`<service_request_id>.json` or `.xml`")), responses((status = 200, description = "The request: status, agency responsible, expected_datetime"), (status = 404, description = "Unknown request"), (status = 429, description = "Reading too fast")))]
+pub(crate) async fn get_request(
     State(s): State<Open311State>,
     client: Client,
     Path(segment): Path<String>,

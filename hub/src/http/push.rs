@@ -72,14 +72,9 @@ pub fn routes(state: PushState, paths: &BTreeMap<String, String>) -> Vec<Route> 
         Method::POST,
         "/api/v1/connectors/{name}/records",
         Guard::Signed,
-        post(
-            |State(s): State<PushState>,
-             Path(name): Path<String>,
-             headers: HeaderMap,
-             body: Bytes| async move { receive(&s, &name, &headers, body).await },
-        )
-        .layer(DefaultBodyLimit::max(MAX_PUSH_BYTES))
-        .with_state(state.clone()),
+        post(push_record)
+            .layer(DefaultBodyLimit::max(MAX_PUSH_BYTES))
+            .with_state(state.clone()),
     )];
     for (name, path) in paths {
         let name = name.clone();
@@ -101,6 +96,27 @@ pub fn routes(state: PushState, paths: &BTreeMap<String, String>) -> Vec<Route> 
 
 /// The largest pushed record taken (a case with its text; photos go by URL).
 pub const MAX_PUSH_BYTES: usize = 1024 * 1024;
+
+#[utoipa::path(post, path = "/api/v1/connectors/{name}/records", tag = "connectors",
+    params(("name" = String, Path, description = "The webhook connector"),
+           ("X-Hub-Timestamp" = i64, Header, description = "Unix seconds the request was signed at"),
+           ("X-Hub-Signature" = String, Header, description = "`sha256=` + hex HMAC-SHA256 of timestamp + `.` + body")),
+    request_body(content = Object, description = "One departmental record, as the connector's department writes it"),
+    responses((status = 200, description = "The record is in Kafka (`accepted`), or valid with nothing to act on (`skipped`)"),
+              (status = 401, description = "Missing, malformed, stale, replayed or wrongly signed"),
+              (status = 404, description = "No webhook connector of that name"),
+              (status = 413, description = "Over 1 MB"),
+              (status = 422, description = "Signed, but the record cannot be mapped; the reason names the field"),
+              (status = 429, description = "Over the connector's rate limit"),
+              (status = 503, description = "Busy, or the connector is not running here; send again")))]
+pub(crate) async fn push_record(
+    State(s): State<PushState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    receive(&s, &name, &headers, body).await
+}
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()

@@ -79,7 +79,8 @@ impl Drop for StreamPermit {
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StreamQuery {
     community: Option<String>,
@@ -100,6 +101,7 @@ struct Tail {
     shutdown: Shutdown,
 }
 
+#[utoipa::path(get, path = "/api/v1/console/stream", tag = "console", params(StreamQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event")), security(("bearer" = [])), responses((status = 200, description = "Server-sent events, one per task change in the scope", content_type = "text/event-stream"), (status = 403, description = "Another scope"), (status = 429, description = "The account holds its most live streams already, or too many failed sign-ins"), (status = 400, description = "A parameter is unknown, repeated or malformed; the error names it"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
 pub(crate) async fn stream(
     State(s): State<ConsoleState>,
     Caller(who): Caller,

@@ -63,9 +63,10 @@ pub fn routes(state: TasksState) -> Vec<Route> {
     ]
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct TasksQuery {
+pub(crate) struct TasksQuery {
     community: Option<String>,
     street: Option<String>,
     status: Option<String>,
@@ -76,7 +77,8 @@ struct TasksQuery {
 
 /// `GET /api/v1/tasks?community=&street=&status=&department=&limit=&offset=`, narrowed to
 /// the caller's scope.
-async fn list_tasks(
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", params(TasksQuery), security(("bearer" = [])), responses((status = 200, description = "Tasks in the caller's scope, newest first: `total`, `limit`, `offset`, `tasks`"), (status = 403, description = "A filter asks for another scope"), (status = 400, description = "A parameter is unknown, repeated or malformed; the error names it"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
+pub(crate) async fn list_tasks(
     State(s): State<TasksState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<TasksQuery>,
@@ -140,7 +142,8 @@ pub fn parse_offset(v: Option<&str>) -> Result<u32, ApiError> {
 }
 
 /// `GET /api/v1/tasks/{id}`: the task, why it went where it went, and its history.
-async fn get_task(
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks", params(("id" = String, Path, description = "Task id")), security(("bearer" = [])), responses((status = 200, description = "The task, why it went where it went, its history and its reports"), (status = 404, description = "No such task in the caller's scope (the same answer whether it does not exist or is outside the scope)"), (status = 400, description = "A parameter is unknown, repeated or malformed; the error names it"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
+pub(crate) async fn get_task(
     State(s): State<TasksState>,
     TaskInScope { task, .. }: TaskInScope,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -152,9 +155,10 @@ async fn get_task(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct ReturnsQuery {
+pub(crate) struct ReturnsQuery {
     department: Option<String>,
     limit: Option<String>,
 }
@@ -162,7 +166,8 @@ struct ReturnsQuery {
 /// `GET /api/v1/returns?department=&limit=`: events sent back to their department because a
 /// community had not admitted them, with the reason. A department account reads its own
 /// department's only (it must name it); administrators read any.
-async fn list_returns(
+#[utoipa::path(get, path = "/api/v1/returns", tag = "tasks", params(ReturnsQuery), security(("bearer" = [])), responses((status = 200, description = "Events sent back to their department (not admitted), newest first"), (status = 403, description = "Not an administrator, or another department's returns"), (status = 400, description = "A parameter is unknown, repeated or malformed; the error names it"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
+pub(crate) async fn list_returns(
     State(s): State<TasksState>,
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<ReturnsQuery>,
@@ -189,16 +194,18 @@ async fn list_returns(
     Ok(Json(json!({ "returns": returns })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct SuppressionsQuery {
+pub(crate) struct SuppressionsQuery {
     before: Option<String>,
     limit: Option<String>,
 }
 
 /// `GET /api/v1/suppressions?before=&limit=`: events a rule suppressed (no task), newest
 /// first, with the rule and rules version; page back with `before` = the last one's time.
-async fn list_suppressions(
+#[utoipa::path(get, path = "/api/v1/suppressions", tag = "tasks", params(SuppressionsQuery), security(("bearer" = [])), responses((status = 200, description = "Events a rule suppressed (no task), newest first, with rule and rules version"), (status = 403, description = "Administrators only"), (status = 400, description = "A parameter is unknown, repeated or malformed; the error names it"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
+pub(crate) async fn list_suppressions(
     State(s): State<TasksState>,
     ApiQuery(q): ApiQuery<SuppressionsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -222,7 +229,8 @@ const DRY_RUN_MAX_BYTES: usize = 256 * 1024;
 
 /// `POST /api/v1/route/dry-run` with a civic event (JSON): the decision and its explanation,
 /// and the open task it would be merged into, without storing or sending anything.
-async fn dry_run(
+#[utoipa::path(post, path = "/api/v1/route/dry-run", tag = "routing", request_body(content = Object, description = "A civic event (JSON, as in schemas/civic_event.avsc)"), security(("bearer" = [])), responses((status = 200, description = "The decision and its explanation, without storing anything"), (status = 413, description = "Over 256 KB"), (status = 422, description = "The pipeline would dead-letter the event; the error says why"), (status = 403, description = "Administrators only"), (status = 400, description = "A parameter is unknown, repeated or malformed; the error names it"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
+pub(crate) async fn dry_run(
     State(s): State<TasksState>,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {

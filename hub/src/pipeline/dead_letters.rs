@@ -186,7 +186,8 @@ pub struct Entry {
 }
 
 /// Which entries to look at.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     /// Only this connector's (or router stage's) records.

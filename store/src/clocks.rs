@@ -1,0 +1,193 @@
+//! SLA clocks as stored: written with the task change that starts or moves them, read by the
+//! SLA tracker at start, by task, and as they change (also in other hub processes).
+
+use chrono::{DateTime, Utc};
+use hub_router::workflow::SlaClock;
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use crate::store::Store;
+use crate::workflow::to_json;
+use crate::StoreError;
+
+/// An SLA clock as stored, with the tracker's id for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredClock {
+    pub id: i64,
+    pub task_id: String,
+    pub clock: SlaClock,
+    /// The alerts already raised on it (`warning`, `breach`, `step_overdue`).
+    pub alerts: Vec<String>,
+    /// When the row was last written (the writer's wall clock).
+    pub changed_at: DateTime<Utc>,
+}
+
+impl StoredClock {
+    pub fn raised(&self, kind: &str) -> bool {
+        self.alerts.iter().any(|a| a == kind)
+    }
+}
+
+/// The earliest deadline among open, running clocks: the task's `due_at`.
+pub fn earliest_deadline<'a>(
+    clocks: impl IntoIterator<Item = &'a SlaClock>,
+) -> Option<DateTime<Utc>> {
+    clocks
+        .into_iter()
+        .filter(|c| c.is_open() && !c.is_paused())
+        .filter_map(SlaClock::deadline)
+        .min()
+}
+
+/// Binds task, key, clock JSON, open (0/1), deadline, changed_at.
+const UPSERT_CLOCK: &str = "INSERT INTO sla_clocks (task_id, clock_key, clock, is_open, \
+     deadline, changed_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (task_id, clock_key) DO UPDATE SET \
+     clock = excluded.clock, is_open = excluded.is_open, deadline = excluded.deadline, \
+     changed_at = excluded.changed_at";
+const TASK_CLOCKS: &str = "WHERE c.task_id = $1 ORDER BY c.id";
+const OPEN_CLOCKS: &str = "WHERE c.is_open = 1 AND c.id > $1 ORDER BY c.id LIMIT $2";
+const CLOCK_BY_ID: &str = "WHERE c.id = $1";
+/// Keyset over (changed_at, id): binds changed_at, id, limit.
+const CHANGED_CLOCKS: &str = "WHERE c.changed_at > $1 OR (c.changed_at = $1 AND \
+     c.id > $2) ORDER BY c.changed_at, c.id LIMIT $3";
+
+/// `SELECT` of clock rows with their alerts joined by commas (`string_agg`, which SQLite
+/// calls `group_concat`); `rest` is the `WHERE`/`ORDER BY`/`LIMIT` clauses.
+fn select_clocks(rest: &str) -> String {
+    format!(
+        "SELECT c.id, c.task_id, c.clock, c.changed_at, (SELECT string_agg(a.kind, ',') FROM \
+         sla_alerts a WHERE a.clock_id = c.id) AS alerts FROM sla_clocks c {rest}"
+    )
+}
+
+/// Writes clocks (upserted by kind and round) inside the caller's transaction.
+pub(crate) async fn upsert_clocks(
+    store: &Store,
+    tx: &mut AnyConnection,
+    task_id: &str,
+    clocks: &[SlaClock],
+) -> Result<(), StoreError> {
+    let err = || {
+        StoreError::query(store.backend(), || {
+            format!("write clocks of task {task_id}")
+        })
+    };
+    let changed_at = Utc::now().timestamp_millis();
+    for clock in clocks {
+        sqlx::query(UPSERT_CLOCK)
+            .bind(task_id)
+            .bind(clock_key(clock)?)
+            .bind(to_json(task_id, "clock", clock)?)
+            .bind(i64::from(clock.is_open()))
+            .bind(clock.deadline().map(|d| d.timestamp_millis()))
+            .bind(changed_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn task_clocks(
+    store: &Store,
+    task_id: &str,
+) -> Result<Vec<StoredClock>, StoreError> {
+    let rows: Vec<ClockRow> = sqlx::query_as(&store.sql(&select_clocks(TASK_CLOCKS)))
+        .bind(task_id)
+        .fetch_all(&store.readers)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("read clocks of task {task_id}")
+        }))?;
+    rows.into_iter().map(ClockRow::into_clock).collect()
+}
+
+pub(crate) async fn clock(store: &Store, clock_id: i64) -> Result<Option<StoredClock>, StoreError> {
+    let row: Option<ClockRow> = sqlx::query_as(&store.sql(&select_clocks(CLOCK_BY_ID)))
+        .bind(clock_id)
+        .fetch_optional(&store.readers)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("read clock {clock_id}")
+        }))?;
+    row.map(ClockRow::into_clock).transpose()
+}
+
+pub(crate) async fn open_clocks(
+    store: &Store,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<StoredClock>, StoreError> {
+    let rows: Vec<ClockRow> = sqlx::query_as(&store.sql(&select_clocks(OPEN_CLOCKS)))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&store.readers)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("read open clocks after {after}")
+        }))?;
+    rows.into_iter().map(ClockRow::into_clock).collect()
+}
+
+pub(crate) async fn clocks_changed(
+    store: &Store,
+    since: DateTime<Utc>,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<StoredClock>, StoreError> {
+    let rows: Vec<ClockRow> = sqlx::query_as(&store.sql(&select_clocks(CHANGED_CLOCKS)))
+        .bind(since.timestamp_millis())
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&store.readers)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("read clocks changed since {since}")
+        }))?;
+    rows.into_iter().map(ClockRow::into_clock).collect()
+}
+
+/// The key that makes a clock unique within its task: its kind and round.
+pub(crate) fn clock_key(clock: &SlaClock) -> Result<String, StoreError> {
+    let kind = serde_json::to_string(&clock.kind).map_err(|e| StoreError::InvalidTask {
+        task_id: String::new(),
+        reason: format!("clock kind cannot be written as JSON: {e}"),
+    })?;
+    Ok(format!("{kind}#{}", clock.round))
+}
+
+/// A row of `sla_clocks` as read, with its alerts as a comma-separated list.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClockRow {
+    pub id: i64,
+    pub task_id: String,
+    pub clock: String,
+    pub changed_at: i64,
+    pub alerts: Option<String>,
+}
+
+impl ClockRow {
+    pub(crate) fn into_clock(self) -> Result<StoredClock, StoreError> {
+        let clock = serde_json::from_str(&self.clock).map_err(|e| StoreError::Corrupt {
+            task_id: self.task_id.clone(),
+            column: "sla_clocks.clock",
+            reason: e.to_string(),
+        })?;
+        let mut alerts: Vec<String> = self
+            .alerts
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter(|a| !a.is_empty())
+            .map(str::to_owned)
+            .collect();
+        alerts.sort();
+        Ok(StoredClock {
+            id: self.id,
+            task_id: self.task_id,
+            clock,
+            alerts,
+            changed_at: DateTime::from_timestamp_millis(self.changed_at).unwrap_or_default(),
+        })
+    }
+}

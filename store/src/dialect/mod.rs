@@ -1,0 +1,77 @@
+//! What differs between SQLite and PostgreSQL, and nothing else.
+//!
+//! The store runs every query through sqlx's `Any` driver, so one implementation serves both
+//! databases. The SQL is written once, for PostgreSQL; [`Dialect::sql`] turns it into SQLite's.
+//! Opening the database (pools, pragmas, migrations) is per backend, in [`sqlite`] and
+//! [`postgres`].
+
+use std::borrow::Cow;
+
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `"sqlite"` or `"postgres"`: what [`crate::TaskStore::backend`] answers and what errors
+    /// carry, since [`crate::StoreError::class`] reads a database's error codes by it.
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+
+    /// `sql`, written for PostgreSQL, as this dialect runs it.
+    ///
+    /// The crate's SQL uses `$1`-style placeholders, which SQLite reads too. PostgreSQL keeps
+    /// JSON in JSONB columns, so JSON parameters are cast `::jsonb` on the way in and JSON
+    /// columns read back `::text` (and a nullable text parameter is cast `::text` where
+    /// `$1 IS NULL` alone would leave its type open). SQLite keeps JSON as TEXT: it drops
+    /// those casts, and joins strings with `group_concat` where PostgreSQL has `string_agg`.
+    pub(crate) fn sql(self, sql: &str) -> Cow<'_, str> {
+        match self {
+            Dialect::Sqlite if sql.contains("::") || sql.contains("string_agg(") => Cow::Owned(
+                sql.replace("::jsonb", "")
+                    .replace("::text", "")
+                    .replace("string_agg(", "group_concat("),
+            ),
+            Dialect::Sqlite | Dialect::Postgres => Cow::Borrowed(sql),
+        }
+    }
+
+    /// The statement that every transaction writing outbox entries runs before it writes them,
+    /// if the dialect needs one: see [`postgres::OUTBOX_ORDER_LOCK`]. SQLite needs none: its
+    /// one writer commits transactions one after the other, in the order of their ids.
+    pub(crate) fn outbox_order_lock(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(postgres::OUTBOX_ORDER_LOCK),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_drops_postgres_casts_and_renames_the_aggregate() {
+        let sql = "SELECT payload::text AS payload, (SELECT string_agg(kind, ',') FROM a) \
+                   FROM outbox WHERE ($1::text IS NULL OR department = $1) AND x = $2::jsonb";
+        assert_eq!(
+            Dialect::Sqlite.sql(sql),
+            "SELECT payload AS payload, (SELECT group_concat(kind, ',') FROM a) \
+             FROM outbox WHERE ($1 IS NULL OR department = $1) AND x = $2"
+        );
+        assert_eq!(Dialect::Postgres.sql(sql), sql);
+        assert!(matches!(
+            Dialect::Sqlite.sql("SELECT 1 FROM t WHERE a = $1"),
+            Cow::Borrowed(_)
+        ));
+    }
+}

@@ -1,0 +1,184 @@
+//! The `WHERE` clause and page of a task listing, built from a [`TaskFilter`].
+
+use std::fmt::Write as _;
+
+use hub_router::task::TaskStatus;
+use hub_schemas::event::Department;
+use sqlx::any::AnyArguments;
+use sqlx::error::BoxDynError;
+use sqlx::{Any, Arguments, Encode, Type};
+
+use crate::TaskFilter;
+
+/// SQL text and its arguments, built together. sqlx's `QueryBuilder` writes `?` placeholders
+/// for the `Any` driver, which PostgreSQL does not read; this one writes `$1`, `$2`... like
+/// the crate's fixed queries, which both dialects read.
+pub(crate) struct SqlBuilder<'a> {
+    sql: String,
+    args: AnyArguments<'a>,
+    /// The first value that could not be encoded, reported by [`SqlBuilder::build`].
+    error: Option<BoxDynError>,
+}
+
+impl<'a> SqlBuilder<'a> {
+    pub(crate) fn new(sql: impl Into<String>) -> Self {
+        SqlBuilder {
+            sql: sql.into(),
+            args: AnyArguments::default(),
+            error: None,
+        }
+    }
+
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends the next placeholder and binds `value` to it.
+    pub(crate) fn push_bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: 'a + Encode<'a, Any> + Type<Any>,
+    {
+        match self.args.add(value) {
+            Ok(()) => {
+                // Writing to a String cannot fail.
+                let _ = write!(self.sql, "${}", self.args.len());
+            }
+            Err(e) if self.error.is_none() => self.error = Some(e),
+            Err(_) => {}
+        }
+        self
+    }
+
+    /// The SQL and its arguments, for `sqlx::query_with` and its kin.
+    pub(crate) fn build(self) -> Result<(String, AnyArguments<'a>), sqlx::Error> {
+        match self.error {
+            Some(e) => Err(sqlx::Error::Encode(e)),
+            None => Ok((self.sql, self.args)),
+        }
+    }
+}
+
+/// Appends ` WHERE ...` for the filter's conditions (nothing when it has none).
+pub(crate) fn push_filter<'a>(query: &mut SqlBuilder<'a>, filter: &'a TaskFilter) {
+    let conditions = [
+        ("community_code", filter.community_code.as_deref()),
+        ("street_code", filter.street_code.as_deref()),
+        ("status", filter.status.map(TaskStatus::as_str)),
+        ("department", filter.department.map(Department::as_str)),
+    ];
+    let mut keyword = " WHERE ";
+    for (column, value) in conditions {
+        if let Some(value) = value {
+            query
+                .push(keyword)
+                .push(column)
+                .push(" = ")
+                .push_bind(value);
+            keyword = " AND ";
+        }
+    }
+    // Unit ids and roles appear in the co-handlers' JSON as `"<community>.<role>"`; the
+    // text form of the column is the same in both dialects up to spacing, which the
+    // patterns do not depend on.
+    if let Some(unit) = filter.unit_id.as_deref() {
+        query
+            .push(keyword)
+            .push("(lead_unit_id = ")
+            .push_bind(unit)
+            .push(" OR CAST(co_handlers AS TEXT) LIKE ")
+            .push_bind(format!("%\"{}\"%", like_escape(unit)))
+            .push(" ESCAPE '!')");
+        keyword = " AND ";
+    }
+    if let Some(inv) = &filter.involving {
+        query
+            .push(keyword)
+            .push("(department = ")
+            .push_bind(inv.department.as_str());
+        for role in &inv.unit_roles {
+            query
+                .push(" OR lead_unit_role = ")
+                .push_bind(role.as_str())
+                .push(" OR CAST(co_handlers AS TEXT) LIKE ")
+                .push_bind(format!("%.{}\"%", like_escape(role)))
+                .push(" ESCAPE '!'");
+        }
+        query.push(")");
+        keyword = " AND ";
+    }
+    if let Some(from) = filter.created_from {
+        query
+            .push(keyword)
+            .push("created_at >= ")
+            .push_bind(from.timestamp_millis());
+        keyword = " AND ";
+    }
+    if let Some(before) = filter.created_before {
+        query
+            .push(keyword)
+            .push("created_at < ")
+            .push_bind(before.timestamp_millis());
+        keyword = " AND ";
+    }
+    if let Some(before) = filter.due_before {
+        query
+            .push(keyword)
+            .push("due_at IS NOT NULL AND due_at <= ")
+            .push_bind(before.timestamp_millis());
+        keyword = " AND ";
+    }
+    if let Some(breached) = filter.breached {
+        query
+            .push(keyword)
+            .push("breached = ")
+            .push_bind(i64::from(breached));
+    }
+}
+
+/// Escapes LIKE's wildcards (escape character `!`).
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Appends the listing order (newest first, task id breaking ties) and the page.
+pub(crate) fn push_page(query: &mut SqlBuilder<'_>, filter: &TaskFilter) {
+    query
+        .push(" ORDER BY created_at DESC, task_id DESC LIMIT ")
+        .push_bind(i64::from(filter.effective_limit()))
+        .push(" OFFSET ")
+        .push_bind(i64::from(filter.offset));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        let filter = TaskFilter {
+            street_code: Some("510504001".to_owned()),
+            unit_id: Some("510504001001.workstation".to_owned()),
+            breached: Some(true),
+            ..TaskFilter::default()
+        };
+        let mut query = SqlBuilder::new("SELECT COUNT(*) FROM tasks");
+        push_filter(&mut query, &filter);
+        push_page(&mut query, &filter);
+        let (sql, args) = query.build().unwrap();
+        assert_eq!(
+            sql,
+            "SELECT COUNT(*) FROM tasks WHERE street_code = $1 AND (lead_unit_id = $2 OR \
+             CAST(co_handlers AS TEXT) LIKE $3 ESCAPE '!') AND breached = $4 \
+             ORDER BY created_at DESC, task_id DESC LIMIT $5 OFFSET $6"
+        );
+        assert_eq!(args.len(), 6);
+    }
+}

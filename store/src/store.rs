@@ -1,0 +1,236 @@
+//! The one [`TaskStore`] implementation, over either backend. Each method is a line that hands
+//! over to the module of its concern, where its queries are.
+
+use std::borrow::Cow;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hub_router::task::{NewTask, StatusChange, Task};
+use hub_router::workflow::{SlaClock, Transition};
+use hub_schemas::event::Department;
+use sqlx::{AnyConnection, AnyPool};
+
+use crate::dialect::Dialect;
+use crate::{alerts, clocks, cursors, outbox, reports, returns, tasks, workflow};
+use crate::{
+    ApplyOutcome, ClockAlert, CreateOutcome, DepartmentReturn, DestinationState, LinkOutcome,
+    NearQuery, OpenTaskNear, OutboxEvent, PriorOutcome, RaiseOutcome, Report, StoreError,
+    StoredClock, Suppression, TaskFilter, TaskStore, WorkflowRecord,
+};
+
+pub(crate) struct Store {
+    pub(crate) dialect: Dialect,
+    /// Where writes go. SQLite: the only connection that writes, so writers in this process
+    /// queue here instead of contending for SQLite's lock. PostgreSQL: the one pool.
+    pub(crate) writer: AnyPool,
+    /// Where reads go. SQLite: read-only connections beside the writer. PostgreSQL: the same
+    /// pool as `writer`.
+    pub(crate) readers: AnyPool,
+}
+
+impl Store {
+    /// `"sqlite"` or `"postgres"`, for errors and [`TaskStore::backend`].
+    pub(crate) fn backend(&self) -> &'static str {
+        self.dialect.name()
+    }
+
+    /// A query of this crate (written for PostgreSQL) as this store's dialect runs it.
+    pub(crate) fn sql<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        self.dialect.sql(sql)
+    }
+
+    /// Takes the outbox ordering lock for the rest of the transaction, where the dialect has
+    /// one ([`Dialect::outbox_order_lock`]). Call it before writing outbox entries.
+    pub(crate) async fn lock_outbox_order(&self, tx: &mut AnyConnection) -> sqlx::Result<()> {
+        if let Some(lock) = self.dialect.outbox_order_lock() {
+            sqlx::query(lock).execute(tx).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TaskStore for Store {
+    async fn create_task(
+        &self,
+        task: &NewTask,
+        clocks: &[SlaClock],
+    ) -> Result<CreateOutcome, StoreError> {
+        tasks::create_task(self, task, clocks).await
+    }
+
+    async fn get_task(&self, task_id: &str) -> Result<Option<Task>, StoreError> {
+        tasks::get_task(self, task_id).await
+    }
+
+    async fn prior_outcome(
+        &self,
+        source_system: &str,
+        source_id: &str,
+    ) -> Result<Option<PriorOutcome>, StoreError> {
+        reports::prior_outcome(self, source_system, source_id).await
+    }
+
+    async fn open_tasks_near(&self, query: &NearQuery) -> Result<Vec<OpenTaskNear>, StoreError> {
+        reports::open_tasks_near(self, query).await
+    }
+
+    async fn link_report(&self, task_id: &str, report: &Report) -> Result<LinkOutcome, StoreError> {
+        reports::link_report(self, task_id, report).await
+    }
+
+    async fn task_reports(&self, task_id: &str) -> Result<Vec<Report>, StoreError> {
+        reports::task_reports(self, task_id).await
+    }
+
+    async fn record_return(&self, ret: &DepartmentReturn) -> Result<bool, StoreError> {
+        returns::record_return(self, ret).await
+    }
+
+    async fn list_returns(
+        &self,
+        department: Option<Department>,
+        limit: u32,
+    ) -> Result<Vec<DepartmentReturn>, StoreError> {
+        returns::list_returns(self, department, limit).await
+    }
+
+    async fn record_suppression(&self, s: &Suppression) -> Result<bool, StoreError> {
+        returns::record_suppression(self, s).await
+    }
+
+    async fn list_suppressions(
+        &self,
+        before: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<Suppression>, StoreError> {
+        returns::list_suppressions(self, before, limit).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.readers)
+            .await
+            .map_err(StoreError::query(self.backend(), || {
+                "answer a health check".to_owned()
+            }))?;
+        Ok(())
+    }
+
+    async fn task_history(&self, task_id: &str) -> Result<Vec<StatusChange>, StoreError> {
+        tasks::task_history(self, task_id).await
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError> {
+        tasks::list_tasks(self, filter).await
+    }
+
+    async fn count_tasks(&self, filter: &TaskFilter) -> Result<u64, StoreError> {
+        tasks::count_tasks(self, filter).await
+    }
+
+    async fn load_cursor(&self, connector: &str) -> Result<Option<String>, StoreError> {
+        cursors::load_cursor(self, connector).await
+    }
+
+    async fn save_cursor(&self, connector: &str, cursor: &str) -> Result<(), StoreError> {
+        cursors::save_cursor(self, connector, cursor).await
+    }
+
+    async fn outbox_after(
+        &self,
+        after: i64,
+        department: Option<Department>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        outbox::outbox_after(self, after, department, limit).await
+    }
+
+    async fn outbox_destination(&self, destination: &str) -> Result<DestinationState, StoreError> {
+        outbox::outbox_destination(self, destination).await
+    }
+
+    async fn outbox_head(&self) -> Result<i64, StoreError> {
+        outbox::outbox_head(self).await
+    }
+
+    async fn outbox_destinations(&self) -> Result<Vec<DestinationState>, StoreError> {
+        outbox::outbox_destinations(self).await
+    }
+
+    async fn lease_destination(
+        &self,
+        destination: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        outbox::lease_destination(self, destination, holder, now, until).await
+    }
+
+    async fn outbox_delivered(
+        &self,
+        destination: &str,
+        holder: &str,
+        up_to: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        outbox::outbox_delivered(self, destination, holder, up_to, now).await
+    }
+
+    async fn outbox_failed(
+        &self,
+        destination: &str,
+        holder: &str,
+        error: &str,
+        now: DateTime<Utc>,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        outbox::outbox_failed(self, destination, holder, error, now, next_attempt_at).await
+    }
+
+    async fn workflow(&self, task_id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
+        workflow::workflow(self, task_id).await
+    }
+
+    async fn apply_transition(
+        &self,
+        task_id: &str,
+        expected_version: u64,
+        transition: &Transition,
+        clocks: &[SlaClock],
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<ApplyOutcome, StoreError> {
+        workflow::apply_transition(self, task_id, expected_version, transition, clocks, due_at)
+            .await
+    }
+
+    async fn task_clocks(&self, task_id: &str) -> Result<Vec<StoredClock>, StoreError> {
+        clocks::task_clocks(self, task_id).await
+    }
+
+    async fn clock(&self, clock_id: i64) -> Result<Option<StoredClock>, StoreError> {
+        clocks::clock(self, clock_id).await
+    }
+
+    async fn open_clocks(&self, after: i64, limit: u32) -> Result<Vec<StoredClock>, StoreError> {
+        clocks::open_clocks(self, after, limit).await
+    }
+
+    async fn clocks_changed(
+        &self,
+        since: DateTime<Utc>,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredClock>, StoreError> {
+        clocks::clocks_changed(self, since, after_id, limit).await
+    }
+
+    async fn raise_alert(&self, alert: &ClockAlert) -> Result<RaiseOutcome, StoreError> {
+        alerts::raise_alert(self, alert).await
+    }
+
+    fn backend(&self) -> &'static str {
+        self.dialect.name()
+    }
+}

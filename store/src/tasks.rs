@@ -1,0 +1,188 @@
+//! Tasks: creating one with its first history, clocks, report and outbox events in one
+//! transaction; reading, listing and counting them; their history.
+
+use hub_router::task::{NewTask, StatusChange, Task};
+use hub_router::workflow::SlaClock;
+
+use crate::filter::{self, SqlBuilder};
+use crate::rows::{self, HistoryRow, TaskRow};
+use crate::store::Store;
+use crate::{clocks, outbox, reports, workflow, CreateOutcome, StoreError, TaskFilter};
+
+/// Parameters in the order of [`TaskRow::bind_insert`]. The JSON columns (co-handlers,
+/// location, explanation, category) are JSONB on PostgreSQL, hence their casts here and in
+/// [`SELECT_TASKS`]; SQLite drops them ([`crate::dialect::Dialect::sql`]).
+const INSERT_TASK: &str = "INSERT INTO tasks (task_id, event_id, source_system, source_id, department, \
+     category_code, category_name, description, status, district_code, street_code, community_code, \
+     grid_code, place_level, place_method, matched_area, lead_unit_id, lead_unit_role, lead_unit_name, \
+     co_handlers, location, explanation, rules_version, occurred_at, received_at, created_at, updated_at, \
+     category, category_group, priority, sla_policy, place_lon, place_lat) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+     $20::jsonb, $21::jsonb, $22::jsonb, $23, $24, $25, $26, $27, $28::jsonb, $29, $30, $31, $32, $33) \
+     ON CONFLICT DO NOTHING";
+
+const SELECT_TASKS: &str = "SELECT task_id, event_id, source_system, source_id, department, \
+     category_code, category_name, description, status, district_code, street_code, community_code, \
+     grid_code, place_level, place_method, matched_area, lead_unit_id, lead_unit_role, lead_unit_name, \
+     co_handlers::text AS co_handlers, location::text AS location, explanation::text AS explanation, \
+     rules_version, occurred_at, received_at, created_at, updated_at, \
+     category::text AS category, category_group, priority, sla_policy, place_lon, place_lat \
+     FROM tasks";
+
+const INSERT_HISTORY: &str = "INSERT INTO task_history (task_id, seq, from_status, to_status, \
+     actor, note, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+const SELECT_HISTORY: &str = "SELECT seq, from_status, to_status, actor, note, at \
+     FROM task_history WHERE task_id = $1 ORDER BY seq";
+
+pub(crate) async fn create_task(
+    store: &Store,
+    task: &NewTask,
+    clocks: &[SlaClock],
+) -> Result<CreateOutcome, StoreError> {
+    let row = TaskRow::new(task)?;
+    let history = rows::initial_history(task);
+    let operation = || {
+        format!(
+            "create task {} for {}/{}",
+            task.task_id, task.source_system, task.source_id
+        )
+    };
+    let db_err = || StoreError::query(store.backend(), operation);
+
+    let mut tx = store.writer.begin().await.map_err(db_err())?;
+    // A concurrent insert of the same source record (another PostgreSQL process; SQLite's one
+    // writer runs them one after the other) makes this wait for that transaction and then do
+    // nothing, so exactly one caller sees a row inserted. No conflict target: with one, a race
+    // on the task id (the other unique index) would fail instead.
+    let inserted = row
+        .bind_insert(sqlx::query(&store.sql(INSERT_TASK)))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err())?
+        .rows_affected();
+    if inserted == 0 {
+        // A new statement, so under PostgreSQL's READ COMMITTED it sees the row the winner
+        // committed.
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT task_id FROM tasks WHERE source_system = $1 AND source_id = $2",
+        )
+        .bind(&task.source_system)
+        .bind(&task.source_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err())?;
+        return match existing {
+            Some(task_id) => Ok(CreateOutcome::AlreadyExists { task_id }),
+            None => Err(StoreError::Inconsistent {
+                backend: store.backend(),
+                operation: operation(),
+                reason: "its task id is already taken by a task from another source record"
+                    .to_owned(),
+            }),
+        };
+    }
+    for entry in &history {
+        entry
+            .bind_insert(&task.task_id, sqlx::query(INSERT_HISTORY))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err())?;
+    }
+    clocks::upsert_clocks(store, &mut tx, &task.task_id, clocks).await?;
+    sqlx::query(workflow::SET_DUE)
+        .bind(&task.task_id)
+        .bind(clocks::earliest_deadline(clocks).map(|d| d.timestamp_millis()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err())?;
+    store.lock_outbox_order(&mut tx).await.map_err(db_err())?;
+    reports::insert_report(
+        &mut *tx,
+        &task.task_id,
+        &reports::Report {
+            event_id: task.event_id.clone(),
+            source_system: task.source_system.clone(),
+            source_id: task.source_id.clone(),
+            department: task.department,
+            occurred_at: task.occurred_at,
+            linked_at: task.created_at,
+        },
+    )
+    .await
+    .map_err(db_err())?;
+    for event in outbox::events_for_new_task(task, &history) {
+        let (department, at) = (task.department.as_str(), task.created_at);
+        outbox::insert(
+            store,
+            &mut tx,
+            Some(&task.task_id),
+            department,
+            &event,
+            at,
+            db_err(),
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(db_err())?;
+    Ok(CreateOutcome::Created {
+        task_id: task.task_id.clone(),
+    })
+}
+
+pub(crate) async fn get_task(store: &Store, task_id: &str) -> Result<Option<Task>, StoreError> {
+    let sql = format!("{SELECT_TASKS} WHERE task_id = $1");
+    let row: Option<TaskRow> = sqlx::query_as(&store.sql(&sql))
+        .bind(task_id)
+        .fetch_optional(&store.readers)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("get task {task_id}")
+        }))?;
+    row.map(TaskRow::into_task).transpose()
+}
+
+pub(crate) async fn task_history(
+    store: &Store,
+    task_id: &str,
+) -> Result<Vec<StatusChange>, StoreError> {
+    let rows: Vec<HistoryRow> = sqlx::query_as(SELECT_HISTORY)
+        .bind(task_id)
+        .fetch_all(&store.readers)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("read history of task {task_id}")
+        }))?;
+    rows.into_iter()
+        .map(|row| row.into_change(task_id))
+        .collect()
+}
+
+pub(crate) async fn list_tasks(
+    store: &Store,
+    filter: &TaskFilter,
+) -> Result<Vec<Task>, StoreError> {
+    let err = || StoreError::query(store.backend(), || format!("list tasks ({filter:?})"));
+    let mut query = SqlBuilder::new(store.sql(SELECT_TASKS));
+    filter::push_filter(&mut query, filter);
+    filter::push_page(&mut query, filter);
+    let (sql, args) = query.build().map_err(err())?;
+    let rows: Vec<TaskRow> = sqlx::query_as_with(&sql, args)
+        .fetch_all(&store.readers)
+        .await
+        .map_err(err())?;
+    rows.into_iter().map(TaskRow::into_task).collect()
+}
+
+pub(crate) async fn count_tasks(store: &Store, filter: &TaskFilter) -> Result<u64, StoreError> {
+    let err = || StoreError::query(store.backend(), || format!("count tasks ({filter:?})"));
+    let mut query = SqlBuilder::new("SELECT COUNT(*) FROM tasks");
+    filter::push_filter(&mut query, filter);
+    let (sql, args) = query.build().map_err(err())?;
+    let count: i64 = sqlx::query_scalar_with(&sql, args)
+        .fetch_one(&store.readers)
+        .await
+        .map_err(err())?;
+    // COUNT(*) is never negative.
+    Ok(count.unsigned_abs())
+}

@@ -1,0 +1,185 @@
+//! Lifecycle actions and the SLA clocks they and the router write.
+
+use chrono::Utc;
+use hub_router::task::TaskStatus;
+use hub_router::workflow::lifecycle::Action;
+use hub_router::workflow::{apply, Actor, WorkingCalendar};
+use hub_store::{ApplyOutcome, TaskEvent};
+
+use crate::backends::TestDb;
+use crate::fixtures::*;
+
+store_suite!(
+    lifecycle_action_writes_state_history_clocks_and_outbox_once,
+    dispatch_clocks_are_stored_with_the_task_and_seen_as_changes,
+);
+
+async fn lifecycle_action_writes_state_history_clocks_and_outbox_once(db: &TestDb) {
+    let store = db.open().await;
+    let task = sample_task("UM-2024-000900", BASE_MS);
+    let id = created_id(store.create_task(&task, &[]).await.unwrap());
+    let record = store.workflow(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            record.status,
+            record.state.as_ref(),
+            record.version,
+            record.breached
+        ),
+        (TaskStatus::Dispatched, None, 0, false)
+    );
+    assert!(store.workflow("no-such-task").await.unwrap().is_none());
+
+    let state = dispatched_state("510504001002.workstation");
+    let actor = Actor::person("alice", Some("510504001002.workstation"));
+    let t = apply(
+        &state,
+        Action::SignFor.with_note("on my way"),
+        &actor,
+        at(BASE_MS + 60_000),
+    )
+    .unwrap();
+    let clock = sign_for_clock(30);
+    let due = clock.deadline();
+    assert_eq!(
+        store
+            .apply_transition(&id, 0, &t, std::slice::from_ref(&clock), due)
+            .await
+            .unwrap(),
+        ApplyOutcome::Applied { seq: 3 }
+    );
+    // The same action decided on the stale version changes nothing.
+    assert_eq!(
+        store.apply_transition(&id, 0, &t, &[], None).await.unwrap(),
+        ApplyOutcome::Conflict { current_version: 1 }
+    );
+    assert_eq!(
+        store
+            .apply_transition("no-such-task", 0, &t, &[], None)
+            .await
+            .unwrap(),
+        ApplyOutcome::NotFound
+    );
+
+    let record = store.workflow(&id).await.unwrap().unwrap();
+    assert_eq!(record.status, TaskStatus::SignedFor);
+    assert_eq!(record.version, 1);
+    assert_eq!(record.state.as_ref(), Some(&t.state));
+    assert_eq!(record.due_at, due);
+    assert_eq!(
+        store.get_task(&id).await.unwrap().unwrap().status,
+        TaskStatus::SignedFor
+    );
+
+    let history = store.task_history(&id).await.unwrap();
+    assert_eq!(history.len(), 3, "{history:?}");
+    let last = &history[2];
+    assert_eq!(
+        (
+            last.seq,
+            last.from_status,
+            last.to_status,
+            last.actor.as_str(),
+            last.at
+        ),
+        (
+            3,
+            Some(TaskStatus::Dispatched),
+            TaskStatus::SignedFor,
+            "alice@510504001002.workstation",
+            at(BASE_MS + 60_000)
+        )
+    );
+    assert!(
+        last.note.as_deref().unwrap().contains("on my way"),
+        "{last:?}"
+    );
+
+    let outbox = store.outbox_after(0, None, 100).await.unwrap();
+    let changes: Vec<_> = outbox
+        .iter()
+        .filter_map(|e| match &e.event {
+            TaskEvent::TaskStatusChanged(c) if c.seq == 3 => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes.len(), 1, "{outbox:?}");
+    assert_eq!(changes[0].to_status, "signed_for");
+    assert_eq!(changes[0].from_status.as_deref(), Some("dispatched"));
+
+    let clocks = store.task_clocks(&id).await.unwrap();
+    assert_eq!(clocks.len(), 1);
+    assert_eq!(clocks[0].clock, clock);
+    // Writing the clock again (stopped) updates the same row.
+    let t2 = apply(&t.state, Action::Start, &actor, at(BASE_MS + 120_000)).unwrap();
+    let mut stopped = clock.clone();
+    stopped
+        .record(
+            hub_router::workflow::ClockEvent::Stopped {
+                at: at(BASE_MS + 120_000),
+            },
+            WorkingCalendar::always_open(),
+        )
+        .unwrap();
+    assert!(!stopped.is_open());
+    assert_eq!(
+        store
+            .apply_transition(&id, 1, &t2, &[stopped.clone()], None)
+            .await
+            .unwrap(),
+        ApplyOutcome::Applied { seq: 4 }
+    );
+    let clocks = store.task_clocks(&id).await.unwrap();
+    assert_eq!(clocks.len(), 1);
+    assert_eq!(clocks[0].clock, stopped);
+    assert!(store.open_clocks(0, 100).await.unwrap().is_empty());
+}
+
+async fn dispatch_clocks_are_stored_with_the_task_and_seen_as_changes(db: &TestDb) {
+    let store = db.open().await;
+    let before = Utc::now() - chrono::TimeDelta::seconds(1);
+    let clock = sign_for_clock(10);
+    let deadline = clock.deadline().unwrap();
+    let id = created_id(
+        store
+            .create_task(
+                &sample_task("UM-2024-000910", BASE_MS),
+                std::slice::from_ref(&clock),
+            )
+            .await
+            .unwrap(),
+    );
+    let clocks = store.task_clocks(&id).await.unwrap();
+    assert_eq!(clocks.len(), 1);
+    assert_eq!(clocks[0].clock, clock);
+    assert!(clocks[0].changed_at >= before);
+    let record = store.workflow(&id).await.unwrap().unwrap();
+    assert_eq!(record.due_at, Some(deadline), "due_at is set at dispatch");
+    assert_eq!(record.state, None, "no lifecycle action yet");
+
+    let open = store.open_clocks(0, 100).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(store.clock(open[0].id).await.unwrap().unwrap(), open[0]);
+    assert_eq!(store.clock(open[0].id + 1000).await.unwrap(), None);
+
+    // The change feed has it; a cursor at it has nothing newer; a redelivered create does
+    // not write the clocks again.
+    let changed = store.clocks_changed(before, 0, 100).await.unwrap();
+    assert_eq!(changed.len(), 1);
+    let (at_ms, last_id) = (changed[0].changed_at, changed[0].id);
+    assert!(store
+        .clocks_changed(at_ms, last_id, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .create_task(&sample_task("UM-2024-000910", BASE_MS), &[clock])
+        .await
+        .unwrap();
+    assert!(store
+        .clocks_changed(at_ms, last_id, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.task_clocks(&id).await.unwrap().len(), 1);
+}
