@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use hub::context::Roles;
+use hub_cases::indicators::GroupBy;
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +36,7 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_values = ["connectors", "router", "api"])]
         roles: Vec<Role>,
     },
+    #[cfg(feature = "demo")]
     /// Run the hub with the shipped sample city and simulated departmental systems feeding
     /// live events. Needs no arguments. Run it from the project folder.
     Demo {
@@ -66,8 +68,8 @@ enum Command {
         #[arg(long, env = "HUB_API_TOKEN", hide_env_values = true)]
         token: Option<String>,
         /// Group by street, community or unit.
-        #[arg(long, default_value = "community")]
-        by: String,
+        #[arg(long, default_value = "community", value_parser = group_by())]
+        by: GroupBy,
         /// First day of the period (cases created from it), e.g. 2026-11-01.
         #[arg(long)]
         from: Option<String>,
@@ -202,6 +204,7 @@ async fn main() -> std::process::ExitCode {
             };
             hub::cli::run::run(config, listen, roles).await
         }
+        #[cfg(feature = "demo")]
         Command::Demo { listen, data_dir } => hub::cli::demo::run(listen, data_dir).await,
         Command::Connectors(ConnectorsCommand::Status { api, json }) => {
             hub::cli::connectors::status(&api, json).await
@@ -230,7 +233,7 @@ async fn main() -> std::process::ExitCode {
             csv,
         } => {
             let query = [
-                ("by", Some(by)),
+                ("by", Some(by.as_str().to_owned())),
                 ("from", from),
                 ("to", to),
                 ("community", community),
@@ -255,4 +258,12 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `--by`: the groups indicators come in, checked by clap against the names the API takes.
+fn group_by() -> impl clap::builder::TypedValueParser<Value = GroupBy> {
+    use clap::builder::TypedValueParser;
+    let names = GroupBy::ALL.map(GroupBy::as_str);
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|name| GroupBy::parse(&name).expect("clap admitted only the possible values"))
 }

@@ -485,6 +485,26 @@ impl fmt::Display for UnitRole {
     }
 }
 
+/// As its name in configuration and on the wire (`police_station`).
+impl serde::Serialize for UnitRole {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UnitRole {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        UnitRole::parse(&name).ok_or_else(|| {
+            let known: Vec<&str> = UnitRole::ALL.iter().map(|r| r.as_str()).collect();
+            serde::de::Error::custom(format!(
+                "unknown unit role `{name}`; known roles: {}",
+                known.join(", ")
+            ))
+        })
+    }
+}
+
 /// A step of a community's escalation ladder, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LadderStep {

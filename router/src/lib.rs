@@ -2,14 +2,12 @@
 //! Pure: no tokio, rdkafka or sqlx here; time is passed in.
 
 pub mod admission;
-pub mod bench;
 pub mod city;
 pub mod config;
 pub mod dedup;
 pub mod diagnostic;
 pub mod explanation;
 pub mod geo;
-pub mod indicators;
 pub mod place;
 pub mod priority;
 pub mod responsibility;
@@ -20,6 +18,5 @@ pub mod spatial_index;
 pub mod task;
 pub mod taxonomy;
 pub mod topology;
-pub mod workflow;
 
 pub use routing::Router;

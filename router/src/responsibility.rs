@@ -138,7 +138,7 @@ fn department_slot(department: Department) -> usize {
 pub fn assigned(unit: &Unit) -> AssignedUnit {
     AssignedUnit {
         unit_id: unit.id.clone(),
-        role: unit.role.as_str().to_owned(),
+        role: unit.role,
         name: unit.name.clone(),
     }
 }

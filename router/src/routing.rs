@@ -114,9 +114,10 @@ impl RoutingDecision {
     }
 }
 
-/// The decision before anything is written out (no allocation): what the benchmark times.
+/// The decision before anything is written out (no allocation): what `hub bench route` times
+/// and what a replay of many events compares.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Decision<'a> {
+pub struct Decision<'a> {
     pub category: &'a Category,
     pub located: Located<'a>,
     pub rule: &'a Rule,
@@ -125,7 +126,7 @@ pub(crate) struct Decision<'a> {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Outcome<'a> {
+pub enum Outcome<'a> {
     /// Community and lead unit by position (community in the city, unit in the community).
     Dispatch {
         community: usize,
@@ -146,7 +147,7 @@ pub(crate) enum Outcome<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TriageWhy {
+pub enum TriageWhy {
     /// The rule sends it to triage.
     Rule,
     /// Placed above community level: no community can own it.
@@ -298,7 +299,7 @@ impl Router {
     }
 
     /// The decision core: no allocation on the way to an answer.
-    pub(crate) fn decide(
+    pub fn decide(
         &self,
         event: &CivicEvent,
         lookup: PointLookup,

@@ -91,7 +91,7 @@ pub enum ExpectedUnit {
 impl ExpectedUnit {
     fn matches(&self, unit: Option<&AssignedUnit>) -> bool {
         match (self, unit) {
-            (ExpectedUnit::Role(r), Some(u)) => u.role == r.as_str(),
+            (ExpectedUnit::Role(r), Some(u)) => u.role == *r,
             (ExpectedUnit::Id(id), Some(u)) => &u.unit_id == id,
             (ExpectedUnit::Nobody, None) => true,
             _ => false,

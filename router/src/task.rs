@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use hub_schemas::event::{Department, Location};
 use serde::{Deserialize, Serialize};
 
+use crate::city::UnitRole;
 use crate::explanation::Explanation;
 use crate::place::ResolvedPlace;
 use crate::priority::Priority;
@@ -77,7 +78,7 @@ impl fmt::Display for TaskStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssignedUnit {
     pub unit_id: String,
-    pub role: String,
+    pub role: UnitRole,
     pub name: String,
 }
 

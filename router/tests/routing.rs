@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use hub_router::bench::{bench_city, bench_route, BenchParams};
+use hub_bench::route::{bench_city, BenchParams};
 use hub_router::city::City;
 use hub_router::config::{check, read_toml_dir, Checked, ConfigFile, RoutingConfig};
 use hub_router::dedup::{find_merge_target, OpenReport};
@@ -865,17 +865,4 @@ proptest! {
         let by_index = placed(city, p, PointLookup::Index);
         prop_assert_eq!(&by_index, &placed(city, p, PointLookup::Scan), "at {}", p);
     }
-}
-
-// ------------------------------------------------------------------ the benchmark
-
-/// `cargo test -p hub-router --release --test routing -- --ignored --nocapture bench`
-#[test]
-#[ignore = "minutes in debug builds; run in release"]
-fn bench_route_at_city_scale() {
-    let report = bench_route(&BenchParams::default()).unwrap();
-    println!("{report}");
-    assert_eq!((report.communities, report.grids), (5_000, 50_000));
-    assert!(report.min_vertices >= 100);
-    assert_eq!(report.disagreements, 0);
 }

@@ -3,7 +3,7 @@
 //! breach, the escalation it leads to, in one transaction.
 
 use chrono::{DateTime, Utc};
-use hub_router::workflow::{SlaClock, Transition};
+use hub_cases::{SlaClock, Transition};
 use hub_schemas::task::TaskStatusChanged;
 
 use crate::store::Store;

@@ -2,7 +2,7 @@
 //! SLA tracker at start, by task, and as they change (also in other hub processes).
 
 use chrono::{DateTime, Utc};
-use hub_router::workflow::SlaClock;
+use hub_cases::SlaClock;
 use serde::Serialize;
 use sqlx::AnyConnection;
 

@@ -101,7 +101,7 @@ pub(crate) fn push_filter<'a>(query: &mut SqlBuilder<'a>, filter: &'a TaskFilter
                 .push(" OR lead_unit_role = ")
                 .push_bind(role.as_str())
                 .push(" OR CAST(co_handlers AS TEXT) LIKE ")
-                .push_bind(format!("%.{}\"%", like_escape(role)))
+                .push_bind(format!("%.{}\"%", like_escape(role.as_str())))
                 .push(" ESCAPE '!'");
         }
         query.push(")");

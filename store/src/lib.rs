@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use hub_router::city::UnitRole;
 use hub_router::task::{NewTask, StatusChange, Task, TaskStatus};
 use hub_schemas::event::Department;
 
@@ -138,7 +139,7 @@ impl Default for TaskFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Involvement {
     pub department: Department,
-    pub unit_roles: Vec<String>,
+    pub unit_roles: Vec<UnitRole>,
 }
 
 #[async_trait]
@@ -152,7 +153,7 @@ pub trait TaskStore: Send + Sync {
     async fn create_task(
         &self,
         task: &NewTask,
-        clocks: &[hub_router::workflow::SlaClock],
+        clocks: &[hub_cases::SlaClock],
     ) -> Result<CreateOutcome, StoreError>;
 
     async fn get_task(&self, task_id: &str) -> Result<Option<Task>, StoreError>;
@@ -275,8 +276,8 @@ pub trait TaskStore: Send + Sync {
         &self,
         task_id: &str,
         expected_version: u64,
-        transition: &hub_router::workflow::Transition,
-        clocks: &[hub_router::workflow::SlaClock],
+        transition: &hub_cases::Transition,
+        clocks: &[hub_cases::SlaClock],
         due_at: Option<DateTime<Utc>>,
     ) -> Result<ApplyOutcome, StoreError>;
 

@@ -105,7 +105,7 @@ impl DestinationState {
 pub(crate) fn events_for_new_task(task: &NewTask, history: &[HistoryRow]) -> Vec<TaskEvent> {
     let unit = |u: &hub_router::task::AssignedUnit| UnitRef {
         unit_id: u.unit_id.clone(),
-        role: u.role.clone(),
+        role: u.role.as_str().to_owned(),
         name: u.name.clone(),
     };
     let mut events = Vec::new();

@@ -6,6 +6,7 @@
 //! [`TaskRow::bind_insert`].
 
 use chrono::{DateTime, Utc};
+use hub_router::city::UnitRole;
 use hub_router::explanation::Explanation;
 use hub_router::place::ResolvedPlace;
 use hub_router::priority::Priority;
@@ -98,7 +99,7 @@ impl TaskRow {
             place_method: enum_name(&task.task_id, "place_method", &task.place.method)?,
             matched_area: task.place.matched_area.clone(),
             lead_unit_id: lead.map(|u| u.unit_id.clone()),
-            lead_unit_role: lead.map(|u| u.role.clone()),
+            lead_unit_role: lead.map(|u| u.role.as_str().to_owned()),
             lead_unit_name: lead.map(|u| u.name.clone()),
             co_handlers: to_json(&task.task_id, "co_handlers", &task.co_handlers)?,
             location: to_json(&task.task_id, "location", &task.location)?,
@@ -175,7 +176,9 @@ impl TaskRow {
         let lead_unit = match (self.lead_unit_id, self.lead_unit_role, self.lead_unit_name) {
             (Some(unit_id), Some(role), Some(name)) => Some(AssignedUnit {
                 unit_id,
-                role,
+                role: UnitRole::parse(&role).ok_or_else(|| {
+                    corrupt("lead_unit_role", format!("unknown unit role `{role}`"))
+                })?,
                 name,
             }),
             (None, None, None) => None,

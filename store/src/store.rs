@@ -5,8 +5,8 @@ use std::borrow::Cow;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use hub_cases::{SlaClock, Transition};
 use hub_router::task::{NewTask, StatusChange, Task};
-use hub_router::workflow::{SlaClock, Transition};
 use hub_schemas::event::Department;
 use sqlx::{AnyConnection, AnyPool};
 

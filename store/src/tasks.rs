@@ -1,8 +1,8 @@
 //! Tasks: creating one with its first history, clocks, report and outbox events in one
 //! transaction; reading, listing and counting them; their history.
 
+use hub_cases::SlaClock;
 use hub_router::task::{NewTask, StatusChange, Task};
-use hub_router::workflow::SlaClock;
 
 use crate::filter::{self, SqlBuilder};
 use crate::rows::{self, HistoryRow, TaskRow};

@@ -5,9 +5,9 @@
 //! clocks, and the outbox event.
 
 use chrono::{DateTime, Utc};
+use hub_cases::lifecycle::Action;
+use hub_cases::{SlaClock, TaskState, Transition};
 use hub_router::task::TaskStatus;
-use hub_router::workflow::lifecycle::Action;
-use hub_router::workflow::{SlaClock, TaskState, Transition};
 use hub_schemas::task::TaskStatusChanged;
 use serde::Serialize;
 use sqlx::AnyConnection;

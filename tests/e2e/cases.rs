@@ -26,7 +26,7 @@ const API_ONLY: Roles = Roles {
 pub(crate) fn unit(id: &str, role: &str) -> AssignedUnit {
     AssignedUnit {
         unit_id: id.to_owned(),
-        role: role.to_owned(),
+        role: hub_router::city::UnitRole::parse(role).expect("a unit role"),
         name: id.to_owned(),
     }
 }

@@ -1,11 +1,11 @@
 //! The facts of each case the indicators (考核) are computed from
-//! (`hub_router::indicators`): when it was dispatched, signed for, resolved and closed (its
+//! (`hub_cases::indicators`): when it was dispatched, signed for, resolved and closed (its
 //! history), whether it was reworked, extended or called back (its workflow state), and its
 //! deadlines (its clocks).
 
-use hub_router::indicators::CaseFacts;
+use hub_cases::indicators::CaseFacts;
+use hub_cases::ClockKind;
 use hub_router::task::{Task, TaskStatus};
-use hub_router::workflow::ClockKind;
 use hub_store::{StoreError, TaskFilter, TaskStore};
 
 /// The facts of every case matching `filter` (paged through the store).

@@ -1,4 +1,4 @@
-//! The case workflow service: the task state machine and SLA clocks of `hub_router::workflow`
+//! The case workflow service: the task state machine and SLA clocks of `hub_cases`
 //! applied to stored tasks. Used by the console API (lifecycle actions), the dispatcher (the
 //! clocks a task starts with) and the SLA tracker (escalations).
 //!
@@ -10,14 +10,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use hub_router::task::{NewTask, Task, TaskStatus};
-use hub_router::workflow::joint_case::{Assignment, JointCaseError};
-use hub_router::workflow::lifecycle::{Action, Command};
-use hub_router::workflow::sla::{apply_effects, ClockEffect};
-use hub_router::workflow::{
+use hub_cases::joint_case::{Assignment, JointCaseError};
+use hub_cases::lifecycle::{Action, Command};
+use hub_cases::sla::{apply_effects, ClockEffect};
+use hub_cases::{
     apply, Actor, IllegalTransition, JointCase, SlaClock, SlaConfig, SlaPolicy, TaskFacts,
     TaskState, Transition,
 };
+use hub_router::task::{NewTask, Task, TaskStatus};
 use hub_store::{earliest_deadline, ApplyOutcome, StoreError, StoredClock, TaskStore};
 use tokio::sync::broadcast;
 

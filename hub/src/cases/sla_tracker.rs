@@ -22,10 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use hub_cases::escalation::escalate;
+use hub_cases::scheduler::Timing;
+use hub_cases::{apply, Action, Actor, Due, DueKind, Escalation, Scheduler};
 use hub_router::city::LadderStep;
-use hub_router::workflow::escalation::escalate;
-use hub_router::workflow::scheduler::Timing;
-use hub_router::workflow::{apply, Action, Actor, Due, DueKind, Escalation, Scheduler};
 use hub_store::{AlertTransition, ClockAlert, RaiseOutcome, StoreError, StoredClock};
 use tracing::Instrument;
 

@@ -4,7 +4,7 @@ use std::path::Path;
 
 /// Routing decisions per second on one core for a generated city, against a linear scan.
 pub fn bench_route(quick: bool) -> anyhow::Result<()> {
-    let mut params = hub_router::bench::BenchParams::default();
+    let mut params = hub_bench::route::BenchParams::default();
     if quick {
         params.index_decisions /= 20;
         params.scan_decisions /= 10;
@@ -15,21 +15,21 @@ pub fn bench_route(quick: bool) -> anyhow::Result<()> {
             "note: a debug build; run `cargo run --release -p hub -- bench route` for real figures"
         );
     }
-    let report = hub_router::bench::bench_route(&params)?;
+    let report = hub_bench::route::bench_route(&params)?;
     println!("{report}");
     Ok(())
 }
 
 /// The SLA tracker's core with `n` open clocks: memory, detection delay, restart recovery.
 pub fn bench_sla(dir: &Path, n: usize) -> anyhow::Result<()> {
-    let sla = hub_router::workflow::SlaConfig::load(&dir.join("sla"))?;
+    let sla = hub_cases::SlaConfig::load(&dir.join("sla"))?;
     let calendar = sla.calendar_of(sla.policies.default_policy());
     if cfg!(debug_assertions) {
         eprintln!(
             "note: a debug build; run `cargo run --release -p hub -- bench sla` for real figures"
         );
     }
-    let figures = hub_router::workflow::scheduler::bench_sla(n, calendar, chrono::Utc::now());
+    let figures = hub_bench::sla::bench_sla(n, calendar, chrono::Utc::now());
     let detection = detection_delay(n, 2_000, std::time::Duration::from_secs(3));
     println!("{figures}");
     println!("{detection}");
@@ -42,8 +42,8 @@ pub fn bench_sla(dir: &Path, n: usize) -> anyhow::Result<()> {
 /// detected when the loop wakes and pops it — what the tracker adds before it writes the
 /// breach. The baseline is an empty scheduler running the same loop.
 fn detection_delay(held: usize, due_soon: usize, span: std::time::Duration) -> String {
-    use hub_router::workflow::scheduler::Timing;
-    use hub_router::workflow::Scheduler;
+    use hub_cases::scheduler::Timing;
+    use hub_cases::Scheduler;
     let run = |held: usize| {
         let now = chrono::Utc::now();
         let mut scheduler = Scheduler::with_capacity(held + due_soon);

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod connectors;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod dlq;
 pub mod report;

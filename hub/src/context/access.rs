@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use hub_cases::lifecycle::Action;
 use hub_connectors::{digests_equal, token_digest};
-use hub_router::city::City;
+use hub_router::city::{City, UnitRole};
 use hub_router::task::Task;
-use hub_router::workflow::lifecycle::Action;
 use hub_schemas::event::Department;
 use hub_store::{Involvement, TaskFilter};
 use serde::Deserialize;
@@ -77,7 +77,7 @@ pub enum Scope {
     },
     Department {
         department: Department,
-        unit_roles: Vec<String>,
+        unit_roles: Vec<UnitRole>,
     },
 }
 
@@ -131,7 +131,7 @@ impl Identity {
         &self,
         task: &Task,
         action: &Action,
-        role_of: &dyn Fn(&str) -> Option<String>,
+        role_of: &dyn Fn(&str) -> Option<UnitRole>,
     ) -> bool {
         if !self.may_see(task) {
             return false;
@@ -179,7 +179,7 @@ impl Identity {
                             .iter()
                             .chain(f.co_handlers.iter())
                             .find(|a| &a.unit_id == unit)
-                            .map(|a| a.role.clone())
+                            .map(|a| a.role)
                             .or_else(|| role_of(unit));
                         role.is_some_and(|r| roles.contains(&r))
                     }
@@ -394,13 +394,13 @@ fn scope_of(a: &AccountConfig, city: &City) -> anyhow::Result<Scope> {
                 .context("a department account names its `department`")?;
             let department =
                 Department::parse(&name).with_context(|| format!("unknown department `{name}`"))?;
-            let mut unit_roles: Vec<String> = city
+            let mut unit_roles: Vec<UnitRole> = city
                 .communities()
                 .iter()
                 .flat_map(|c| c.units())
                 .chain(city.streets().iter().flat_map(|s| s.units()))
                 .filter(|u| u.department == Some(department))
-                .map(|u| u.role.as_str().to_owned())
+                .map(|u| u.role)
                 .collect();
             unit_roles.sort();
             unit_roles.dedup();

@@ -22,8 +22,8 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{get, post};
 use axum::Json;
 use chrono::{DateTime, TimeDelta, Utc};
-use hub_router::workflow::lifecycle::{Action, Command};
-use hub_router::workflow::{Actor, SlaConfig};
+use hub_cases::lifecycle::{Action, Command};
+use hub_cases::{Actor, SlaConfig};
 use hub_store::{StoredClock, TaskFilter};
 use serde_json::{json, Value};
 
@@ -36,7 +36,7 @@ pub fn clock_json(c: &StoredClock, sla: &SlaConfig, now: DateTime<Utc>) -> Value
     let calendar = sla
         .calendars
         .get(&c.clock.calendar)
-        .unwrap_or_else(|| hub_router::workflow::WorkingCalendar::always_open());
+        .unwrap_or_else(|| hub_cases::WorkingCalendar::always_open());
     json!({
         "id": c.id,
         "kind": c.clock.kind,
@@ -291,7 +291,7 @@ pub fn parse_command(mut body: Value) -> Result<(Command, Option<u64>), String> 
             }
         }
     }
-    let kinds: Vec<&str> = hub_router::workflow::lifecycle::ActionKind::ALL
+    let kinds: Vec<&str> = hub_cases::lifecycle::ActionKind::ALL
         .iter()
         .map(|k| k.as_str())
         .collect();
@@ -392,11 +392,11 @@ pub(crate) async fn act(
 const ACTION_MAX_BYTES: usize = 64 * 1024;
 
 /// The role of a unit of the city (`510504001001.police_station` → `police_station`).
-fn unit_role(city: &hub_router::city::City, unit: &str) -> Option<String> {
+fn unit_role(city: &hub_router::city::City, unit: &str) -> Option<hub_router::city::UnitRole> {
     city.communities()
         .iter()
         .flat_map(|c| c.units())
         .chain(city.streets().iter().flat_map(|s| s.units()))
         .find(|u| u.id == unit)
-        .map(|u| u.role.as_str().to_owned())
+        .map(|u| u.role)
 }

@@ -2,7 +2,7 @@
 //!
 //! `GET /api/v1/reports/indicators?by=community|street|unit&from=YYYY-MM-DD&to=YYYY-MM-DD`
 //! (optionally `community=`, `street=`, `unit=`; `format=csv`) computes, for the cases
-//! created in [from, to), the indicators of `hub_router::indicators` per group. An account
+//! created in [from, to), the indicators of `hub_cases::indicators` per group. An account
 //! sees the indicators of its own scope only. `hub report` prints the same, as a table or
 //! CSV.
 //!
@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
-use hub_router::indicators::{compute, GroupBy, Indicators};
+use hub_cases::indicators::{compute, GroupBy, Indicators};
 use hub_store::TaskFilter;
 use serde_json::json;
 

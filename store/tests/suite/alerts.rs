@@ -1,7 +1,7 @@
 //! Alerts raised on SLA clocks, once, with the escalation a breach leads to.
 
-use hub_router::workflow::lifecycle::Action;
-use hub_router::workflow::{apply, Actor, ClockKind, Limit, SlaClock, WorkingCalendar};
+use hub_cases::lifecycle::Action;
+use hub_cases::{apply, Actor, ClockKind, Limit, SlaClock, WorkingCalendar};
 use hub_store::{AlertTransition, ClockAlert, RaiseOutcome, TaskFilter};
 
 use crate::backends::TestDb;
@@ -162,7 +162,7 @@ async fn breach_and_its_escalation_are_written_together_or_not_at_all(db: &TestD
     let step_clock = SlaClock::start(
         ClockKind::Escalation {
             step: hub_router::city::LadderStep::Workstation,
-            cause: hub_router::workflow::clock::Phase::SignFor,
+            cause: hub_cases::clock::Phase::SignFor,
         },
         1,
         deadline,

@@ -1,13 +1,13 @@
 //! Sample data shared by the tests.
 
 use chrono::{DateTime, Utc};
+use hub_cases::lifecycle::Action;
+use hub_cases::{apply, Actor, ClockKind, Limit, SlaClock, TaskState, WorkingCalendar};
 use hub_router::explanation::{AdmissionCheck, Explanation};
 use hub_router::place::{PlaceLevel, PlaceMethod, ResolvedPlace};
 use hub_router::priority::Priority;
 use hub_router::task::{AssignedUnit, NewTask};
 use hub_router::taxonomy::CategoryRef;
-use hub_router::workflow::lifecycle::Action;
-use hub_router::workflow::{apply, Actor, ClockKind, Limit, SlaClock, TaskState, WorkingCalendar};
 use hub_schemas::event::{CivicEvent, Department, GeoPoint, Location};
 use hub_store::{CreateOutcome, Report};
 
@@ -21,7 +21,7 @@ pub fn at(ms: i64) -> DateTime<Utc> {
 pub fn unit(unit_id: &str, role: &str, name: &str) -> AssignedUnit {
     AssignedUnit {
         unit_id: unit_id.to_owned(),
-        role: role.to_owned(),
+        role: hub_router::city::UnitRole::parse(role).expect("a unit role"),
         name: name.to_owned(),
     }
 }
@@ -78,10 +78,10 @@ pub fn sample_task(source_id: &str, created_ms: i64) -> NewTask {
         co_handlers: vec![
             unit(
                 "510504001002.urban_management",
-                "urban_management",
+                "urban_management_squad",
                 "红星街道城管中队",
             ),
-            unit("510504001002.property", "property", "红星物业公司"),
+            unit("510504001002.property", "property_company", "红星物业公司"),
         ],
         explanation: Explanation {
             place_method: PlaceMethod::Point,

@@ -1,9 +1,9 @@
 //! Lifecycle actions and the SLA clocks they and the router write.
 
 use chrono::Utc;
+use hub_cases::lifecycle::Action;
+use hub_cases::{apply, Actor, WorkingCalendar};
 use hub_router::task::TaskStatus;
-use hub_router::workflow::lifecycle::Action;
-use hub_router::workflow::{apply, Actor, WorkingCalendar};
 use hub_store::{ApplyOutcome, TaskEvent};
 
 use crate::backends::TestDb;
@@ -115,7 +115,7 @@ async fn lifecycle_action_writes_state_history_clocks_and_outbox_once(db: &TestD
     let mut stopped = clock.clone();
     stopped
         .record(
-            hub_router::workflow::ClockEvent::Stopped {
+            hub_cases::ClockEvent::Stopped {
                 at: at(BASE_MS + 120_000),
             },
             WorkingCalendar::always_open(),

@@ -16,7 +16,7 @@ use super::calendar::{spanned_limit, Limit, WorkingCalendar};
 use super::clock::{ClockKind, SlaClock};
 use super::sla::ClockEffect;
 use super::{ConfigError, Source};
-use crate::city::LadderStep;
+use hub_router::city::LadderStep;
 
 /// How long each step has to act before the case climbs to the next one.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,7 +172,7 @@ pub fn escalate(
 pub mod ladder_serde {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use crate::city::LadderStep;
+    use hub_router::city::LadderStep;
 
     pub fn serialize<S: Serializer>(step: &LadderStep, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(step.as_str())
@@ -192,7 +192,7 @@ pub mod ladder_serde {
     pub mod option {
         use serde::{Deserialize, Deserializer, Serializer};
 
-        use crate::city::LadderStep;
+        use hub_router::city::LadderStep;
 
         pub fn serialize<S: Serializer>(
             step: &Option<LadderStep>,

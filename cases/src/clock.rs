@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::calendar::{Limit, Measure, WorkingCalendar};
 use super::escalation::ladder_serde;
-use crate::city::LadderStep;
+use hub_router::city::LadderStep;
 
 /// What a clock times. The phase a clock belongs to decides which workflow actions stop,
 /// pause or extend it (see [`ClockKind::phase`]).

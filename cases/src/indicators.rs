@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::task::TaskStatus;
+use hub_router::task::TaskStatus;
 
 /// What the indicators need to know about one case.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +59,8 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
+    pub const ALL: [GroupBy; 3] = [GroupBy::Street, GroupBy::Community, GroupBy::Unit];
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "street" => Some(GroupBy::Street),

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use super::calendar::Limit;
 use super::escalation::{ladder_rank, ladder_serde};
 use super::joint_case::JointCase;
-use crate::city::LadderStep;
-use crate::task::TaskStatus;
+use hub_router::city::LadderStep;
+use hub_router::task::TaskStatus;
 
 // ------------------------------------------------------------------------------ reasons
 

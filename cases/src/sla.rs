@@ -22,7 +22,7 @@ use super::escalation::{EscalationConfig, RawEscalation};
 use super::joint_case::{JointCaseConfig, RawJointCase};
 use super::lifecycle::{Action, Transition};
 use super::{Calendars, ConfigError, Source};
-use crate::priority::Priority;
+use hub_router::priority::Priority;
 
 /// The name of the handling stage of an unstaged policy.
 pub const SINGLE_STAGE: &str = "handling";

@@ -1,36 +1,12 @@
-//! The case workflow as pure functions over data: the task state machine (立案 → 派遣 → 签收
-//! → 处置 → 反馈 → 核查 → 结案, with 注销, 回退, 返工, 延期 and 回访), SLA policies, working
-//! calendars with holidays and 调休, SLA clocks, escalation along a community's ladder, joint
-//! cases (吹哨报到) and the scheduler core the SLA tracker runs on.
-//!
-//! Nothing here reads the system clock: every function that needs the time takes `now`.
-//! Files are read only by the `load` functions; everything else works on parsed values.
-//!
-//! Configuration lives in one directory (shipped as `config/sla/`):
-//! * `policies.toml` — SLA policies, escalation limits per ladder step, joint-case report-in
-//!   limit ([`SlaPolicies`]);
-//! * `calendars/<id>.toml` — one working calendar per file, its id being the file stem
-//!   ([`WorkingCalendar`]).
-
-pub mod calendar;
-pub mod clock;
-pub mod escalation;
-pub mod joint_case;
-pub mod lifecycle;
-pub mod scheduler;
-pub mod sla;
+//! Loading the SLA configuration directory: policies and working calendars, with errors that
+//! point at the file, line and column.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub use calendar::{Limit, Measure, TimeUnit, WorkingCalendar};
-pub use clock::{ClockEvent, ClockKind, ClockStatus, PauseReason, SlaClock};
-pub use escalation::{Escalation, EscalationConfig, EscalationStep};
-pub use joint_case::{JointCase, JointCaseConfig};
-pub use lifecycle::{apply, Action, Actor, IllegalTransition, TaskState, Transition};
-pub use scheduler::{bench_sla, BenchFigures, Due, DueKind, Scheduler};
-pub use sla::{ClockEffect, SlaPolicies, SlaPolicy, TaskFacts};
+use crate::calendar::WorkingCalendar;
+use crate::sla::{SlaPolicies, SlaPolicy};
 
 /// The file holding SLA policies inside the SLA configuration directory.
 pub const POLICIES_FILE: &str = "policies.toml";

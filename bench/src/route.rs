@@ -26,15 +26,15 @@ use std::time::Instant;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use hub_schemas::event::{CivicEvent, Department, GeoPoint, Location};
 
-use crate::city::{
+use hub_router::city::{
     AreaLevel, Boundary, City, CityConfig, CityError, CommunityConfig, DistrictConfig, GridConfig,
     StreetConfig, UnitConfig,
 };
-use crate::config::ConfigFile;
-use crate::config::RoutingConfig;
-use crate::geo::{MultiPolygon, Point, Polygon};
-use crate::place::PointLookup;
-use crate::routing::Router;
+use hub_router::config::ConfigFile;
+use hub_router::config::RoutingConfig;
+use hub_router::geo::{MultiPolygon, Point, Polygon};
+use hub_router::place::PointLookup;
+use hub_router::routing::Router;
 
 /// What to generate and how long to measure.
 #[derive(Debug, Clone, PartialEq)]
@@ -228,11 +228,11 @@ pub fn bench_route(params: &BenchParams) -> Result<BenchReport, BenchError> {
         });
         let a = router.decide(e, PointLookup::Index);
         let s = router.decide(e, PointLookup::Scan);
-        let key = |d: &Result<crate::routing::Decision<'_>, _>| {
+        let key = |d: &Result<hub_router::routing::Decision<'_>, _>| {
             d.as_ref().ok().map(|d| {
                 (
-                    d.located.positions.community,
-                    d.located.positions.grid,
+                    d.located.community.map(|c| c.code.clone()),
+                    d.located.grid.map(|g| g.code.clone()),
                     d.rule.line,
                 )
             })

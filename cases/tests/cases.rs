@@ -5,20 +5,20 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, TimeDelta, Utc};
+use hub_cases::calendar::{DayKind, Measure};
+use hub_cases::clock::{ClockEvent, ClockKind, ClockStatus, PauseReason};
+use hub_cases::escalation::escalate;
+use hub_cases::joint_case::{Assignment, JointCaseConfig, JointDuty};
+use hub_cases::lifecycle::{ActionKind, CancelReason, Refusal, ReturnReason};
+use hub_cases::scheduler::Timing;
+use hub_cases::sla::apply_effects;
+use hub_cases::{
+    apply, Action, Actor, DueKind, Escalation, JointCase, Limit, Scheduler, SlaClock, SlaConfig,
+    SlaPolicies, SlaPolicy, TaskFacts, TaskState, WorkingCalendar,
+};
 use hub_router::city::LadderStep;
 use hub_router::priority::Priority;
 use hub_router::task::TaskStatus;
-use hub_router::workflow::calendar::{DayKind, Measure};
-use hub_router::workflow::clock::{ClockEvent, ClockKind, ClockStatus, PauseReason};
-use hub_router::workflow::escalation::escalate;
-use hub_router::workflow::joint_case::{Assignment, JointCaseConfig, JointDuty};
-use hub_router::workflow::lifecycle::{ActionKind, CancelReason, Refusal, ReturnReason};
-use hub_router::workflow::scheduler::Timing;
-use hub_router::workflow::sla::apply_effects;
-use hub_router::workflow::{
-    apply, bench_sla, Action, Actor, DueKind, Escalation, JointCase, Limit, Scheduler, SlaClock,
-    SlaConfig, SlaPolicies, SlaPolicy, TaskFacts, TaskState, WorkingCalendar,
-};
 use hub_schemas::event::Department;
 use proptest::prelude::*;
 
@@ -89,7 +89,7 @@ impl<'a> Case<'a> {
         self.effects(&effects);
     }
 
-    fn effects(&mut self, effects: &[hub_router::workflow::ClockEffect]) {
+    fn effects(&mut self, effects: &[hub_cases::ClockEffect]) {
         for i in apply_effects(&mut self.clocks, effects, self.calendar).unwrap() {
             match Timing::of(&self.clocks[i]) {
                 Some(timing) => self.scheduler.schedule(i as u64, timing),
@@ -196,9 +196,9 @@ proptest! {
         a in 1u32..3000,
         b in 1u32..3000,
         unit in prop_oneof![
-            Just(hub_router::workflow::TimeUnit::WorkingMinutes),
-            Just(hub_router::workflow::TimeUnit::WorkingHours),
-            Just(hub_router::workflow::TimeUnit::WorkingDays),
+            Just(hub_cases::TimeUnit::WorkingMinutes),
+            Just(hub_cases::TimeUnit::WorkingHours),
+            Just(hub_cases::TimeUnit::WorkingDays),
         ],
     ) {
         let config = config();
@@ -1449,46 +1449,4 @@ fn after_a_restart_every_clock_is_back_and_what_fell_due_while_down_is_raised_on
     assert!(later
         .iter()
         .all(|d| d.kind != DueKind::Breach || clocks[d.clock as usize].deadline() == Some(d.at)));
-}
-
-#[test]
-fn bench_figures_add_up() {
-    let config = config();
-    let figures = bench_sla(20_000, calendar(&config), cn(2026, 3, 16, 10, 0));
-    assert_eq!(figures.clocks, 20_000);
-    // Every clock warns (0.8) and breaches exactly once, before or after the restart.
-    assert_eq!(figures.overdue_at_start + figures.events, 40_000);
-    assert!(
-        figures.memory_bytes < 20_000 * 200,
-        "{}",
-        figures.memory_bytes
-    );
-    assert!(figures
-        .to_string()
-        .contains("open clocks               20000"));
-}
-
-/// `cargo test -p hub-router --release --test workflow -- --ignored --nocapture bench_sla_one_million`
-/// prints the figures `hub bench sla` reports, plus the process's resident memory.
-#[test]
-#[ignore = "a benchmark: run it in release mode"]
-fn bench_sla_one_million() {
-    // Peak resident set size (VmHWM), in KiB.
-    fn rss_kib() -> Option<u64> {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    }
-    let config = config();
-    let before = rss_kib();
-    let figures = bench_sla(1_000_000, calendar(&config), cn(2026, 3, 16, 10, 0));
-    let after = rss_kib();
-    println!("{figures}");
-    if let (Some(b), Some(a)) = (before, after) {
-        println!(
-            "process peak RSS          {:.1} MiB (was {:.1} MiB before)",
-            a as f64 / 1024.0,
-            b as f64 / 1024.0
-        );
-    }
 }
