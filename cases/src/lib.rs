@@ -20,9 +20,11 @@ pub mod calendar;
 pub mod clock;
 pub mod config;
 pub mod escalation;
+pub mod events;
 pub mod indicators;
 pub mod joint_case;
 pub mod lifecycle;
+pub mod opening;
 pub mod scheduler;
 pub mod sla;
 

@@ -3,7 +3,10 @@
 //! PostgreSQL (several hub processes, a city).
 //!
 //! [`open`] picks the backend from the URL and brings the schema up to date; everything
-//! else goes through the [`TaskStore`] trait, so the hub holds an `Arc<dyn TaskStore>`.
+//! else goes through the [`TaskStore`] trait, so the hub holds an `Arc<dyn TaskStore>`. Its
+//! methods come in one trait per concern: [`Tasks`], [`Reports`], [`Workflow`] (state,
+//! clocks, alerts), [`Outbox`] and [`Cursors`]. Code that needs one concern only can take
+//! that trait (`&dyn Outbox`); `dyn TaskStore` offers them all without imports.
 //! Times are stored as epoch milliseconds, so a task reads back with millisecond precision.
 //!
 //! # Where things are
@@ -29,6 +32,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use hub_cases::opening::Opening;
 use hub_router::city::UnitRole;
 use hub_router::task::{NewTask, StatusChange, Task, TaskStatus};
 use hub_schemas::event::Department;
@@ -55,8 +59,7 @@ pub use reports::{LinkOutcome, NearQuery, OpenTaskNear, PriorOutcome, Report};
 pub use returns::{DepartmentReturn, Suppression};
 pub use workflow::{ApplyOutcome, WorkflowRecord};
 
-/// The actor recorded on the history entries the router writes when it creates a task.
-pub const ROUTER_ACTOR: &str = "hub.router";
+pub use hub_cases::opening::ROUTER_ACTOR;
 
 /// What [`TaskStore::create_task`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,22 +145,51 @@ pub struct Involvement {
     pub unit_roles: Vec<UnitRole>,
 }
 
+/// The whole store, as the hub holds it (`Arc<dyn TaskStore>`): the traits of each concern,
+/// plus what concerns the database as a whole.
 #[async_trait]
-pub trait TaskStore: Send + Sync {
-    /// Stores a routed task with its first history entries (created, then dispatched to the
-    /// lead unit) in one transaction. Idempotent on (source system, source id), also across
-    /// concurrent callers and processes: when such a task exists nothing changes and
-    /// [`CreateOutcome::AlreadyExists`] names it. A task without a lead unit is stored with
-    /// status `created`, awaiting triage. `clocks` are the SLA clocks its dispatch started,
-    /// stored in the same transaction so that the SLA tracker sees every dispatched task.
+pub trait TaskStore: Tasks + Reports + Workflow + Outbox + Cursors + Send + Sync {
+    /// Answers when the database does: for health checks and for telling a record's fault
+    /// from the store's.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+}
+
+/// Tasks: storing a routed task with its opening; reading, listing and counting tasks; their
+/// history.
+#[async_trait]
+pub trait Tasks: Send + Sync {
+    /// Stores a routed task with its opening, as the case workflow decided it (first history
+    /// entries, the SLA clocks dispatch started, the events for its department), in one
+    /// transaction, so that the SLA tracker and the relays see every dispatched task. The
+    /// task's status is that of its last opening entry. Idempotent on (source system, source
+    /// id), also across concurrent callers and processes: when such a task exists nothing
+    /// changes and [`CreateOutcome::AlreadyExists`] names it.
     async fn create_task(
         &self,
         task: &NewTask,
-        clocks: &[hub_cases::SlaClock],
+        opening: &Opening,
     ) -> Result<CreateOutcome, StoreError>;
 
     async fn get_task(&self, task_id: &str) -> Result<Option<Task>, StoreError>;
 
+    /// The task's status changes, oldest first (empty for an unknown task).
+    async fn task_history(&self, task_id: &str) -> Result<Vec<StatusChange>, StoreError>;
+
+    /// Tasks matching the filter, newest first (`created_at`, then task id, descending).
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError>;
+
+    /// How many tasks match the filter (its limit and offset are ignored).
+    async fn count_tasks(&self, filter: &TaskFilter) -> Result<u64, StoreError>;
+}
+
+/// The departmental records behind tasks: a record's prior outcome, duplicates nearby and
+/// the reports merged into a task, and the records that became no task (returned,
+/// suppressed).
+#[async_trait]
+pub trait Reports: Send + Sync {
     /// How the event from this departmental record was handled already, if it was.
     async fn prior_outcome(
         &self,
@@ -197,26 +229,57 @@ pub trait TaskStore: Send + Sync {
         before: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<Suppression>, StoreError>;
+}
 
-    /// Answers when the database does: for health checks and for telling a record's fault
-    /// from the store's.
-    async fn ping(&self) -> Result<(), StoreError>;
+/// The case workflow's state: lifecycle transitions on a task's versioned state, its SLA
+/// clocks, and the alerts raised on them.
+#[async_trait]
+pub trait Workflow: Send + Sync {
+    /// The task's workflow state, version, earliest open deadline and breach flag.
+    async fn workflow(&self, task_id: &str) -> Result<Option<WorkflowRecord>, StoreError>;
 
-    /// The task's status changes, oldest first (empty for an unknown task).
-    async fn task_history(&self, task_id: &str) -> Result<Vec<StatusChange>, StoreError>;
+    /// Writes a lifecycle transition in one transaction, only if the task's workflow version
+    /// is still `expected_version`: the new status and state, a history entry (actor, time,
+    /// note), the clocks it started or changed (upserted by kind and round), the task's
+    /// earliest open deadline `due_at`, and a `TaskStatusChanged` outbox event.
+    async fn apply_transition(
+        &self,
+        task_id: &str,
+        expected_version: u64,
+        transition: &hub_cases::Transition,
+        clocks: &[hub_cases::SlaClock],
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<ApplyOutcome, StoreError>;
 
-    /// Tasks matching the filter, newest first (`created_at`, then task id, descending).
-    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError>;
+    /// The task's SLA clocks, oldest first, with the alerts raised on them.
+    async fn task_clocks(&self, task_id: &str) -> Result<Vec<StoredClock>, StoreError>;
 
-    /// How many tasks match the filter (its limit and offset are ignored).
-    async fn count_tasks(&self, filter: &TaskFilter) -> Result<u64, StoreError>;
+    /// One clock by its id, with its alerts.
+    async fn clock(&self, clock_id: i64) -> Result<Option<StoredClock>, StoreError>;
 
-    /// Where a pull connector stopped, as it last saved it.
-    async fn load_cursor(&self, connector: &str) -> Result<Option<String>, StoreError>;
+    /// Open clocks with an id above `after`, by id, at most `limit`: the SLA tracker pages
+    /// through them at start.
+    async fn open_clocks(&self, after: i64, limit: u32) -> Result<Vec<StoredClock>, StoreError>;
 
-    /// Records where a pull connector stopped, replacing what it saved before.
-    async fn save_cursor(&self, connector: &str, cursor: &str) -> Result<(), StoreError>;
+    /// Clocks written after (`since`, `after_id`) in (changed_at, id) order, at most
+    /// `limit`, open or not: how an SLA tracker learns of clocks other processes changed.
+    async fn clocks_changed(
+        &self,
+        since: DateTime<Utc>,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredClock>, StoreError>;
 
+    /// Raises an alert on a clock once: claims (clock, kind) and, if this call got the
+    /// claim, writes a history entry and an outbox event (and marks the task breached for a
+    /// breach), and the alert's transition if it has one, in the same transaction. Nothing is
+    /// written when it was raised already, by any process, or when the transition is stale.
+    async fn raise_alert(&self, alert: &ClockAlert) -> Result<RaiseOutcome, StoreError>;
+}
+
+/// Task events waiting to be relayed, and each destination's lease and cursor.
+#[async_trait]
+pub trait Outbox: Send + Sync {
     /// Outbox entries with an id above `after`, oldest first; only those of `department`'s
     /// tasks when one is given.
     async fn outbox_after(
@@ -264,50 +327,16 @@ pub trait TaskStore: Send + Sync {
         now: DateTime<Utc>,
         next_attempt_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+}
 
-    /// The task's workflow state, version, earliest open deadline and breach flag.
-    async fn workflow(&self, task_id: &str) -> Result<Option<WorkflowRecord>, StoreError>;
+/// Where each pull connector stopped.
+#[async_trait]
+pub trait Cursors: Send + Sync {
+    /// Where a pull connector stopped, as it last saved it.
+    async fn load_cursor(&self, connector: &str) -> Result<Option<String>, StoreError>;
 
-    /// Writes a lifecycle transition in one transaction, only if the task's workflow version
-    /// is still `expected_version`: the new status and state, a history entry (actor, time,
-    /// note), the clocks it started or changed (upserted by kind and round), the task's
-    /// earliest open deadline `due_at`, and a `TaskStatusChanged` outbox event.
-    async fn apply_transition(
-        &self,
-        task_id: &str,
-        expected_version: u64,
-        transition: &hub_cases::Transition,
-        clocks: &[hub_cases::SlaClock],
-        due_at: Option<DateTime<Utc>>,
-    ) -> Result<ApplyOutcome, StoreError>;
-
-    /// The task's SLA clocks, oldest first, with the alerts raised on them.
-    async fn task_clocks(&self, task_id: &str) -> Result<Vec<StoredClock>, StoreError>;
-
-    /// One clock by its id, with its alerts.
-    async fn clock(&self, clock_id: i64) -> Result<Option<StoredClock>, StoreError>;
-
-    /// Open clocks with an id above `after`, by id, at most `limit`: the SLA tracker pages
-    /// through them at start.
-    async fn open_clocks(&self, after: i64, limit: u32) -> Result<Vec<StoredClock>, StoreError>;
-
-    /// Clocks written after (`since`, `after_id`) in (changed_at, id) order, at most
-    /// `limit`, open or not: how an SLA tracker learns of clocks other processes changed.
-    async fn clocks_changed(
-        &self,
-        since: DateTime<Utc>,
-        after_id: i64,
-        limit: u32,
-    ) -> Result<Vec<StoredClock>, StoreError>;
-
-    /// Raises an alert on a clock once: claims (clock, kind) and, if this call got the
-    /// claim, writes a history entry and an outbox event (and marks the task breached for a
-    /// breach), and the alert's transition if it has one, in the same transaction. Nothing is
-    /// written when it was raised already, by any process, or when the transition is stale.
-    async fn raise_alert(&self, alert: &ClockAlert) -> Result<RaiseOutcome, StoreError>;
-
-    /// `"sqlite"` or `"postgres"`.
-    fn backend(&self) -> &'static str;
+    /// Records where a pull connector stopped, replacing what it saved before.
+    async fn save_cursor(&self, connector: &str, cursor: &str) -> Result<(), StoreError>;
 }
 
 /// Opens the store at `url` and applies any pending schema migrations.

@@ -3,65 +3,14 @@
 
 use chrono::{DateTime, Utc};
 
-use hub_router::task::NewTask;
 use hub_schemas::event::Department;
-use hub_schemas::task::{TaskDispatched, TaskStatusChanged, UnitRef};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::AnyConnection;
 
-use crate::rows::HistoryRow;
 use crate::store::Store;
 use crate::StoreError;
 
-/// An event for departments, as published to the task topics and departmental webhooks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum TaskEvent {
-    TaskDispatched(TaskDispatched),
-    TaskStatusChanged(TaskStatusChanged),
-    /// An event the community did not admit: back to its department, with no task.
-    EventReturned(EventReturned),
-}
-
-/// What a department hears when its event was not admitted (准入制).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventReturned {
-    pub event_id: String,
-    pub source_system: String,
-    pub source_id: String,
-    pub department: Department,
-    pub category_code: String,
-    pub community_code: Option<String>,
-    pub reason: String,
-    pub returned_at: DateTime<Utc>,
-}
-
-impl TaskEvent {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            TaskEvent::TaskDispatched(_) => "task_dispatched",
-            TaskEvent::TaskStatusChanged(_) => "task_status_changed",
-            TaskEvent::EventReturned(_) => "event_returned",
-        }
-    }
-
-    /// The task the event is about (empty for a returned event, which has none).
-    pub fn task_id(&self) -> &str {
-        match self {
-            TaskEvent::TaskDispatched(e) => &e.task_id,
-            TaskEvent::TaskStatusChanged(e) => &e.task_id,
-            TaskEvent::EventReturned(_) => "",
-        }
-    }
-
-    /// The key the event is published under: its task, or for a return, its event.
-    pub fn key(&self) -> &str {
-        match self {
-            TaskEvent::EventReturned(e) => &e.event_id,
-            other => other.task_id(),
-        }
-    }
-}
+pub use hub_cases::events::{EventReturned, TaskEvent};
 
 /// One outbox entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,50 +47,6 @@ impl DestinationState {
             next_attempt_at: None,
         }
     }
-}
-
-/// The events a new task publishes: dispatched (when it has a lead unit), then one status
-/// change per initial history entry.
-pub(crate) fn events_for_new_task(task: &NewTask, history: &[HistoryRow]) -> Vec<TaskEvent> {
-    let unit = |u: &hub_router::task::AssignedUnit| UnitRef {
-        unit_id: u.unit_id.clone(),
-        role: u.role.as_str().to_owned(),
-        name: u.name.clone(),
-    };
-    let mut events = Vec::new();
-    for entry in history {
-        events.push(TaskEvent::TaskStatusChanged(TaskStatusChanged {
-            task_id: task.task_id.clone(),
-            seq: entry.seq(),
-            source_system: task.source_system.clone(),
-            source_id: task.source_id.clone(),
-            from_status: entry.previous_status().map(str::to_owned),
-            to_status: entry.to_status().to_owned(),
-            actor: entry.actor().to_owned(),
-            note: entry.note().map(str::to_owned),
-            changed_at: task.created_at,
-        }));
-    }
-    if let Some(lead) = &task.lead_unit {
-        events.push(TaskEvent::TaskDispatched(TaskDispatched {
-            task_id: task.task_id.clone(),
-            event_id: task.event_id.clone(),
-            source_system: task.source_system.clone(),
-            source_id: task.source_id.clone(),
-            department: task.department,
-            category_code: task.category_code.clone(),
-            district_code: task.place.district_code.clone(),
-            street_code: task.place.street_code.clone(),
-            community_code: task.place.community_code.clone(),
-            grid_code: task.place.grid_code.clone(),
-            lead_unit: Some(unit(lead)),
-            co_handlers: task.co_handlers.iter().map(unit).collect(),
-            due_at: None,
-            dispatched_at: task.created_at,
-            rules_version: task.rules_version.clone(),
-        }));
-    }
-    events
 }
 
 pub(crate) fn to_payload(event: &TaskEvent) -> Result<String, StoreError> {

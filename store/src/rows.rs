@@ -19,7 +19,7 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::Any;
 
-use crate::{StoreError, ROUTER_ACTOR};
+use crate::StoreError;
 
 /// A query with its arguments, as `sqlx::query` builds it.
 pub(crate) type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -63,10 +63,9 @@ pub(crate) struct TaskRow {
 }
 
 impl TaskRow {
-    /// The row a freshly routed task is stored as: dispatched to its lead unit, or left at
-    /// `created` for triage when no lead unit was found.
-    pub(crate) fn new(task: &NewTask) -> Result<Self, StoreError> {
-        let status = initial_status(task);
+    /// The row a freshly routed task is stored as, in the status its opening left it
+    /// (dispatched to its lead unit, or `created` for triage).
+    pub(crate) fn new(task: &NewTask, status: TaskStatus) -> Result<Self, StoreError> {
         if let Some(point) = task.location.point {
             // JSON has no NaN or infinity: serde_json would write `null` and the task could
             // never be read back.
@@ -245,20 +244,15 @@ pub(crate) struct HistoryRow {
 }
 
 impl HistoryRow {
-    pub(crate) fn seq(&self) -> i64 {
-        self.seq
-    }
-    pub(crate) fn previous_status(&self) -> Option<&str> {
-        self.from_status.as_deref()
-    }
-    pub(crate) fn to_status(&self) -> &str {
-        &self.to_status
-    }
-    pub(crate) fn actor(&self) -> &str {
-        &self.actor
-    }
-    pub(crate) fn note(&self) -> Option<&str> {
-        self.note.as_deref()
+    pub(crate) fn of(change: &StatusChange) -> Self {
+        HistoryRow {
+            seq: change.seq,
+            from_status: change.from_status.map(|s| s.as_str().to_owned()),
+            to_status: change.to_status.as_str().to_owned(),
+            actor: change.actor.clone(),
+            note: change.note.clone(),
+            at: change.at.timestamp_millis(),
+        }
     }
 
     /// Binds `task_id, seq, from_status, to_status, actor, note, at`, in that order.
@@ -294,58 +288,6 @@ impl HistoryRow {
             note: self.note,
         })
     }
-}
-
-/// The status a task has once `create_task` has stored it.
-pub(crate) fn initial_status(task: &NewTask) -> TaskStatus {
-    if task.lead_unit.is_some() {
-        TaskStatus::Dispatched
-    } else {
-        TaskStatus::Created
-    }
-}
-
-/// The history a new task starts with: created (立案), then dispatched (派遣) to its lead unit
-/// when it has one. Both entries are the router's and carry the task's creation time.
-pub(crate) fn initial_history(task: &NewTask) -> Vec<HistoryRow> {
-    let at = task.created_at.timestamp_millis();
-    let created_note = match &task.lead_unit {
-        Some(_) => format!(
-            "created from {} record {} at {}",
-            task.source_system, task.source_id, task.place.matched_area
-        ),
-        None => format!(
-            "created from {} record {} at {}; no lead unit matched, awaiting triage",
-            task.source_system, task.source_id, task.place.matched_area
-        ),
-    };
-    let mut history = vec![HistoryRow {
-        seq: 1,
-        from_status: None,
-        to_status: TaskStatus::Created.as_str().to_owned(),
-        actor: ROUTER_ACTOR.to_owned(),
-        note: Some(created_note),
-        at,
-    }];
-    if let Some(lead) = &task.lead_unit {
-        let mut note = format!(
-            "dispatched to lead unit {} ({}, {})",
-            lead.name, lead.role, lead.unit_id
-        );
-        if !task.co_handlers.is_empty() {
-            let names: Vec<&str> = task.co_handlers.iter().map(|u| u.name.as_str()).collect();
-            note.push_str(&format!("; co-handlers: {}", names.join(", ")));
-        }
-        history.push(HistoryRow {
-            seq: 2,
-            from_status: Some(TaskStatus::Created.as_str().to_owned()),
-            to_status: TaskStatus::Dispatched.as_str().to_owned(),
-            actor: ROUTER_ACTOR.to_owned(),
-            note: Some(note),
-            at,
-        });
-    }
-    history
 }
 
 fn to_json<T: Serialize>(

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use hub_cases::opening::Opening;
 use hub_cases::{SlaClock, Transition};
 use hub_router::task::{NewTask, StatusChange, Task};
 use hub_schemas::event::Department;
@@ -17,6 +18,7 @@ use crate::{
     NearQuery, OpenTaskNear, OutboxEvent, PriorOutcome, RaiseOutcome, Report, StoreError,
     StoredClock, Suppression, TaskFilter, TaskStore, WorkflowRecord,
 };
+use crate::{Cursors, Outbox, Reports, Tasks, Workflow};
 
 pub(crate) struct Store {
     pub(crate) dialect: Dialect,
@@ -51,18 +53,50 @@ impl Store {
 
 #[async_trait]
 impl TaskStore for Store {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.readers)
+            .await
+            .map_err(StoreError::query(self.backend(), || {
+                "answer a health check".to_owned()
+            }))?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        self.dialect.name()
+    }
+}
+
+#[async_trait]
+impl Tasks for Store {
     async fn create_task(
         &self,
         task: &NewTask,
-        clocks: &[SlaClock],
+        opening: &Opening,
     ) -> Result<CreateOutcome, StoreError> {
-        tasks::create_task(self, task, clocks).await
+        tasks::create_task(self, task, opening).await
     }
 
     async fn get_task(&self, task_id: &str) -> Result<Option<Task>, StoreError> {
         tasks::get_task(self, task_id).await
     }
 
+    async fn task_history(&self, task_id: &str) -> Result<Vec<StatusChange>, StoreError> {
+        tasks::task_history(self, task_id).await
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError> {
+        tasks::list_tasks(self, filter).await
+    }
+
+    async fn count_tasks(&self, filter: &TaskFilter) -> Result<u64, StoreError> {
+        tasks::count_tasks(self, filter).await
+    }
+}
+
+#[async_trait]
+impl Reports for Store {
     async fn prior_outcome(
         &self,
         source_system: &str,
@@ -106,37 +140,54 @@ impl TaskStore for Store {
     ) -> Result<Vec<Suppression>, StoreError> {
         returns::list_suppressions(self, before, limit).await
     }
+}
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.readers)
+#[async_trait]
+impl Workflow for Store {
+    async fn workflow(&self, task_id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
+        workflow::workflow(self, task_id).await
+    }
+
+    async fn apply_transition(
+        &self,
+        task_id: &str,
+        expected_version: u64,
+        transition: &Transition,
+        clocks: &[SlaClock],
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<ApplyOutcome, StoreError> {
+        workflow::apply_transition(self, task_id, expected_version, transition, clocks, due_at)
             .await
-            .map_err(StoreError::query(self.backend(), || {
-                "answer a health check".to_owned()
-            }))?;
-        Ok(())
     }
 
-    async fn task_history(&self, task_id: &str) -> Result<Vec<StatusChange>, StoreError> {
-        tasks::task_history(self, task_id).await
+    async fn task_clocks(&self, task_id: &str) -> Result<Vec<StoredClock>, StoreError> {
+        clocks::task_clocks(self, task_id).await
     }
 
-    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError> {
-        tasks::list_tasks(self, filter).await
+    async fn clock(&self, clock_id: i64) -> Result<Option<StoredClock>, StoreError> {
+        clocks::clock(self, clock_id).await
     }
 
-    async fn count_tasks(&self, filter: &TaskFilter) -> Result<u64, StoreError> {
-        tasks::count_tasks(self, filter).await
+    async fn open_clocks(&self, after: i64, limit: u32) -> Result<Vec<StoredClock>, StoreError> {
+        clocks::open_clocks(self, after, limit).await
     }
 
-    async fn load_cursor(&self, connector: &str) -> Result<Option<String>, StoreError> {
-        cursors::load_cursor(self, connector).await
+    async fn clocks_changed(
+        &self,
+        since: DateTime<Utc>,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredClock>, StoreError> {
+        clocks::clocks_changed(self, since, after_id, limit).await
     }
 
-    async fn save_cursor(&self, connector: &str, cursor: &str) -> Result<(), StoreError> {
-        cursors::save_cursor(self, connector, cursor).await
+    async fn raise_alert(&self, alert: &ClockAlert) -> Result<RaiseOutcome, StoreError> {
+        alerts::raise_alert(self, alert).await
     }
+}
 
+#[async_trait]
+impl Outbox for Store {
     async fn outbox_after(
         &self,
         after: i64,
@@ -188,49 +239,15 @@ impl TaskStore for Store {
     ) -> Result<(), StoreError> {
         outbox::outbox_failed(self, destination, holder, error, now, next_attempt_at).await
     }
+}
 
-    async fn workflow(&self, task_id: &str) -> Result<Option<WorkflowRecord>, StoreError> {
-        workflow::workflow(self, task_id).await
+#[async_trait]
+impl Cursors for Store {
+    async fn load_cursor(&self, connector: &str) -> Result<Option<String>, StoreError> {
+        cursors::load_cursor(self, connector).await
     }
 
-    async fn apply_transition(
-        &self,
-        task_id: &str,
-        expected_version: u64,
-        transition: &Transition,
-        clocks: &[SlaClock],
-        due_at: Option<DateTime<Utc>>,
-    ) -> Result<ApplyOutcome, StoreError> {
-        workflow::apply_transition(self, task_id, expected_version, transition, clocks, due_at)
-            .await
-    }
-
-    async fn task_clocks(&self, task_id: &str) -> Result<Vec<StoredClock>, StoreError> {
-        clocks::task_clocks(self, task_id).await
-    }
-
-    async fn clock(&self, clock_id: i64) -> Result<Option<StoredClock>, StoreError> {
-        clocks::clock(self, clock_id).await
-    }
-
-    async fn open_clocks(&self, after: i64, limit: u32) -> Result<Vec<StoredClock>, StoreError> {
-        clocks::open_clocks(self, after, limit).await
-    }
-
-    async fn clocks_changed(
-        &self,
-        since: DateTime<Utc>,
-        after_id: i64,
-        limit: u32,
-    ) -> Result<Vec<StoredClock>, StoreError> {
-        clocks::clocks_changed(self, since, after_id, limit).await
-    }
-
-    async fn raise_alert(&self, alert: &ClockAlert) -> Result<RaiseOutcome, StoreError> {
-        alerts::raise_alert(self, alert).await
-    }
-
-    fn backend(&self) -> &'static str {
-        self.dialect.name()
+    async fn save_cursor(&self, connector: &str, cursor: &str) -> Result<(), StoreError> {
+        cursors::save_cursor(self, connector, cursor).await
     }
 }

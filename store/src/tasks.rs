@@ -1,11 +1,11 @@
 //! Tasks: creating one with its first history, clocks, report and outbox events in one
 //! transaction; reading, listing and counting them; their history.
 
-use hub_cases::SlaClock;
+use hub_cases::opening::Opening;
 use hub_router::task::{NewTask, StatusChange, Task};
 
 use crate::filter::{self, SqlBuilder};
-use crate::rows::{self, HistoryRow, TaskRow};
+use crate::rows::{HistoryRow, TaskRow};
 use crate::store::Store;
 use crate::{clocks, outbox, reports, workflow, CreateOutcome, StoreError, TaskFilter};
 
@@ -38,10 +38,20 @@ const SELECT_HISTORY: &str = "SELECT seq, from_status, to_status, actor, note, a
 pub(crate) async fn create_task(
     store: &Store,
     task: &NewTask,
-    clocks: &[SlaClock],
+    opening: &Opening,
 ) -> Result<CreateOutcome, StoreError> {
-    let row = TaskRow::new(task)?;
-    let history = rows::initial_history(task);
+    let status = match opening.history.last() {
+        Some(entry) => entry.to_status,
+        None => {
+            return Err(StoreError::InvalidTask {
+                task_id: task.task_id.clone(),
+                reason: "its opening has no history entry".to_owned(),
+            })
+        }
+    };
+    let row = TaskRow::new(task, status)?;
+    let history: Vec<HistoryRow> = opening.history.iter().map(HistoryRow::of).collect();
+    let clocks = &opening.clocks;
     let operation = || {
         format!(
             "create task {} for {}/{}",
@@ -111,14 +121,14 @@ pub(crate) async fn create_task(
     )
     .await
     .map_err(db_err())?;
-    for event in outbox::events_for_new_task(task, &history) {
+    for event in &opening.events {
         let (department, at) = (task.department.as_str(), task.created_at);
         outbox::insert(
             store,
             &mut tx,
             Some(&task.task_id),
             department,
-            &event,
+            event,
             at,
             db_err(),
         )

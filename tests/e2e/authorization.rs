@@ -110,8 +110,8 @@ async fn fixture() -> Fixture {
     for (name, mut t) in specs {
         let marker = format!("MARKER-{name}-{}", uuid::Uuid::new_v4().simple());
         t.description = marker.clone();
-        let (_, clocks) = hub.cases.derive(&t);
-        hub.store.create_task(&t, &clocks).await.unwrap();
+        let opening = hub.cases.open(&t);
+        hub.store.create_task(&t, &opening).await.unwrap();
         tasks.insert(name, (t.task_id.clone(), marker));
     }
     let sees = BTreeMap::from([

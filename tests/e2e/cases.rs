@@ -177,8 +177,8 @@ async fn fixture() -> Fixture {
         vec![],
     );
     for t in [&a, &b] {
-        let (_, clocks) = hub.cases.derive(t);
-        hub.store.create_task(t, &clocks).await.unwrap();
+        let opening = hub.cases.open(t);
+        hub.store.create_task(t, &opening).await.unwrap();
     }
     let api = Api {
         base: format!("http://{}", hub.api_addr.unwrap()),

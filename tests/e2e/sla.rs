@@ -130,8 +130,8 @@ async fn dispatch(hub: &RunningHub, source_id: &str) -> String {
         unit("510504001002.workstation", "workstation"),
         vec![],
     );
-    let (_, clocks) = hub.cases.derive(&t);
-    hub.store.create_task(&t, &clocks).await.unwrap();
+    let opening = hub.cases.open(&t);
+    hub.store.create_task(&t, &opening).await.unwrap();
     t.task_id
 }
 
@@ -500,9 +500,9 @@ async fn after_a_crash_every_open_clock_is_back_and_what_fell_due_is_raised_once
         } else {
             t0
         };
-        let (_, clocks) = cases.derive(&t);
-        assert_eq!(clocks.len(), 2);
-        store.create_task(&t, &clocks).await.unwrap();
+        let opening = cases.open(&t);
+        assert_eq!(opening.clocks.len(), 2);
+        store.create_task(&t, &opening).await.unwrap();
         if i < EARLY {
             early.push(t.task_id);
         } else {

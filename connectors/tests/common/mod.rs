@@ -1,6 +1,6 @@
-//! The hub's ingest loop in miniature: drives a [`Source`] the way `hub/src/ingest.rs` is
-//! meant to (map, collect, save the cursor, then commit), so each source is tested against
-//! its fake exactly as the hub will use it.
+//! The hub's ingest loop in miniature: drives a [`Source`] the way
+//! `hub/src/pipeline/ingest.rs` is meant to (map, collect, save the cursor, then commit), so
+//! each source is tested against its fake exactly as the hub will use it.
 #![allow(dead_code)]
 
 use std::time::Duration;

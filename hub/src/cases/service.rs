@@ -1,6 +1,6 @@
 //! The case workflow service: the task state machine and SLA clocks of `hub_cases`
-//! applied to stored tasks. Used by the console API (lifecycle actions), the dispatcher (the
-//! clocks a task starts with) and the SLA tracker (escalations).
+//! applied to stored tasks. Used by the console API (lifecycle actions), the routing pipeline
+//! (how a new task opens) and the SLA tracker (escalations).
 //!
 //! It derives the state and clocks of a task the router dispatched, applies an action with
 //! the pure core, and writes the result through the store in one transaction.
@@ -12,6 +12,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use hub_cases::joint_case::{Assignment, JointCaseError};
 use hub_cases::lifecycle::{Action, Command};
+use hub_cases::opening::Opening;
 use hub_cases::sla::{apply_effects, ClockEffect};
 use hub_cases::{
     apply, Actor, IllegalTransition, JointCase, SlaClock, SlaConfig, SlaPolicy, TaskFacts,
@@ -166,6 +167,13 @@ impl CaseService {
             due_at,
             breached: record.breached,
         }))
+    }
+
+    /// How a task the router made opens (立案, then 派遣 to its lead unit): what the store
+    /// writes with it, the clocks being those its SLA policy starts at dispatch.
+    pub fn open(&self, task: &NewTask) -> Opening {
+        let (_, clocks) = self.derive(task);
+        Opening::new(task, clocks)
     }
 
     /// The state and clocks of a task as the router left it: created, or dispatched to its

@@ -332,10 +332,10 @@ impl RoutingPipeline {
                         LinkOutcome::AlreadyLinked { .. } => Settled::Duplicate,
                     });
                 }
-                // The clocks are stored with the task, so the SLA tracker watches it from
-                // the moment it is dispatched.
-                let (_, clocks) = self.cases.derive(&task);
-                let outcome = self.store.create_task(&task, &clocks).await?;
+                // The opening (first history, dispatch clocks, events) is stored with the
+                // task, so the SLA tracker watches it from the moment it is dispatched.
+                let opening = self.cases.open(&task);
+                let outcome = self.store.create_task(&task, &opening).await?;
                 tracing::info!(
                     community = task.place.community_code.as_deref().unwrap_or("-"),
                     lead = task.lead_unit.as_ref().map(|u| u.unit_id.as_str()).unwrap_or("triage"),

@@ -15,10 +15,10 @@ store_suite!(
 async fn clock_alerts_are_raised_once_and_filter_tasks(db: &TestDb) {
     let store = db.open().await;
     let task = sample_task("UM-2024-000901", BASE_MS);
-    let id = created_id(store.create_task(&task, &[]).await.unwrap());
+    let id = created_id(store.create_routed(&task, &[]).await.unwrap());
     let other = created_id(
         store
-            .create_task(&sample_task("UM-2024-000902", BASE_MS + 1), &[])
+            .create_routed(&sample_task("UM-2024-000902", BASE_MS + 1), &[])
             .await
             .unwrap(),
     );
@@ -145,7 +145,7 @@ async fn breach_and_its_escalation_are_written_together_or_not_at_all(db: &TestD
     let deadline = clock.deadline().unwrap();
     let id = created_id(
         store
-            .create_task(&sample_task("UM-2024-000911", BASE_MS), &[clock])
+            .create_routed(&sample_task("UM-2024-000911", BASE_MS), &[clock])
             .await
             .unwrap(),
     );

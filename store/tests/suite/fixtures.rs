@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use hub_cases::lifecycle::Action;
+use hub_cases::opening::Opening;
 use hub_cases::{apply, Actor, ClockKind, Limit, SlaClock, TaskState, WorkingCalendar};
 use hub_router::explanation::{AdmissionCheck, Explanation};
 use hub_router::place::{PlaceLevel, PlaceMethod, ResolvedPlace};
@@ -9,7 +10,30 @@ use hub_router::priority::Priority;
 use hub_router::task::{AssignedUnit, NewTask};
 use hub_router::taxonomy::CategoryRef;
 use hub_schemas::event::{CivicEvent, Department, GeoPoint, Location};
-use hub_store::{CreateOutcome, Report};
+use hub_store::{CreateOutcome, Report, StoreError, Tasks};
+
+/// Stores a routed task with the opening the case workflow gives it, `clocks` being those its
+/// dispatch started.
+#[async_trait::async_trait]
+pub trait CreateRouted {
+    async fn create_routed(
+        &self,
+        task: &NewTask,
+        clocks: &[SlaClock],
+    ) -> Result<CreateOutcome, StoreError>;
+}
+
+#[async_trait::async_trait]
+impl<T: Tasks + ?Sized> CreateRouted for T {
+    async fn create_routed(
+        &self,
+        task: &NewTask,
+        clocks: &[SlaClock],
+    ) -> Result<CreateOutcome, StoreError> {
+        self.create_task(task, &Opening::new(task, clocks.to_vec()))
+            .await
+    }
+}
 
 /// 2024-06-01 08:00:00 UTC.
 pub const BASE_MS: i64 = 1_717_228_800_000;

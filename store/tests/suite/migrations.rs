@@ -11,7 +11,7 @@ async fn reopening_runs_migrations_idempotently(db: &TestDb) {
     let store = db.open().await;
     let backend = store.backend();
     let first = sample_task("UM-2024-000800", BASE_MS);
-    created_id(store.create_task(&first, &[]).await.unwrap());
+    created_id(store.create_routed(&first, &[]).await.unwrap());
     drop(store);
 
     // Reopened, also by two processes starting at once: the schema is already there.
@@ -22,6 +22,6 @@ async fn reopening_runs_migrations_idempotently(db: &TestDb) {
         first
     );
     let second = sample_task("UM-2024-000801", BASE_MS + 1);
-    created_id(b.create_task(&second, &[]).await.unwrap());
+    created_id(b.create_routed(&second, &[]).await.unwrap());
     assert_eq!(a.count_tasks(&TaskFilter::default()).await.unwrap(), 2);
 }

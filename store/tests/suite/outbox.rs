@@ -15,10 +15,10 @@ async fn new_task_writes_its_events_to_the_outbox_in_order(db: &TestDb) {
     let store = db.open().await;
     let first = sample_task("CG-OUT-1", BASE_MS);
     let triage = triage_task("R-OUT-2", BASE_MS + 1000);
-    store.create_task(&first, &[]).await.unwrap();
-    store.create_task(&triage, &[]).await.unwrap();
+    store.create_routed(&first, &[]).await.unwrap();
+    store.create_routed(&triage, &[]).await.unwrap();
     // A redelivered event adds nothing.
-    store.create_task(&first, &[]).await.unwrap();
+    store.create_routed(&first, &[]).await.unwrap();
 
     let all = store.outbox_after(0, None, 100).await.unwrap();
     let kinds: Vec<(&str, &str)> = all

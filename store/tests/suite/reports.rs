@@ -16,7 +16,7 @@ store_suite!(
 async fn duplicate_reports_link_to_one_task_and_hear_its_events(db: &TestDb) {
     let store = db.open().await;
     let task = sample_task("CG-DUP-1", BASE_MS);
-    store.create_task(&task, &[]).await.unwrap();
+    store.create_routed(&task, &[]).await.unwrap();
     let sanitation = report(
         "sanitation.longmatan",
         "HW-9",
@@ -83,7 +83,7 @@ async fn duplicate_reports_link_to_one_task_and_hear_its_events(db: &TestDb) {
 async fn open_tasks_near_filters_by_group_time_and_box(db: &TestDb) {
     let store = db.open().await;
     let task = sample_task("CG-NEAR-1", BASE_MS);
-    store.create_task(&task, &[]).await.unwrap();
+    store.create_routed(&task, &[]).await.unwrap();
     let p = task.place.point.unwrap();
     let query = |group: &str, since: i64, until: i64, d: f64| NearQuery {
         category_group: group.to_owned(),

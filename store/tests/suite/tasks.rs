@@ -25,7 +25,7 @@ async fn create_then_get_round_trips_every_field(db: &TestDb) {
     let store = db.open().await;
     let task = sample_task("UM-2024-000123", BASE_MS);
 
-    let task_id = created_id(store.create_task(&task, &[]).await.unwrap());
+    let task_id = created_id(store.create_routed(&task, &[]).await.unwrap());
     assert_eq!(task_id, task.task_id);
 
     let stored = store
@@ -42,7 +42,7 @@ async fn create_then_get_round_trips_every_field(db: &TestDb) {
 async fn second_create_of_same_record_changes_nothing(db: &TestDb) {
     let store = db.open().await;
     let original = sample_task("UM-2024-000200", BASE_MS);
-    created_id(store.create_task(&original, &[]).await.unwrap());
+    created_id(store.create_routed(&original, &[]).await.unwrap());
 
     // The same departmental record routed again later, differently (new rules, new text) and
     // even under another task id: the first task stands.
@@ -56,7 +56,7 @@ async fn second_create_of_same_record_changes_nothing(db: &TestDb) {
     for task_id in [original.task_id.clone(), "another-task-id".to_owned()] {
         again.task_id = task_id;
         assert_eq!(
-            store.create_task(&again, &[]).await.unwrap(),
+            store.create_routed(&again, &[]).await.unwrap(),
             CreateOutcome::AlreadyExists {
                 task_id: original.task_id.clone()
             }
@@ -82,7 +82,7 @@ async fn concurrent_creates_of_one_event_create_one_task(db: &TestDb) {
         .map(|i| {
             let store = Arc::clone(&stores[i % 2]);
             let task = Arc::clone(&task);
-            tokio::spawn(async move { store.create_task(&task, &[]).await })
+            tokio::spawn(async move { store.create_routed(&task, &[]).await })
         })
         .collect();
     let mut created = 0;
@@ -114,11 +114,11 @@ async fn concurrent_creates_of_one_event_create_one_task(db: &TestDb) {
 async fn task_id_taken_by_another_record_is_refused(db: &TestDb) {
     let store = db.open().await;
     let first = sample_task("UM-2024-000400", BASE_MS);
-    created_id(store.create_task(&first, &[]).await.unwrap());
+    created_id(store.create_routed(&first, &[]).await.unwrap());
 
     let mut other = sample_task("UM-2024-000401", BASE_MS);
     other.task_id = first.task_id.clone();
-    let err = store.create_task(&other, &[]).await.unwrap_err();
+    let err = store.create_routed(&other, &[]).await.unwrap_err();
     assert!(matches!(err, StoreError::Inconsistent { .. }), "{err:?}");
     assert!(err.to_string().contains("UM-2024-000401"), "{err}");
 
@@ -141,7 +141,7 @@ async fn non_finite_coordinates_are_refused(db: &TestDb) {
         lat: 28.9,
     });
 
-    let err = store.create_task(&task, &[]).await.unwrap_err();
+    let err = store.create_routed(&task, &[]).await.unwrap_err();
     assert!(matches!(err, StoreError::InvalidTask { .. }), "{err:?}");
     assert!(err.to_string().contains(&task.task_id), "{err}");
     assert_eq!(store.count_tasks(&TaskFilter::default()).await.unwrap(), 0);
@@ -180,7 +180,7 @@ async fn list_filters_pages_and_orders_newest_first(db: &TestDb) {
         triage_task("L-5", 30),
     ];
     for task in &tasks {
-        created_id(store.create_task(task, &[]).await.unwrap());
+        created_id(store.create_routed(task, &[]).await.unwrap());
     }
     let ids = |found: Vec<hub_router::task::Task>| -> Vec<String> {
         found.into_iter().map(|t| t.fields.task_id).collect()
@@ -273,7 +273,7 @@ async fn list_filters_pages_and_orders_newest_first(db: &TestDb) {
 async fn history_records_created_then_dispatched(db: &TestDb) {
     let store = db.open().await;
     let task = sample_task("UM-2024-000600", BASE_MS);
-    created_id(store.create_task(&task, &[]).await.unwrap());
+    created_id(store.create_routed(&task, &[]).await.unwrap());
 
     let history = store.task_history(&task.task_id).await.unwrap();
     assert_eq!(history.len(), 2, "{history:?}");
@@ -309,7 +309,7 @@ async fn history_records_created_then_dispatched(db: &TestDb) {
 async fn triage_task_is_stored_as_created(db: &TestDb) {
     let store = db.open().await;
     let task = triage_task("12345-2024-0700", BASE_MS);
-    created_id(store.create_task(&task, &[]).await.unwrap());
+    created_id(store.create_routed(&task, &[]).await.unwrap());
 
     let stored = store.get_task(&task.task_id).await.unwrap().unwrap();
     assert_eq!(stored.status, TaskStatus::Created);

@@ -17,7 +17,7 @@ store_suite!(
 async fn lifecycle_action_writes_state_history_clocks_and_outbox_once(db: &TestDb) {
     let store = db.open().await;
     let task = sample_task("UM-2024-000900", BASE_MS);
-    let id = created_id(store.create_task(&task, &[]).await.unwrap());
+    let id = created_id(store.create_routed(&task, &[]).await.unwrap());
     let record = store.workflow(&id).await.unwrap().unwrap();
     assert_eq!(
         (
@@ -142,7 +142,7 @@ async fn dispatch_clocks_are_stored_with_the_task_and_seen_as_changes(db: &TestD
     let deadline = clock.deadline().unwrap();
     let id = created_id(
         store
-            .create_task(
+            .create_routed(
                 &sample_task("UM-2024-000910", BASE_MS),
                 std::slice::from_ref(&clock),
             )
@@ -173,7 +173,7 @@ async fn dispatch_clocks_are_stored_with_the_task_and_seen_as_changes(db: &TestD
         .unwrap()
         .is_empty());
     store
-        .create_task(&sample_task("UM-2024-000910", BASE_MS), &[clock])
+        .create_routed(&sample_task("UM-2024-000910", BASE_MS), &[clock])
         .await
         .unwrap();
     assert!(store
