@@ -316,6 +316,14 @@ pub async fn start_with(
             store: store.clone(),
             limits: config.input.limits(),
         }));
+        let sessions = crate::http::web::session::SessionKey::from_secret(secrets(
+            crate::http::web::session::KEY_VAR,
+        ));
+        table.add(crate::http::web::routes(crate::http::web::WebState {
+            console: console.clone(),
+            access: access.clone(),
+            key: sessions.clone(),
+        }));
         table.add(crate::http::console::routes(console.clone()));
         table.add(crate::http::indicators::routes(console));
         let webhook_paths: Vec<String> = connectors.paths.values().cloned().collect();
@@ -326,6 +334,7 @@ pub async fn start_with(
         let (app, routes) = table.build(AuthState {
             access: access.clone(),
             store: store.clone(),
+            sessions,
         });
         served = routes;
         let server = HttpServer {

@@ -8,7 +8,7 @@ use sqlx::any::AnyArguments;
 use sqlx::error::BoxDynError;
 use sqlx::{Any, Arguments, Encode, Type};
 
-use crate::TaskFilter;
+use crate::{TaskFilter, TaskOrder};
 
 /// SQL text and its arguments, built together. sqlx's `QueryBuilder` writes `?` placeholders
 /// for the `Any` driver, which PostgreSQL does not read; this one writes `$1`, `$2`... like
@@ -148,10 +148,17 @@ fn like_escape(s: &str) -> String {
     out
 }
 
-/// Appends the listing order (newest first, task id breaking ties) and the page.
+/// Appends the listing order (task id breaking ties) and the page.
 pub(crate) fn push_page(query: &mut SqlBuilder<'_>, filter: &TaskFilter) {
+    let order = match filter.order {
+        TaskOrder::Newest => " ORDER BY created_at DESC, task_id DESC LIMIT ",
+        // Tasks with no open deadline last.
+        TaskOrder::SoonestDue => {
+            " ORDER BY CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at ASC, task_id ASC LIMIT "
+        }
+    };
     query
-        .push(" ORDER BY created_at DESC, task_id DESC LIMIT ")
+        .push(order)
         .push_bind(i64::from(filter.effective_limit()))
         .push(" OFFSET ")
         .push_bind(i64::from(filter.offset));

@@ -101,6 +101,8 @@ pub struct TaskFilter {
     pub created_from: Option<DateTime<Utc>>,
     /// Tasks created before this time.
     pub created_before: Option<DateTime<Utc>>,
+    /// The order of a page. Ignored by `count_tasks`.
+    pub order: TaskOrder,
     /// Page size; capped at [`TaskFilter::MAX_LIMIT`]. Ignored by `count_tasks`.
     pub limit: u32,
     /// Tasks to skip, newest first. Ignored by `count_tasks`.
@@ -131,10 +133,22 @@ impl Default for TaskFilter {
             breached: None,
             created_from: None,
             created_before: None,
+            order: TaskOrder::Newest,
             limit: Self::DEFAULT_LIMIT,
             offset: 0,
         }
     }
+}
+
+/// How a list of tasks is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaskOrder {
+    /// Newest first (created, then task id, descending).
+    #[default]
+    Newest,
+    /// Soonest open deadline first (the next to breach, or the most overdue); tasks without
+    /// an open deadline last.
+    SoonestDue,
 }
 
 /// A department's involvement in tasks: originated by it, or led or co-handled by one of

@@ -152,9 +152,25 @@ fn fresh_client() -> reqwest::Client {
         .unwrap()
 }
 
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
 struct Answer {
     status: StatusCode,
     body: String,
+    /// Where a redirect points.
+    location: String,
+}
+
+/// A console session: its cookie and its CSRF token.
+struct Session {
+    cookie: String,
+    csrf: String,
 }
 
 impl Fixture {
@@ -198,7 +214,84 @@ impl Fixture {
         } else {
             resp.text().await.unwrap_or_default()
         };
-        Answer { status, body }
+        Answer {
+            status,
+            body,
+            location: String::new(),
+        }
+    }
+
+    /// Signs `token`'s account in to the console, as the sign-in form does.
+    async fn session(&self, token: &str) -> Session {
+        let client = no_redirects();
+        let resp = client
+            .post(format!("{}/login", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}&next=%2Fqueue"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "sign-in of {token}");
+        let set = resp.headers()["set-cookie"].to_str().unwrap();
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+        let cookie = set.split(';').next().unwrap().to_owned();
+        let page = client
+            .get(format!("{}/queue", self.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = page
+            .split("\"x-csrf-token\": \"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the page carries the session's CSRF token")
+            .to_owned();
+        Session { cookie, csrf }
+    }
+
+    /// A console request, with a session or without.
+    async fn call_session(&self, method: &Method, path: &str, session: Option<&Session>) -> Answer {
+        let mut req = no_redirects().request(method.clone(), format!("{}{path}", self.base));
+        if let Some(s) = session {
+            req = req.header("cookie", &s.cookie).header("x-csrf-token", &s.csrf);
+        }
+        if path.contains("/console/stream") {
+            req = req.header("last-event-id", "0");
+        }
+        if *method == Method::POST {
+            req = req
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("");
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let mut resp = resp;
+        let mut text = String::new();
+        // A live stream does not end: read what comes within half a second (it replays from
+        // the first outbox entry at once).
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await;
+        Answer {
+            status,
+            body: text,
+            location,
+        }
     }
 
     /// Fails if `body` holds anything of a task `account` may not see (its id counts only
@@ -301,6 +394,36 @@ async fn every_route_with_every_account_stays_inside_its_scope() {
                             if route.guard == Guard::Administrator && account != ADMIN {
                                 assert_eq!(a.status, StatusCode::FORBIDDEN, "{account} {what}");
                             }
+                            if route.path.contains("{id}") && method == Method::GET {
+                                expect_task_read(&f, account, &path, query, &a);
+                            }
+                        }
+                    }
+                }
+                Guard::Session => {
+                    // Without a session a page sends the browser to sign in; a form post is
+                    // refused.
+                    let a = f.call_session(&method, &path, None).await;
+                    if method == Method::GET {
+                        assert_eq!(a.status, StatusCode::SEE_OTHER, "{method} {path}");
+                        assert!(a.location.starts_with("/login?next="), "{}", a.location);
+                    } else {
+                        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+                    }
+                    for account in ACCOUNTS {
+                        let session = f.session(account).await;
+                        for query in QUERIES {
+                            let full = format!("{path}{query}");
+                            let a = f.call_session(&method, &full, Some(&session)).await;
+                            tried += 1;
+                            let what = format!("console {method} {full}");
+                            assert!(
+                                !a.status.is_server_error(),
+                                "{account} {what}: {} {}",
+                                a.status,
+                                a.body
+                            );
+                            f.no_leak(account, &what, &a.body);
                             if route.path.contains("{id}") && method == Method::GET {
                                 expect_task_read(&f, account, &path, query, &a);
                             }

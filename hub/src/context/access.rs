@@ -274,6 +274,21 @@ impl Access {
         })
     }
 
+    /// An account with a usable token, by name, with its token's digest (a console session
+    /// is bound to it, so a changed token ends the sessions opened with the old one).
+    pub fn by_name(&self, name: &str) -> Option<(&[u8; 32], &Identity)> {
+        self.by_digest
+            .iter()
+            .find(|(_, identity)| identity.name == name)
+            .map(|(digest, identity)| (digest, identity))
+    }
+
+    /// The digest of a presented token and its account, if it has one; see [`Self::identify`].
+    pub fn identify_with_digest(&self, token: &str) -> Option<([u8; 32], &Identity)> {
+        let presented = token_digest(token.trim());
+        self.identify(token).map(|identity| (presented, identity))
+    }
+
     /// The account a presented token belongs to. Every account's digest is compared, in
     /// constant time, whichever matches.
     pub fn identify(&self, token: &str) -> Option<&Identity> {

@@ -30,6 +30,8 @@ use crate::infra::telemetry;
 pub struct AuthState {
     pub access: Arc<AccessState>,
     pub store: Arc<dyn TaskStore>,
+    /// What console sessions are signed with.
+    pub sessions: crate::http::web::session::SessionKey,
 }
 
 fn unauthorized(message: &str) -> Response {

@@ -24,10 +24,12 @@ use axum::Json;
 use chrono::{DateTime, TimeDelta, Utc};
 use hub_cases::lifecycle::{Action, Command};
 use hub_cases::{Actor, SlaConfig};
+use hub_router::task::Task;
 use hub_store::{StoredClock, TaskFilter};
 use serde_json::{json, Value};
 
 use crate::cases::service::{ActError, CaseService, Current};
+use crate::context::access::Identity;
 use crate::http::auth::{Caller, TaskInScope};
 use crate::http::{page_limit, parse_param, ApiError, ApiQuery, Guard, Route};
 
@@ -356,28 +358,37 @@ pub(crate) async fn act(
     }
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    Ok(Json(perform(&s, &who, &id, body).await?))
+}
+
+/// One lifecycle action (`body`, as the API takes it) by `who` on task `id`, which the
+/// caller checked is in `who`'s scope: the checks and the write that the API and the
+/// console's forms share.
+pub(crate) async fn perform(
+    s: &ConsoleState,
+    who: &Identity,
+    id: &str,
+    body: Value,
+) -> Result<Value, ApiError> {
     let current = s
         .cases
-        .current(&id)
+        .current(id)
         .await?
-        .ok_or_else(|| ApiError::no_task(&id))?;
+        .ok_or_else(|| ApiError::no_task(id))?;
     let now = Utc::now();
     let body = convene_body(&s.cases, &current, body, now)
         .map_err(|m| ApiError::msg(StatusCode::BAD_REQUEST, m))?;
     let (command, expected) =
         parse_command(body).map_err(|m| ApiError::msg(StatusCode::BAD_REQUEST, m))?;
-    let routing = s.routing.current();
-    let city = routing.config().city();
-    let role_of = |unit: &str| unit_role(city, unit);
-    if !who.may_act(&current.task, &command.action, &role_of) {
+    if !may_act(s, who, &current.task, &command.action) {
         return Err(ApiError::msg(
             StatusCode::FORBIDDEN,
             format!("{} may not {} task {id}", who.name, command.action.kind()),
         ));
     }
     let actor = Actor::person(who.name.clone(), who.unit.as_deref());
-    let t = s.cases.act(&id, command, &actor, now, expected).await?;
-    Ok(Json(json!({
+    let t = s.cases.act(id, command, &actor, now, expected).await?;
+    Ok(json!({
         "task_id": id,
         "from": t.from,
         "to": t.to,
@@ -385,11 +396,20 @@ pub(crate) async fn act(
         "version": t.state.version,
         "state": t.state,
         "allowed": t.state.allowed_actions(),
-    })))
+    }))
+}
+
+/// Whether `who` may take `action` on `task` (the action matrix, with the roles of the
+/// units the city has).
+pub(crate) fn may_act(s: &ConsoleState, who: &Identity, task: &Task, action: &Action) -> bool {
+    let routing = s.routing.current();
+    let city = routing.config().city();
+    let role_of = |unit: &str| unit_role(city, unit);
+    who.may_act(task, action, &role_of)
 }
 
 /// The largest action body taken (a note, a feedback text, a joint case's parts).
-const ACTION_MAX_BYTES: usize = 64 * 1024;
+pub(crate) const ACTION_MAX_BYTES: usize = 64 * 1024;
 
 /// The role of a unit of the city (`510504001001.police_station` → `police_station`).
 fn unit_role(city: &hub_router::city::City, unit: &str) -> Option<hub_router::city::UnitRole> {

@@ -5,6 +5,7 @@
 //!
 //! * [`auth`]: bearer-token sign-in (throttled), the [`auth::Caller`] and
 //!   [`auth::TaskInScope`] extractors that every account route uses;
+//! * [`web`]: the web console's pages, behind console sessions;
 //! * [`ApiError`]: the one JSON error (`{"error": "..."}`) with its status;
 //! * [`ApiQuery`]: typed query strings — an unknown, repeated or malformed parameter is a
 //!   400 naming it, before any handler runs.
@@ -19,6 +20,7 @@ pub mod openapi;
 pub mod push;
 pub mod stream;
 pub mod tasks;
+pub mod web;
 
 use std::collections::BTreeMap;
 
@@ -46,6 +48,9 @@ pub enum Guard {
     Signed,
     /// An Open311 client's api key (checked by the handler).
     ApiKey,
+    /// A console session (a signed cookie from signing in at `/login`); the page reads
+    /// inside the account's scope. POSTs also carry the session's CSRF token.
+    Session,
 }
 
 /// One served route, for listings and tests.
@@ -55,6 +60,8 @@ pub struct RouteInfo {
     pub method: Method,
     pub path: String,
     pub guard: Guard,
+    /// A page of the web console (not part of the API and its OpenAPI document).
+    pub console: bool,
 }
 
 fn method_name<S: serde::Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
@@ -67,6 +74,8 @@ pub struct Route {
     pub path: String,
     pub guard: Guard,
     pub handler: MethodRouter,
+    /// See [`RouteInfo::console`].
+    pub console: bool,
 }
 
 impl Route {
@@ -81,6 +90,7 @@ impl Route {
             path: path.into(),
             guard,
             handler,
+            console: false,
         }
     }
 }
@@ -106,6 +116,7 @@ impl RouteTable {
                 method: r.method.clone(),
                 path: r.path.clone(),
                 guard: r.guard,
+                console: r.console,
             });
             let handler = match r.guard {
                 Guard::Account | Guard::Administrator => {
@@ -113,6 +124,12 @@ impl RouteTable {
                     r.handler
                         .route_layer(axum::middleware::from_fn_with_state(state, auth::require))
                 }
+                Guard::Session => r
+                    .handler
+                    .route_layer(axum::middleware::from_fn_with_state(
+                        auth.clone(),
+                        web::session::require,
+                    )),
                 Guard::Open | Guard::Signed | Guard::ApiKey => r.handler,
             };
             let merged = match by_path.remove(&r.path) {

@@ -4,7 +4,7 @@ use chrono::Utc;
 use hub_cases::lifecycle::Action;
 use hub_cases::{apply, Actor, WorkingCalendar};
 use hub_router::task::TaskStatus;
-use hub_store::{ApplyOutcome, TaskEvent};
+use hub_store::{ApplyOutcome, TaskEvent, TaskFilter, TaskOrder};
 
 use crate::backends::TestDb;
 use crate::fixtures::*;
@@ -12,7 +12,39 @@ use crate::fixtures::*;
 store_suite!(
     lifecycle_action_writes_state_history_clocks_and_outbox_once,
     dispatch_clocks_are_stored_with_the_task_and_seen_as_changes,
+    soonest_due_lists_the_next_to_breach_first_and_tasks_without_deadline_last,
 );
+
+async fn soonest_due_lists_the_next_to_breach_first_and_tasks_without_deadline_last(
+    db: &TestDb,
+) {
+    let store = db.open().await;
+    // Created in this order, due in 30, 10 and (no clock) never, 20 minutes.
+    for (i, minutes) in [Some(30), Some(10), None, Some(20)].into_iter().enumerate() {
+        let task = sample_task(&format!("UM-2024-00092{i}"), BASE_MS + i as i64);
+        let clocks: Vec<_> = minutes.map(sign_for_clock).into_iter().collect();
+        store.create_routed(&task, &clocks).await.unwrap();
+    }
+    let order = |tasks: Vec<hub_router::task::Task>| -> Vec<String> {
+        tasks.into_iter().map(|t| t.fields.source_id).collect()
+    };
+    let soonest = store
+        .list_tasks(&TaskFilter {
+            order: TaskOrder::SoonestDue,
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        order(soonest),
+        ["UM-2024-000921", "UM-2024-000923", "UM-2024-000920", "UM-2024-000922"]
+    );
+    let newest = store.list_tasks(&TaskFilter::default()).await.unwrap();
+    assert_eq!(
+        order(newest),
+        ["UM-2024-000923", "UM-2024-000922", "UM-2024-000921", "UM-2024-000920"]
+    );
+}
 
 async fn lifecycle_action_writes_state_history_clocks_and_outbox_once(db: &TestDb) {
     let store = db.open().await;

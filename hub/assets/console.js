@@ -1,0 +1,23 @@
+// The console's only script besides htmx: follows the hub's live stream (server-sent events,
+// the same stream as /api/v1/console/stream) and asks the page to refresh what it shows.
+(function () {
+  "use strict";
+  var live = document.getElementById("live");
+  if (!live || !window.EventSource) { return; }
+  var pending = null;
+  function changed() {
+    // Several events at once (a batch from the router) make one refresh.
+    if (pending) { return; }
+    pending = setTimeout(function () {
+      pending = null;
+      document.body.dispatchEvent(new CustomEvent("hub:changed"));
+    }, 250);
+  }
+  var source = new EventSource("/console/stream");
+  source.onopen = function () { live.textContent = live.dataset.on; live.dataset.state = "on"; };
+  source.onerror = function () { live.textContent = live.dataset.off; live.dataset.state = "off"; };
+  source.onmessage = changed;
+  ["task_dispatched", "task_status_changed", "event_returned"].forEach(function (kind) {
+    source.addEventListener(kind, changed);
+  });
+})();
