@@ -233,7 +233,10 @@ impl Fixture {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::SEE_OTHER, "sign-in of {token}");
         let set = resp.headers()["set-cookie"].to_str().unwrap();
-        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+            "{set}"
+        );
         let cookie = set.split(';').next().unwrap().to_owned();
         let page = client
             .get(format!("{}/queue", self.base))
@@ -257,7 +260,9 @@ impl Fixture {
     async fn call_session(&self, method: &Method, path: &str, session: Option<&Session>) -> Answer {
         let mut req = no_redirects().request(method.clone(), format!("{}{path}", self.base));
         if let Some(s) = session {
-            req = req.header("cookie", &s.cookie).header("x-csrf-token", &s.csrf);
+            req = req
+                .header("cookie", &s.cookie)
+                .header("x-csrf-token", &s.csrf);
         }
         if path.contains("/console/stream") {
             req = req.header("last-event-id", "0");

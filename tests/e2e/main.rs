@@ -6,6 +6,7 @@ mod authorization;
 mod bad_input;
 mod cases;
 mod connectors;
+mod console;
 mod openapi;
 mod pipeline;
 mod routing;

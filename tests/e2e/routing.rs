@@ -41,13 +41,13 @@ async fn start_hub(dir: &Path, brokers: &str, routing_dir: Option<&Path>) -> Run
 }
 
 /// Produces events to their department's feed topic, as a connector would.
-struct Feed {
+pub(crate) struct Feed {
     kafka: Kafka,
     codec: Codec,
 }
 
 impl Feed {
-    fn new(dir: &Path, brokers: &str) -> Feed {
+    pub(crate) fn new(dir: &Path, brokers: &str) -> Feed {
         let registry = LocalRegistry::open(dir.join("schema-ids.json")).unwrap();
         Feed {
             kafka: Kafka::connect(brokers, "test-feed").unwrap(),
@@ -55,7 +55,7 @@ impl Feed {
         }
     }
 
-    async fn publish(&self, event: &CivicEvent) {
+    pub(crate) async fn publish(&self, event: &CivicEvent) {
         let topic = format!("hub.feed.{}", event.department.as_str().replace('_', "-"));
         let payload = self
             .codec
@@ -69,7 +69,7 @@ impl Feed {
     }
 }
 
-fn event(
+pub(crate) fn event(
     department: Department,
     source_id: &str,
     code: &str,
@@ -98,7 +98,7 @@ fn event(
     }
 }
 
-fn addresses() -> Vec<Address> {
+pub(crate) fn addresses() -> Vec<Address> {
     load_addresses(&workspace_root().join("config/city/addresses.csv")).unwrap()
 }
 

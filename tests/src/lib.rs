@@ -1,6 +1,8 @@
 //! Harness for the end-to-end tests: a real broker per test, a store of either backend, the
 //! hub's shipped configuration pointed at them, and small clients to look at the results.
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

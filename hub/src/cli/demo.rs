@@ -313,6 +313,10 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         }
     }
     println!();
+    println!(
+        "Web console (工单列表, 工单详情): open {api}/ and sign in with an account token below."
+    );
+    println!();
     println!("API tokens (demo accounts from config/access.toml):");
     println!("  administrator: demo-admin   street 510504001: demo-street-510504001");
     println!("  community 510504001001: demo-community-510504001001   police: demo-police");

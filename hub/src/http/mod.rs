@@ -124,12 +124,10 @@ impl RouteTable {
                     r.handler
                         .route_layer(axum::middleware::from_fn_with_state(state, auth::require))
                 }
-                Guard::Session => r
-                    .handler
-                    .route_layer(axum::middleware::from_fn_with_state(
-                        auth.clone(),
-                        web::session::require,
-                    )),
+                Guard::Session => r.handler.route_layer(axum::middleware::from_fn_with_state(
+                    auth.clone(),
+                    web::session::require,
+                )),
                 Guard::Open | Guard::Signed | Guard::ApiKey => r.handler,
             };
             let merged = match by_path.remove(&r.path) {

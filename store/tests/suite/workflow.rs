@@ -15,9 +15,7 @@ store_suite!(
     soonest_due_lists_the_next_to_breach_first_and_tasks_without_deadline_last,
 );
 
-async fn soonest_due_lists_the_next_to_breach_first_and_tasks_without_deadline_last(
-    db: &TestDb,
-) {
+async fn soonest_due_lists_the_next_to_breach_first_and_tasks_without_deadline_last(db: &TestDb) {
     let store = db.open().await;
     // Created in this order, due in 30, 10 and (no clock) never, 20 minutes.
     for (i, minutes) in [Some(30), Some(10), None, Some(20)].into_iter().enumerate() {
@@ -37,12 +35,22 @@ async fn soonest_due_lists_the_next_to_breach_first_and_tasks_without_deadline_l
         .unwrap();
     assert_eq!(
         order(soonest),
-        ["UM-2024-000921", "UM-2024-000923", "UM-2024-000920", "UM-2024-000922"]
+        [
+            "UM-2024-000921",
+            "UM-2024-000923",
+            "UM-2024-000920",
+            "UM-2024-000922"
+        ]
     );
     let newest = store.list_tasks(&TaskFilter::default()).await.unwrap();
     assert_eq!(
         order(newest),
-        ["UM-2024-000923", "UM-2024-000922", "UM-2024-000921", "UM-2024-000920"]
+        [
+            "UM-2024-000923",
+            "UM-2024-000922",
+            "UM-2024-000921",
+            "UM-2024-000920"
+        ]
     );
 }
 

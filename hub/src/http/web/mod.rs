@@ -23,7 +23,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Extension;
 use chrono::Utc;
 use hub_cases::lifecycle::{Action, ActionKind, CancelReason, ReturnReason};
@@ -49,9 +49,14 @@ pub struct WebState {
 
 pub fn routes(state: WebState) -> Vec<Route> {
     let s = state;
-    let page = |method: Method, path: &str, guard: Guard, handler| Route {
+    let page = |method: Method, path: &str, guard: Guard, handler: MethodRouter| Route {
         console: true,
-        ..Route::new(method, path, guard, handler)
+        ..Route::new(
+            method,
+            path,
+            guard,
+            handler.layer(axum::middleware::map_response(with_policy)),
+        )
     };
     vec![
         page(Method::GET, "/", Guard::Open, get(home)),
@@ -107,6 +112,25 @@ pub fn routes(state: WebState) -> Vec<Route> {
     ]
 }
 
+/// Every console answer tells the browser to load nothing from anywhere but the hub, and
+/// not to be framed by another site.
+async fn with_policy(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    r
+}
+
 /// A page, or the plain-text error a person can read.
 pub struct PageError(StatusCode, String);
 
@@ -160,9 +184,7 @@ struct LoginQuery {
 /// Only a path of this site: never `//other.host` or `https://...`.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => {
-            n.to_owned()
-        }
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
         _ => "/queue".to_owned(),
     }
 }
@@ -189,7 +211,10 @@ async fn login(
         Ok((code, Html(page)).into_response())
     };
     if client.and_then(|ip| throttle.blocked(ip, now)).is_some() {
-        return refuse(messages::ZH.sign_in_throttled, StatusCode::TOO_MANY_REQUESTS);
+        return refuse(
+            messages::ZH.sign_in_throttled,
+            StatusCode::TOO_MANY_REQUESTS,
+        );
     }
     let access = s.access.current();
     let Some((digest, who)) = access.identify_with_digest(token) else {
@@ -319,12 +344,20 @@ async fn queue(
     Ok(Html(page.render()?))
 }
 
+/// The queue's rows for the filters chosen. The page's address follows the filters (replaced,
+/// not pushed, so refreshes do not fill the browser's history): it can be bookmarked or sent.
 async fn queue_rows(
     State(s): State<WebState>,
     Extension(session): Extension<Session>,
     axum::extract::Query(q): axum::extract::Query<QueueQuery>,
-) -> Result<Html<String>, PageError> {
-    Ok(Html(queue_rows_html(&s, &session.who, &q).await?))
+) -> Result<Response, PageError> {
+    let html = queue_rows_html(&s, &session.who, &q).await?;
+    let address = format!("/queue{}", q.filters().query());
+    let mut r = Html(html).into_response();
+    if let Ok(v) = HeaderValue::from_str(&address) {
+        r.headers_mut().insert("hx-replace-url", v);
+    }
+    Ok(r)
 }
 
 // ------------------------------------------------------------------------------ task page

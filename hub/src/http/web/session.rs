@@ -49,9 +49,7 @@ impl SessionKey {
         }
         match secret.filter(|s| s.trim().len() >= 32) {
             Some(s) => SessionKey(Sha256::digest(s.trim().as_bytes()).into()),
-            None => {
-                SessionKey(rand::random())
-            }
+            None => SessionKey(rand::random()),
         }
     }
 
@@ -183,7 +181,10 @@ pub async fn require(State(auth): State<AuthState>, req: Request, next: Next) ->
             .get(CSRF_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !constant_time_eq(presented.as_bytes(), session.csrf(&auth.sessions).as_bytes()) {
+        if !constant_time_eq(
+            presented.as_bytes(),
+            session.csrf(&auth.sessions).as_bytes(),
+        ) {
             return (StatusCode::FORBIDDEN, "表单已过期，请刷新页面后重试").into_response();
         }
     }
@@ -219,7 +220,10 @@ mod tests {
 
     #[test]
     fn hex_round_trips_and_refuses_garbage() {
-        assert_eq!(unhex(&hex("社区-1".as_bytes())).unwrap(), "社区-1".as_bytes());
+        assert_eq!(
+            unhex(&hex("社区-1".as_bytes())).unwrap(),
+            "社区-1".as_bytes()
+        );
         assert_eq!(unhex("zz"), None);
         assert_eq!(unhex("abc"), None);
     }

@@ -5,8 +5,8 @@
 use askama::Template;
 use chrono::{DateTime, FixedOffset, Utc};
 use hub_cases::clock::ClockStatus;
-use hub_cases::Measure;
 use hub_cases::lifecycle::{ActionKind, CancelReason, ReturnReason};
+use hub_cases::Measure;
 use hub_cases::SlaConfig;
 use hub_router::task::{StatusChange, Task, TaskStatus};
 use hub_store::{Report, StoredClock};
@@ -215,7 +215,6 @@ pub struct QueuePage<'a> {
     pub withins: Vec<Choice>,
     pub sorts: Vec<Choice>,
     pub breached: bool,
-    pub query: String,
     pub rows: String,
 }
 
@@ -254,7 +253,6 @@ impl<'a> QueuePage<'a> {
                 },
             ),
             breached: filters.breached,
-            query: filters.query(),
             rows,
         }
     }
@@ -448,7 +446,11 @@ pub fn task_view(facts: &TaskFacts<'_>, sla: &SlaConfig, now: DateTime<Utc>) -> 
     let f = &task.fields;
     let e = &f.explanation;
     let countdown = task_countdown(facts.clocks, sla, now);
-    let mut why = vec![format!("位置：{}（{}）", e.matched_area, e.place_detail)];
+    let mut why = vec![if e.place_detail.is_empty() {
+        format!("位置：{}", e.matched_area)
+    } else {
+        format!("位置：{}（{}）", e.matched_area, e.place_detail)
+    }];
     if !e.category_detail.is_empty() {
         why.push(format!("类别：{}", e.category_detail));
     }
@@ -557,4 +559,121 @@ pub struct TaskPage<'a> {
     pub nav: &'static str,
     pub v: &'a TaskView,
     pub body: String,
+}
+
+#[cfg(test)]
+mod tests {
+    //! The page fragments rendered for the states and roles, without a browser.
+
+    use super::*;
+    use hub_cases::clock::{ClockKind, SlaClock};
+    use hub_cases::{Limit, WorkingCalendar};
+
+    fn clock(now: DateTime<Utc>, started_min_ago: i64, limit: Limit) -> StoredClock {
+        let c = SlaClock::start(
+            ClockKind::SignFor,
+            1,
+            now - chrono::TimeDelta::minutes(started_min_ago),
+            limit,
+            Some(0.5),
+            WorkingCalendar::always_open(),
+        );
+        StoredClock {
+            id: 1,
+            task_id: "t".to_owned(),
+            clock: c,
+            alerts: Vec::new(),
+            changed_at: now,
+        }
+    }
+
+    fn sla() -> SlaConfig {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sla");
+        SlaConfig::load(&dir).unwrap()
+    }
+
+    #[test]
+    fn the_band_says_in_words_how_a_task_stands() {
+        let (sla, now) = (sla(), Utc::now());
+        let cd = |c: &[StoredClock]| task_countdown(c, &sla, now);
+        assert_eq!(cd(&[clock(now, 10, Limit::minutes(60))]).band, "ok");
+        let warn = cd(&[clock(now, 40, Limit::minutes(60))]);
+        assert_eq!(
+            (warn.band, warn.text.starts_with("即将超时")),
+            ("warn", true)
+        );
+        let late = cd(&[clock(now, 90, Limit::minutes(60))]);
+        assert_eq!((late.band, late.text.as_str()), ("late", "已超时 30分钟"));
+        // The most pressing clock decides: a breached one over one with time left.
+        let both = cd(&[
+            clock(now, 10, Limit::minutes(60)),
+            clock(now, 90, Limit::minutes(60)),
+        ]);
+        assert_eq!(both.band, "late");
+        assert_eq!(cd(&[]).text, "—");
+    }
+
+    #[test]
+    fn action_forms_ask_for_what_the_action_needs() {
+        let ret = action_form(ActionKind::Return);
+        assert_eq!(ret.label, "回退");
+        let reasons: Vec<&str> = ret.fields[0]
+            .choices
+            .iter()
+            .map(|c| c.value.as_str())
+            .collect();
+        assert_eq!(reasons.len(), ReturnReason::ALL.len());
+        assert!(reasons.contains(&"not_our_remit"));
+        let resolve = action_form(ActionKind::Resolve);
+        assert!(resolve.fields[0].required && resolve.fields[0].multiline);
+        assert_eq!(resolve.fields.last().unwrap().name, "note");
+        assert_eq!(action_form(ActionKind::SignFor).fields.len(), 1);
+    }
+
+    #[test]
+    fn rows_render_escaped_with_their_band_and_link() {
+        let row = QueueRow {
+            id: "t-1".to_owned(),
+            short_id: "t-1".to_owned(),
+            category: "<script>alert(1)</script>".to_owned(),
+            place: "梧桐社区".to_owned(),
+            lead: ZH.unassigned.to_owned(),
+            status: messages::status(TaskStatus::Dispatched),
+            band: "late",
+            countdown: "已超时 5分钟".to_owned(),
+            reported: "12-01 09:00".to_owned(),
+        };
+        let html = QueueRows {
+            t: &ZH,
+            rows: vec![row],
+            total: 1,
+        }
+        .render()
+        .unwrap();
+        assert!(html.contains("&#60;script&#62;"), "{html}");
+        assert!(!html.contains("<script>"));
+        assert!(html.contains(r#"<span class="band late">已超时 5分钟</span>"#));
+        assert!(html.contains(r#"href="/tasks/t-1""#));
+        assert!(html.contains("共 1 件"));
+        let empty = QueueRows {
+            t: &ZH,
+            rows: vec![],
+            total: 0,
+        }
+        .render()
+        .unwrap();
+        assert!(empty.contains(ZH.no_tasks));
+    }
+
+    #[test]
+    fn filters_round_trip_through_the_address() {
+        let f = QueueFilters {
+            status: "signed_for".to_owned(),
+            due_within: "1d".to_owned(),
+            sort: String::new(),
+            breached: true,
+        };
+        assert_eq!(f.query(), "?status=signed_for&due_within=1d&breached=true");
+        assert_eq!(QueueFilters::default().query(), "");
+    }
 }

@@ -1,0 +1,327 @@
+//! The web console in a real browser (headless Chromium over WebDriver, see
+//! `hub_tests::browser`): sign-in and scope, the queue's order and filters, a task handled
+//! through its forms, the message a stale page gets, a task from a feed appearing without a
+//! reload, labels on every control, and no request to any host but the hub.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use hub::startup::{self, Roles, RunningHub};
+use hub_router::task::NewTask;
+use hub_schemas::event::{CivicEvent, Department, GeoPoint};
+use hub_tests::browser::Browser;
+use hub_tests::*;
+use serde_json::{json, Value};
+
+use crate::cases::{task, unit, Api};
+
+/// 梧桐社区 510504001001, acting for its workstation.
+const WUTONG: &str = "demo-community-510504001001";
+/// 清泉社区 510504001002.
+const QINGQUAN: &str = "demo-community-510504001002";
+const STREET1: &str = "demo-street-510504001";
+
+struct Console {
+    _dir: tempfile::TempDir,
+    _broker: hub::infra::broker::EmbeddedBroker,
+    hub: RunningHub,
+    base: String,
+    broker: String,
+}
+
+async fn console(roles: Roles) -> Console {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let url = fresh_store_url(Backend::Sqlite, dir.path()).await;
+    let config = hub_config(dir.path(), broker.bootstrap(), &url);
+    let hub = startup::start(&config, roles, with_demo_tokens(Arc::new(|_: &str| None)))
+        .await
+        .expect("hub starts");
+    Console {
+        base: format!("http://{}", hub.api_addr.unwrap()),
+        broker: broker.bootstrap().to_owned(),
+        _dir: dir,
+        _broker: broker,
+        hub,
+    }
+}
+
+const ROUTER_AND_API: Roles = Roles {
+    connectors: false,
+    router: true,
+    api: true,
+};
+
+const API_ONLY: Roles = Roles {
+    connectors: false,
+    router: false,
+    api: true,
+};
+
+impl Console {
+    /// Stores a task of a community of street 510504001, led by its workstation, reported
+    /// `age` ago (its clocks started then).
+    async fn seed(&self, source_id: &str, community: &str, age: TimeDelta) -> String {
+        let mut t = task(
+            source_id,
+            Department::UrbanManagement,
+            "510504001",
+            community,
+            unit(&format!("{community}.workstation"), "workstation"),
+            vec![],
+        );
+        t.created_at = Utc::now() - age;
+        t.occurred_at = t.created_at;
+        t.description = format!("{source_id} 的问题描述");
+        let opening = self.hub.cases.open(&t);
+        self.hub.store.create_task(&t, &opening).await.unwrap();
+        t.task_id
+    }
+
+    fn api(&self) -> Api {
+        Api {
+            base: self.base.clone(),
+            client: reqwest::Client::new(),
+        }
+    }
+}
+
+/// The task ids of the queue's rows, in order.
+async fn rows(b: &Browser) -> Vec<String> {
+    let v = b
+        .execute(
+            "return [...document.querySelectorAll('#queue tr[data-task]')].map(r => r.dataset.task);",
+            vec![],
+        )
+        .await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn wait_rows(b: &Browser, want: &[&str], what: &str) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let got = rows(b).await;
+        if got.iter().map(String::as_str).collect::<Vec<_>>() == want {
+            return got;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: rows {got:?}, expected {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every form control on the page has a label (a `<label for>` or an aria-label), and every
+/// SLA band says in words what its colour says.
+async fn assert_accessible(b: &Browser, page: &str) {
+    let unlabelled = b
+        .execute(
+            "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+               .filter(e => !(e.id && document.querySelector('label[for=\"' + e.id + '\"]'))
+                            && !e.getAttribute('aria-label'))
+               .map(e => e.outerHTML);",
+            vec![],
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "{page}: controls without a label");
+    let wordless = b
+        .execute(
+            "return [...document.querySelectorAll('.band')].filter(e => !e.innerText.trim()).length;",
+            vec![],
+        )
+        .await;
+    assert_eq!(wordless, json!(0), "{page}: an SLA band without words");
+    // Keyboard: every control can take the focus.
+    let unfocusable = b
+        .execute(
+            "return [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')]
+               .filter(e => e.tabIndex < 0 || e.disabled).length;",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        unfocusable,
+        json!(0),
+        "{page}: controls the keyboard cannot reach"
+    );
+}
+
+/// Nothing the browser loaded came from anywhere but the hub.
+async fn assert_only_the_hub(b: &Browser, base: &str) {
+    let requested = b.requested().await;
+    assert!(
+        requested.len() >= 3,
+        "the page loaded its assets: {requested:?}"
+    );
+    for url in requested {
+        assert!(url.starts_with(base), "a request left the hub: {url}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_community_account_sees_only_its_tasks_most_overdue_first_and_filters_by_breach() {
+    // With the SLA tracker (router role), which marks the overdue task breached.
+    let c = console(ROUTER_AND_API).await;
+    let overdue = c.seed("WEB-W1", "510504001001", TimeDelta::days(20)).await;
+    let fresh = c.seed("WEB-W2", "510504001001", TimeDelta::zero()).await;
+    let other = c.seed("WEB-Q1", "510504001002", TimeDelta::days(20)).await;
+    let b = Browser::start("console-scope").await;
+
+    // Without a session the console asks to sign in.
+    b.goto(&format!("{}/queue", c.base)).await;
+    assert!(b.url().await.contains("/login?next="), "{}", b.url().await);
+    b.sign_in(&c.base, WUTONG).await;
+    let got = wait_rows(&b, &[&overdue, &fresh], "梧桐's open queue").await;
+    assert!(!got.contains(&other));
+    let first = b
+        .wait_text("#queue tbody tr", "已超时", Duration::from_secs(5))
+        .await;
+    assert!(first.contains("私搭乱建"), "{first}");
+    assert_accessible(&b, "queue").await;
+    assert_only_the_hub(&b, &c.base).await;
+
+    // Only the breached, and the filter stays in the address (a link to send a colleague).
+    let breached = b.find("#f-breached").await;
+    b.click(&breached).await;
+    wait_rows(&b, &[&overdue], "breached only").await;
+    assert!(b.url().await.contains("breached=true"), "{}", b.url().await);
+    b.goto(&b.url().await).await;
+    wait_rows(&b, &[&overdue], "the saved filter, reopened").await;
+
+    // Another community's task is not there even by its address.
+    b.goto(&format!("{}/tasks/{other}", c.base)).await;
+    let body = b.execute("return document.body.innerText;", vec![]).await;
+    assert!(body.as_str().unwrap().contains("no task with id"), "{body}");
+    b.save_screenshot("console-scope").await;
+    drop(b);
+    c.hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_signed_for_and_handled_through_its_forms_and_a_stale_page_is_told_so() {
+    let c = console(API_ONLY).await;
+    let id = c.seed("WEB-F1", "510504001001", TimeDelta::zero()).await;
+    let b = Browser::start("console-forms").await;
+    b.sign_in(&c.base, WUTONG).await;
+    b.goto(&format!("{}/tasks/{id}", c.base)).await;
+    b.wait_text("#task", "已派遣", Duration::from_secs(5)).await;
+    assert_accessible(&b, "task").await;
+    assert_only_the_hub(&b, &c.base).await;
+
+    // 签收: the page answers in place, with the history and the sign-for clock updated.
+    b.click(&b.find("button[value=sign_for]").await).await;
+    let text = b
+        .wait_text("#task", "已办理：已签收", Duration::from_secs(5))
+        .await;
+    assert!(
+        text.contains("community-510504001001"),
+        "the actor is in the history: {text}"
+    );
+    let clocks = b
+        .wait_text("table.clocks", "按时完成", Duration::from_secs(5))
+        .await;
+    assert!(clocks.contains("签收"), "{clocks}");
+
+    // 开始处置, then 处置反馈 with what was done.
+    b.click(&b.find("button[value=start]").await).await;
+    b.wait_text("#task", "已办理：处置中", Duration::from_secs(5))
+        .await;
+    let feedback = b.find("#resolve-feedback").await;
+    b.type_into(&feedback, "违建已拆除，现场已清理").await;
+    b.click(&b.find("button[value=resolve]").await).await;
+    let text = b
+        .wait_text("#task", "已办理：已反馈", Duration::from_secs(5))
+        .await;
+    assert!(
+        text.contains("违建已拆除"),
+        "the feedback is in the history: {text}"
+    );
+
+    // Another session moves the task on (the street verifies it) while this page is open:
+    // the page's next action is refused with the words for it, and shows the new state.
+    let b2 = Browser::start("console-forms-stale").await;
+    b2.sign_in(&c.base, STREET1).await;
+    b2.goto(&format!("{}/tasks/{id}", c.base)).await;
+    b2.click(&b2.find("button[value=verify]").await).await;
+    b2.wait_text("#task", "已办理：已核查", Duration::from_secs(5))
+        .await;
+    drop(b2);
+    let second = c.seed("WEB-F2", "510504001001", TimeDelta::zero()).await;
+    b.goto(&format!("{}/tasks/{second}", c.base)).await;
+    b.wait_text("#task", "已派遣", Duration::from_secs(5)).await;
+    let (status, answer) = c
+        .api()
+        .act(STREET1, &second, json!({"action": "sign_for"}))
+        .await;
+    assert!(status.is_success(), "{answer}");
+    b.click(&b.find("button[value=sign_for]").await).await;
+    let text = b
+        .wait_text("#task", "工单状态已变化", Duration::from_secs(5))
+        .await;
+    assert!(
+        text.contains("已签收"),
+        "the page shows the state it moved to: {text}"
+    );
+    b.save_screenshot("console-forms").await;
+    drop(b);
+    c.hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_from_a_feed_appears_in_the_open_queue_without_a_reload() {
+    let c = console(ROUTER_AND_API).await;
+    let b = Browser::start("console-live").await;
+    b.sign_in(&c.base, QINGQUAN).await;
+    b.wait_text("#live", "实时更新中", Duration::from_secs(10))
+        .await;
+    assert_eq!(rows(&b).await, Vec::<String>::new());
+    // Mark the page: a reload would lose the mark.
+    b.execute("window.__still_here = true; return null;", vec![])
+        .await;
+
+    let qingquan = crate::routing::addresses()
+        .into_iter()
+        .find(|a| a.community_code() == "510504001002")
+        .unwrap();
+    let event: CivicEvent = crate::routing::event(
+        Department::UrbanManagement,
+        "WEB-LIVE-1",
+        "010101",
+        GeoPoint {
+            lon: qingquan.lon,
+            lat: qingquan.lat,
+        },
+        Utc::now(),
+    );
+    let task_id = NewTask::derive_id(&event.event_id);
+    let feed = crate::routing::Feed::new(c._dir.path(), &c.broker);
+    let sent = Instant::now();
+    feed.publish(&event).await;
+    let started = Instant::now();
+    while !rows(&b).await.contains(&task_id) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the routed task did not appear on the open queue"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "event published → row on the open queue: {} ms",
+        sent.elapsed().as_millis()
+    );
+    let still: Value = b
+        .execute("return window.__still_here === true;", vec![])
+        .await;
+    assert_eq!(still, json!(true), "the page was reloaded");
+    let seen: BTreeSet<String> = rows(&b).await.into_iter().collect();
+    assert_eq!(seen.len(), 1);
+    drop(b);
+    c.hub.stop().await;
+}
