@@ -325,3 +325,225 @@ async fn a_task_from_a_feed_appears_in_the_open_queue_without_a_reload() {
     drop(b);
     c.hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_map_draws_the_city_outlines_and_the_task_pin_in_sync_with_its_list() {
+    let c = console(API_ONLY).await;
+    let wutong = crate::routing::addresses()
+        .into_iter()
+        .find(|a| a.community_code() == "510504001001")
+        .unwrap();
+    let mut t = task(
+        "WEB-MAP-1",
+        Department::UrbanManagement,
+        "510504001",
+        "510504001001",
+        unit("510504001001.workstation", "workstation"),
+        vec![],
+    );
+    t.place.point = Some(GeoPoint {
+        lon: wutong.lon,
+        lat: wutong.lat,
+    });
+    let opening = c.hub.cases.open(&t);
+    c.hub.store.create_task(&t, &opening).await.unwrap();
+    let b = Browser::start("console-map").await;
+    b.sign_in(&c.base, WUTONG).await;
+    b.goto(&format!("{}/map", c.base)).await;
+    b.find("#map[data-ready=true]").await;
+    let outlines = b
+        .execute(
+            "return document.getElementById('map').dataset.outlines;",
+            vec![],
+        )
+        .await;
+    let routing = hub_router::config::check(&workspace_root().join("config")).unwrap();
+    let city = routing.config.city();
+    assert_eq!(
+        outlines,
+        json!((city.communities().len() + city.grids().len()).to_string()),
+        "every community and grid outline is drawn"
+    );
+    let points = b
+        .execute(
+            "return document.getElementById('map').dataset.points;",
+            vec![],
+        )
+        .await;
+    assert_eq!(points, json!("1"));
+    assert_eq!(rows_of(&b, "#map-rows").await, vec![t.task_id.clone()]);
+    // Hovering the row marks it (and its pin).
+    b.execute(
+        "document.querySelector('#map-rows tr').dispatchEvent(new Event('mouseenter')); return null;",
+        vec![],
+    )
+    .await;
+    let selected = b
+        .execute(
+            "return document.querySelector('#map-rows tr').classList.contains('selected');",
+            vec![],
+        )
+        .await;
+    assert_eq!(selected, json!(true));
+    let datum = b
+        .wait_text(
+            ".leaflet-control-attribution",
+            "GCJ-02",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(datum.contains("无底图"), "{datum}");
+    assert_only_the_hub(&b, &c.base).await;
+    assert_accessible(&b, "map").await;
+    b.save_screenshot("console-map").await;
+    drop(b);
+    c.hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_street_desk_arbitrates_a_returned_task_from_its_triage_page() {
+    let c = console(API_ONLY).await;
+    let id = c.seed("WEB-RET-1", "510504001001", TimeDelta::zero()).await;
+    let api = c.api();
+    let (status, answer) = api
+        .act(
+            WUTONG,
+            &id,
+            json!({"action": "return", "reason": "not_our_remit", "note": "应由派出所处理"}),
+        )
+        .await;
+    assert!(status.is_success(), "{answer}");
+    let b = Browser::start("console-triage").await;
+    b.sign_in(&c.base, STREET1).await;
+    b.goto(&format!("{}/triage", c.base)).await;
+    let row = b
+        .wait_text(
+            &format!("tr[data-task='{id}']"),
+            "应由派出所处理",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(row.contains("已回退"), "{row}");
+    assert_accessible(&b, "triage").await;
+    // The street chooses the police station and arbitrates.
+    let police = "510504001001.police_station";
+    b.execute(
+        "const s = document.querySelector(arguments[0]); s.value = arguments[1]; return null;",
+        vec![json!(format!("#unit-{id}")), json!(police)],
+    )
+    .await;
+    b.click(&b.find(&format!("tr[data-task='{id}'] button")).await)
+        .await;
+    b.wait_text("#triage", "已办理", Duration::from_secs(5))
+        .await;
+    assert!(
+        rows_of(&b, "#triage").await.is_empty(),
+        "the arbitrated task left triage"
+    );
+    let (_, task) = api.get(Some(STREET1), &format!("/api/v1/tasks/{id}")).await;
+    assert_eq!(task["task"]["status"], json!("dispatched"), "{task}");
+    let last = task["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["actor"], json!("street-510504001@510504001.triage_desk"));
+    assert!(last["note"].as_str().unwrap().contains(police), "{last}");
+    drop(b);
+    c.hub.stop().await;
+}
+
+/// The task ids of the rows under `container`.
+async fn rows_of(b: &Browser, container: &str) -> Vec<String> {
+    let v = b
+        .execute(
+            "return [...document.querySelectorAll(arguments[0] + ' tr[data-task]')].map(r => r.dataset.task);",
+            vec![json!(container)],
+        )
+        .await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Figures, not a timed test: `cargo nextest run -p hub-tests --run-ignored only
+/// console_figures --no-capture` (use `--release` for production figures). 10,000 open
+/// tasks in a SQLite store; the queue page, its rows, the map's points and, as a baseline
+/// measured in the same run, `GET /healthz`, each asked 20 times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: prints figures"]
+async fn console_figures_with_10000_open_tasks() {
+    let c = console(API_ONLY).await;
+    let addresses = crate::routing::addresses();
+    let started = Instant::now();
+    for i in 0..10_000 {
+        let a = &addresses[i % addresses.len()];
+        let community = a.community_code().to_owned();
+        let street = community[..9].to_owned();
+        let mut t = task(
+            &format!("FIG-{i:05}"),
+            Department::UrbanManagement,
+            &street,
+            &community,
+            unit(&format!("{community}.workstation"), "workstation"),
+            vec![],
+        );
+        t.place.point = Some(GeoPoint {
+            lon: a.lon,
+            lat: a.lat,
+        });
+        t.created_at = Utc::now() - TimeDelta::minutes(i as i64 % 5000);
+        let opening = c.hub.cases.open(&t);
+        c.hub.store.create_task(&t, &opening).await.unwrap();
+    }
+    println!(
+        "seeded 10,000 open tasks in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .post(format!("{}/login", c.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=demo-admin")
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    for (what, path) in [
+        ("baseline GET /healthz", "/healthz"),
+        ("queue page (100 rows)", "/queue"),
+        ("queue rows, breached", "/queue/rows?breached=true"),
+        ("map points (GeoJSON)", "/map/tasks.geojson"),
+        ("map outlines (GeoJSON)", "/map/areas.geojson"),
+    ] {
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..20 {
+            let t0 = Instant::now();
+            let resp = client
+                .get(format!("{}{path}", c.base))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success(), "{path}: {}", resp.status());
+            bytes = resp.bytes().await.unwrap().len();
+            times.push(t0.elapsed());
+        }
+        times.sort();
+        println!(
+            "{what:<28} median {:>6.1} ms  worst {:>6.1} ms  ({} KB)",
+            times[10].as_secs_f64() * 1e3,
+            times[19].as_secs_f64() * 1e3,
+            bytes / 1024
+        );
+    }
+    c.hub.stop().await;
+}

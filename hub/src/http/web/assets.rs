@@ -19,6 +19,26 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../assets/console.js"),
     ),
     (
+        "map.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../assets/map.js"),
+    ),
+    (
+        "vendor/leaflet-1.9.4/leaflet.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../assets/vendor/leaflet-1.9.4/leaflet.js"),
+    ),
+    (
+        "vendor/leaflet-1.9.4/leaflet.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../../assets/vendor/leaflet-1.9.4/leaflet.css"),
+    ),
+    (
+        "vendor/leaflet-1.9.4/LICENSE",
+        "text/plain; charset=utf-8",
+        include_bytes!("../../../assets/vendor/leaflet-1.9.4/LICENSE"),
+    ),
+    (
         "vendor/htmx-2.0.4/htmx.min.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../../assets/vendor/htmx-2.0.4/htmx.min.js"),

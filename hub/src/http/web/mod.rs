@@ -7,13 +7,16 @@
 //! lifecycle action, the same [`console::perform`] as `POST /api/v1/tasks/{id}/actions`.
 //!
 //! * [`session`]: sign-in with an account token, signed session cookies, CSRF;
-//! * [`views`]: what each page shows and its template;
+//! * [`views`]: what the queue and task pages show, and their templates;
+//! * [`map`]: the map page and its GeoJSON; [`triage`]: the street desks' 待分派 page;
 //! * [`messages`]: every label, in Simplified Chinese;
 //! * [`assets`]: the stylesheet, the script and the vendored htmx.
 
 pub mod assets;
+pub mod map;
 pub mod messages;
 pub mod session;
+pub mod triage;
 pub mod views;
 
 use std::collections::BTreeMap;
@@ -96,6 +99,30 @@ pub fn routes(state: WebState) -> Vec<Route> {
             "/tasks/{id}/actions",
             Guard::Session,
             post(task_action).with_state(s.clone()),
+        ),
+        page(
+            Method::GET,
+            "/map",
+            Guard::Session,
+            get(map::page).with_state(s.clone()),
+        ),
+        page(
+            Method::GET,
+            "/map/areas.geojson",
+            Guard::Session,
+            get(map::areas_json).with_state(s.clone()),
+        ),
+        page(
+            Method::GET,
+            "/map/tasks.geojson",
+            Guard::Session,
+            get(map::tasks_json).with_state(s.clone()),
+        ),
+        page(
+            Method::GET,
+            "/triage",
+            Guard::Session,
+            get(triage::page).with_state(s.clone()),
         ),
         page(
             Method::GET,
@@ -463,9 +490,10 @@ fn action_body(form: &BTreeMap<String, String>) -> Result<Value, String> {
             continue;
         }
         let v = match name.as_str() {
-            "action" | "note" | "feedback" | "finding" | "reason" | "by" => json!(value),
-            // The button pressed; its form's `action` says the same.
-            "submit" => continue,
+            "action" | "note" | "feedback" | "finding" | "reason" | "by" | "unit" => json!(value),
+            // The button pressed (its form's `action` says the same), and the page to answer
+            // with.
+            "submit" | "view" => continue,
             "satisfied" => json!(value == "true"),
             "expected_version" => json!(value
                 .parse::<u64>()
@@ -529,7 +557,11 @@ async fn task_action(
         ),
     };
     let kind = if outcome.is_ok() { "ok" } else { "error" };
-    let (_, html) = task_body(&s, &who, &id, (&flash, kind)).await?;
+    let html = if form.get("view").map(String::as_str) == Some("triage") {
+        triage::render_rows(&s, &who, (&flash, kind)).await?
+    } else {
+        task_body(&s, &who, &id, (&flash, kind)).await?.1
+    };
     // htmx swaps only successful answers; the form's outcome is in the fragment, the status
     // code says it for other clients.
     let status = if headers.contains_key("hx-request") {

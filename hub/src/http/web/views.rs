@@ -156,7 +156,7 @@ pub fn queue_row(task: &Task, countdown: Countdown) -> QueueRow {
     }
 }
 
-fn category_of(task: &Task) -> String {
+pub(crate) fn category_of(task: &Task) -> String {
     let f = &task.fields;
     f.category_name
         .clone()
