@@ -57,6 +57,7 @@ pub use error::{FailureClass, StoreError};
 pub use outbox::{DestinationState, EventReturned, OutboxEvent, TaskEvent};
 pub use reports::{LinkOutcome, NearQuery, OpenTaskNear, PriorOutcome, Report};
 pub use returns::{DepartmentReturn, Suppression};
+pub use tasks::TaskPoint;
 pub use workflow::{ApplyOutcome, WorkflowRecord};
 
 pub use hub_cases::opening::ROUTER_ACTOR;
@@ -194,6 +195,14 @@ pub trait Tasks: Send + Sync {
 
     /// Tasks matching the filter, newest first (`created_at`, then task id, descending).
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError>;
+
+    /// The tasks matching the filter that have a point, newest first, at most `max` (the
+    /// filter's page is ignored), with what a map shows of them.
+    async fn task_points(
+        &self,
+        filter: &TaskFilter,
+        max: u32,
+    ) -> Result<Vec<TaskPoint>, StoreError>;
 
     /// How many tasks match the filter (its limit and offset are ignored).
     async fn count_tasks(&self, filter: &TaskFilter) -> Result<u64, StoreError>;

@@ -16,7 +16,7 @@ use crate::{alerts, clocks, cursors, outbox, reports, returns, tasks, workflow};
 use crate::{
     ApplyOutcome, ClockAlert, CreateOutcome, DepartmentReturn, DestinationState, LinkOutcome,
     NearQuery, OpenTaskNear, OutboxEvent, PriorOutcome, RaiseOutcome, Report, StoreError,
-    StoredClock, Suppression, TaskFilter, TaskStore, WorkflowRecord,
+    StoredClock, Suppression, TaskFilter, TaskPoint, TaskStore, WorkflowRecord,
 };
 use crate::{Cursors, Outbox, Reports, Tasks, Workflow};
 
@@ -88,6 +88,14 @@ impl Tasks for Store {
 
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, StoreError> {
         tasks::list_tasks(self, filter).await
+    }
+
+    async fn task_points(
+        &self,
+        filter: &TaskFilter,
+        max: u32,
+    ) -> Result<Vec<TaskPoint>, StoreError> {
+        tasks::task_points(self, filter, max).await
     }
 
     async fn count_tasks(&self, filter: &TaskFilter) -> Result<u64, StoreError> {

@@ -1,13 +1,30 @@
 //! Tasks: creating one with its first history, clocks, report and outbox events in one
 //! transaction; reading, listing and counting them; their history.
 
+use chrono::{DateTime, Utc};
 use hub_cases::opening::Opening;
-use hub_router::task::{NewTask, StatusChange, Task};
+use hub_router::task::{NewTask, StatusChange, Task, TaskStatus};
+use hub_router::taxonomy::CategoryRef;
 
 use crate::filter::{self, SqlBuilder};
 use crate::rows::{HistoryRow, TaskRow};
 use crate::store::Store;
 use crate::{clocks, outbox, reports, workflow, CreateOutcome, StoreError, TaskFilter};
+
+/// A task as a map shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskPoint {
+    pub task_id: String,
+    pub status: TaskStatus,
+    pub category_code: String,
+    pub category_name: String,
+    pub matched_area: String,
+    pub lon: f64,
+    pub lat: f64,
+    /// The earliest open SLA deadline.
+    pub due_at: Option<DateTime<Utc>>,
+    pub breached: bool,
+}
 
 /// Parameters in the order of [`TaskRow::bind_insert`]. The JSON columns (co-handlers,
 /// location, explanation, category) are JSONB on PostgreSQL, hence their casts here and in
@@ -182,6 +199,76 @@ pub(crate) async fn list_tasks(
         .await
         .map_err(err())?;
     rows.into_iter().map(TaskRow::into_task).collect()
+}
+
+const SELECT_POINTS: &str = "SELECT task_id, status, category_code, category_name, \
+     category::text AS category, matched_area, place_lon, place_lat, due_at, breached FROM tasks";
+
+#[derive(sqlx::FromRow)]
+struct PointRow {
+    task_id: String,
+    status: String,
+    category_code: String,
+    category_name: Option<String>,
+    category: String,
+    matched_area: String,
+    place_lon: Option<f64>,
+    place_lat: Option<f64>,
+    due_at: Option<i64>,
+    breached: i64,
+}
+
+/// The tasks of `filter` that have a point, in a few columns, at most `max` (the page of
+/// `filter` is ignored): what a map draws.
+pub(crate) async fn task_points(
+    store: &Store,
+    filter: &TaskFilter,
+    max: u32,
+) -> Result<Vec<TaskPoint>, StoreError> {
+    let err = || StoreError::query(store.backend(), || format!("task points ({filter:?})"));
+    let mut query = SqlBuilder::new(store.sql(SELECT_POINTS));
+    filter::push_filter(&mut query, filter);
+    query
+        .push(" ORDER BY created_at DESC, task_id DESC LIMIT ")
+        .push_bind(i64::from(max));
+    let (sql, args) = query.build().map_err(err())?;
+    let rows: Vec<PointRow> = sqlx::query_as_with(&sql, args)
+        .fetch_all(&store.readers)
+        .await
+        .map_err(err())?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let (Some(lon), Some(lat)) = (r.place_lon, r.place_lat) else {
+            continue;
+        };
+        let corrupt = |column: &'static str, reason: String| StoreError::Corrupt {
+            task_id: r.task_id.clone(),
+            column,
+            reason,
+        };
+        let status = TaskStatus::parse(&r.status)
+            .ok_or_else(|| corrupt("status", format!("unknown status `{}`", r.status)))?;
+        let category_name = match r.category_name {
+            Some(name) => name,
+            None => {
+                serde_json::from_str::<CategoryRef>(&r.category)
+                    .map_err(|e| corrupt("category", e.to_string()))?
+                    .name
+            }
+        };
+        out.push(TaskPoint {
+            status,
+            category_code: r.category_code,
+            category_name,
+            matched_area: r.matched_area,
+            lon,
+            lat,
+            due_at: r.due_at.and_then(DateTime::from_timestamp_millis),
+            breached: r.breached != 0,
+            task_id: r.task_id,
+        });
+    }
+    Ok(out)
 }
 
 pub(crate) async fn count_tasks(store: &Store, filter: &TaskFilter) -> Result<u64, StoreError> {

@@ -443,7 +443,10 @@ async fn a_street_desk_arbitrates_a_returned_task_from_its_triage_page() {
     let (_, task) = api.get(Some(STREET1), &format!("/api/v1/tasks/{id}")).await;
     assert_eq!(task["task"]["status"], json!("dispatched"), "{task}");
     let last = task["history"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(last["actor"], json!("street-510504001@510504001.triage_desk"));
+    assert_eq!(
+        last["actor"],
+        json!("street-510504001@510504001.triage_desk")
+    );
     assert!(last["note"].as_str().unwrap().contains(police), "{last}");
     drop(b);
     c.hub.stop().await;

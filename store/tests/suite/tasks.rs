@@ -19,7 +19,46 @@ store_suite!(
     list_filters_pages_and_orders_newest_first,
     history_records_created_then_dispatched,
     triage_task_is_stored_as_created,
+    points_list_placed_tasks_of_the_scope_with_their_deadline,
 );
+
+async fn points_list_placed_tasks_of_the_scope_with_their_deadline(db: &TestDb) {
+    let store = db.open().await;
+    let placed = sample_task("UM-2024-000700", BASE_MS);
+    let clock = sign_for_clock(30);
+    store
+        .create_routed(&placed, std::slice::from_ref(&clock))
+        .await
+        .unwrap();
+    let mut unplaced = sample_task("UM-2024-000701", BASE_MS + 1);
+    unplaced.place.point = None;
+    store.create_routed(&unplaced, &[]).await.unwrap();
+    let mut elsewhere = sample_task("UM-2024-000702", BASE_MS + 2);
+    elsewhere.place.community_code = Some("510504002001".to_owned());
+    store.create_routed(&elsewhere, &[]).await.unwrap();
+
+    let scope = TaskFilter {
+        community_code: Some("510504001002".to_owned()),
+        ..TaskFilter::default()
+    };
+    let points = store.task_points(&scope, 100).await.unwrap();
+    assert_eq!(points.len(), 1, "{points:?}");
+    let p = &points[0];
+    assert_eq!(p.task_id, placed.task_id);
+    assert_eq!((p.lon, p.lat), (105.431_234_5, 28.898_765_4));
+    assert_eq!(p.category_name, placed.category.name);
+    assert_eq!(p.due_at, clock.deadline());
+    assert!(!p.breached);
+    assert_eq!(p.status, TaskStatus::Dispatched);
+    assert_eq!(
+        store
+            .task_points(&TaskFilter::default(), 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
 
 async fn create_then_get_round_trips_every_field(db: &TestDb) {
     let store = db.open().await;
