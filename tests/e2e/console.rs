@@ -550,3 +550,105 @@ async fn console_figures_with_10000_open_tasks() {
     }
     c.hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_figures_page_shows_the_numbers_of_hub_report() {
+    let c = console(API_ONLY).await;
+    let api = c.api();
+    // Three cases in 梧桐, one in 清泉: one closed after the whole workflow, one signed for.
+    let done = c.seed("WEB-FIG-1", "510504001001", TimeDelta::zero()).await;
+    let signed = c.seed("WEB-FIG-2", "510504001001", TimeDelta::zero()).await;
+    c.seed("WEB-FIG-3", "510504001001", TimeDelta::zero()).await;
+    c.seed("WEB-FIG-4", "510504001002", TimeDelta::zero()).await;
+    for body in [
+        json!({"action": "sign_for"}),
+        json!({"action": "start"}),
+        json!({"action": "resolve", "feedback": "已处置"}),
+    ] {
+        let (status, answer) = api.act(WUTONG, &done, body).await;
+        assert!(status.is_success(), "{answer}");
+    }
+    for body in [json!({"action": "verify"}), json!({"action": "close"})] {
+        let (status, answer) = api.act(STREET1, &done, body).await;
+        assert!(status.is_success(), "{answer}");
+    }
+    let (status, answer) = api
+        .act(WUTONG, &signed, json!({"action": "sign_for"}))
+        .await;
+    assert!(status.is_success(), "{answer}");
+
+    let today = Utc::now().date_naive();
+    let (from, to) = (today.to_string(), today.succ_opt().unwrap().to_string());
+    let report = tokio::process::Command::new(workspace_root().join("target/debug/hub"))
+        .args([
+            "report",
+            "--api",
+            &c.base,
+            "--token",
+            "demo-admin",
+            "--by",
+            "community",
+        ])
+        .args(["--from", &from, "--to", &to, "--csv"])
+        .output()
+        .await
+        .expect("hub report runs");
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let csv = String::from_utf8(report.stdout).unwrap();
+
+    let b = Browser::start("console-figures").await;
+    b.sign_in(&c.base, "demo-admin").await;
+    b.goto(&format!(
+        "{}/figures?by=community&from={from}&to={to}",
+        c.base
+    ))
+    .await;
+    b.find("table.figures").await;
+    assert_accessible(&b, "figures").await;
+    // Page columns: rank, name, received, then 按期结案率, 结案率, 立案率, 响应率, 解决率, 满意率,
+    // 返工率, 延期率; the CSV has filing, closing, on-time, rework, extension, response,
+    // resolution, satisfaction from its 14th column.
+    let csv_order = [15, 14, 13, 18, 19, 20, 16, 17];
+    let mut compared = 0;
+    for line in csv.lines().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        let key = cols[0];
+        let cells = b
+            .execute(
+                "const r = document.querySelector('table.figures tr[data-key=\"' + arguments[0] + '\"]');
+                 return r ? [...r.querySelectorAll('td')].map(td => td.innerText) : null;",
+                vec![json!(key)],
+            )
+            .await;
+        let cells: Vec<String> = serde_json::from_value(cells)
+            .unwrap_or_else(|_| panic!("the page has no row for {key}; hub report has {line}"));
+        assert_eq!(cells[2], cols[1], "{key}: received");
+        for (i, csv_col) in csv_order.iter().enumerate() {
+            let want = match cols[*csv_col] {
+                "" => "—".to_owned(),
+                v => format!("{:.1}%", v.parse::<f64>().unwrap() * 100.0),
+            };
+            assert_eq!(cells[3 + i], want, "{key}: column {}", 3 + i);
+        }
+        compared += 1;
+    }
+    assert_eq!(compared, 2, "two communities had cases: {csv}");
+    // The CSV the page offers is hub report's.
+    let link = b
+        .execute("return document.querySelector('a.download').href;", vec![])
+        .await;
+    let cookie_csv = b
+        .execute(
+            "return fetch(arguments[0]).then(r => r.text());",
+            vec![link],
+        )
+        .await;
+    assert_eq!(cookie_csv.as_str().unwrap(), csv);
+    b.save_screenshot("console-figures").await;
+    drop(b);
+    c.hub.stop().await;
+}

@@ -20,6 +20,7 @@ use hub_store::TaskFilter;
 use serde_json::json;
 
 use crate::cases::indicators::case_facts;
+use crate::context::access::Identity;
 use crate::http::auth::Caller;
 use crate::http::console::ConsoleState;
 use crate::http::{ApiError, ApiQuery, Guard, Route};
@@ -37,17 +38,17 @@ pub fn routes(state: ConsoleState) -> Vec<Route> {
 /// periods are asked for year by year.
 pub const MAX_PERIOD_DAYS: i64 = 367;
 
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IndicatorsQuery {
-    by: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    community: Option<String>,
-    street: Option<String>,
-    unit: Option<String>,
-    format: Option<String>,
+    pub by: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub community: Option<String>,
+    pub street: Option<String>,
+    pub unit: Option<String>,
+    pub format: Option<String>,
 }
 
 fn day(s: &str, what: &str) -> Result<DateTime<Utc>, String> {
@@ -70,6 +71,63 @@ pub(crate) async fn indicators(
     Caller(who): Caller,
     ApiQuery(q): ApiQuery<IndicatorsQuery>,
 ) -> Result<Response, ApiError> {
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "`format` = `{other}` must be json or csv"
+            )))
+        }
+    };
+    let figures = compute_for(&s, &who, q).await?;
+    if csv {
+        return Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            figures.csv(),
+        )
+            .into_response());
+    }
+    Ok(Json(json!({
+        "by": figures.by.as_str(),
+        "from": figures.from,
+        "to": figures.to,
+        "as_of": figures.as_of,
+        "cases": figures.cases,
+        "groups": figures.groups,
+    }))
+    .into_response())
+}
+
+/// The indicators of a period, per group, inside `who`'s scope: what the API, `hub report`
+/// and the console's figures page show.
+pub(crate) struct Figures {
+    pub by: GroupBy,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub as_of: DateTime<Utc>,
+    pub cases: usize,
+    pub groups: Vec<Indicators>,
+}
+
+impl Figures {
+    pub fn csv(&self) -> String {
+        let mut body = String::from(Indicators::CSV_HEADER);
+        body.push('\n');
+        for g in &self.groups {
+            body.push_str(&g.csv_row());
+            body.push('\n');
+        }
+        body
+    }
+}
+
+/// Checks the query (names what is wrong) and computes the figures.
+pub(crate) async fn compute_for(
+    s: &ConsoleState,
+    who: &Identity,
+    q: IndicatorsQuery,
+) -> Result<Figures, ApiError> {
     let bad = |m: String| ApiError::msg(StatusCode::BAD_REQUEST, m);
     let by_name = q.by.as_deref().unwrap_or("community");
     let by = GroupBy::parse(by_name).ok_or_else(|| {
@@ -106,11 +164,6 @@ pub(crate) async fn indicators(
         )));
     }
     let from = Some(from);
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => return Err(bad(format!("`format` = `{other}` must be json or csv"))),
-    };
     let mut filter = TaskFilter {
         community_code: q.community,
         street_code: q.street,
@@ -128,22 +181,12 @@ pub(crate) async fn indicators(
     let facts = case_facts(s.cases.store.as_ref(), filter).await?;
     let as_of = to.map_or(now, |t| t.min(now));
     let groups = compute(&facts, by, as_of);
-    if csv {
-        let mut body = String::from(Indicators::CSV_HEADER);
-        body.push('\n');
-        for g in &groups {
-            body.push_str(&g.csv_row());
-            body.push('\n');
-        }
-        return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
-    }
-    Ok(Json(json!({
-        "by": by.as_str(),
-        "from": from,
-        "to": to,
-        "as_of": as_of,
-        "cases": facts.len(),
-        "groups": groups,
-    }))
-    .into_response())
+    Ok(Figures {
+        by,
+        from,
+        to,
+        as_of,
+        cases: facts.len(),
+        groups,
+    })
 }

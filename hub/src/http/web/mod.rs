@@ -9,10 +9,12 @@
 //! * [`session`]: sign-in with an account token, signed session cookies, CSRF;
 //! * [`views`]: what the queue and task pages show, and their templates;
 //! * [`map`]: the map page and its GeoJSON; [`triage`]: the street desks' 待分派 page;
+//!   [`figures`]: the indicators (考核);
 //! * [`messages`]: every label, in Simplified Chinese;
 //! * [`assets`]: the stylesheet, the script and the vendored htmx.
 
 pub mod assets;
+pub mod figures;
 pub mod map;
 pub mod messages;
 pub mod session;
@@ -117,6 +119,18 @@ pub fn routes(state: WebState) -> Vec<Route> {
             "/map/tasks.geojson",
             Guard::Session,
             get(map::tasks_json).with_state(s.clone()),
+        ),
+        page(
+            Method::GET,
+            "/figures",
+            Guard::Session,
+            get(figures::page).with_state(s.clone()),
+        ),
+        page(
+            Method::GET,
+            "/figures.csv",
+            Guard::Session,
+            get(figures::csv).with_state(s.clone()),
         ),
         page(
             Method::GET,
