@@ -311,23 +311,31 @@ pub async fn start_with(
                 routes_events: roles.router,
             },
         ));
-        table.add(crate::http::tasks::routes(crate::http::tasks::TasksState {
+        let tasks_state = crate::http::tasks::TasksState {
             routing: routing.clone(),
             store: store.clone(),
             limits: config.input.limits(),
-        }));
+        };
+        table.add(crate::http::tasks::routes(tasks_state.clone()));
+        table.add(crate::http::console::routes(console.clone()));
+        table.add(crate::http::indicators::routes(console.clone()));
+        let webhook_paths: Vec<String> = connectors.paths.values().cloned().collect();
+        let dlq = connector_routes(&mut table, config, &secrets, &shared, &cases, connectors)?;
         let sessions = crate::http::web::session::SessionKey::from_secret(secrets(
             crate::http::web::session::KEY_VAR,
         ));
-        table.add(crate::http::web::routes(crate::http::web::WebState {
-            console: console.clone(),
-            access: access.clone(),
-            key: sessions.clone(),
-        }));
-        table.add(crate::http::console::routes(console.clone()));
-        table.add(crate::http::indicators::routes(console));
-        let webhook_paths: Vec<String> = connectors.paths.values().cloned().collect();
-        connector_routes(&mut table, config, &secrets, &shared, &cases, connectors)?;
+        table.add(crate::http::web::routes(
+            crate::http::web::WebState {
+                console,
+                access: access.clone(),
+                key: sessions.clone(),
+            },
+            crate::http::web::admin::AdminState {
+                health: shared.health.clone(),
+                tasks: tasks_state,
+                dlq,
+            },
+        ));
         table.add(crate::http::openapi::routes(
             &crate::http::openapi::document(&webhook_paths),
         ));
@@ -366,7 +374,7 @@ fn connector_routes(
     shared: &Handles,
     cases: &Arc<crate::cases::service::CaseService>,
     connectors: crate::pipeline::ingest::ConnectorHandles,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<crate::pipeline::dead_letters::DlqState> {
     use hub_schemas::event::Department;
     table.add(crate::http::push::routes(
         crate::http::push::PushState::new(
@@ -395,18 +403,17 @@ fn connector_routes(
         .into_iter()
         .map(|d| (d, config.feed_topic(d).name.clone()))
         .collect();
-    table.add(crate::http::deadletters::routes(
-        crate::pipeline::dead_letters::DlqState {
-            kafka: shared.kafka.clone(),
-            dead_letter_topic: config.kafka.topics.dead_letter.name.clone(),
-            feeds,
-            codec: shared.codec.clone(),
-            city: shared.city.clone(),
-            mappers: connectors.mappers,
-            limits: shared.limits,
-        },
-    ));
-    Ok(())
+    let dlq = crate::pipeline::dead_letters::DlqState {
+        kafka: shared.kafka.clone(),
+        dead_letter_topic: config.kafka.topics.dead_letter.name.clone(),
+        feeds,
+        codec: shared.codec.clone(),
+        city: shared.city.clone(),
+        mappers: connectors.mappers,
+        limits: shared.limits,
+    };
+    table.add(crate::http::deadletters::routes(dlq.clone()));
+    Ok(dlq)
 }
 
 /// The largest request body any route takes unless it says less.

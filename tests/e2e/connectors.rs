@@ -1982,3 +1982,93 @@ async fn dead_letters_are_listed_and_replayed_through_the_current_mapping() {
     hub.stop().await;
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_sees_connector_health_replays_a_dead_letter_and_dry_runs_an_event_in_the_console(
+) {
+    let env = Env::new().await;
+    let fake = police_fake().await;
+    let a = addresses();
+    let mut generator = Generator::new(a.clone(), 302);
+    fake.publish(&theft(&mut generator, &a[1]));
+    let config = env.config(vec![police_connector(&fake.base_url())]);
+    let hub = start(
+        &config,
+        secrets(&[("POLICE_TOKEN", TOKEN), ("HUB_ACCESS_DEMO_TOKENS", "1")]),
+    )
+    .await;
+    let base = base(&hub);
+    exactly_on_feed(&env, Department::Police, 1).await;
+    // A record an older mapping refused, which the current one maps: as after a fix.
+    let fixed = theft(&mut generator, &a[3]);
+    let kafka = hub::infra::kafka::Kafka::connect(&env.bootstrap, "test").unwrap();
+    hub::pipeline::dead_letters::produce(
+        &kafka,
+        "hub.deadletter",
+        &hub::pipeline::dead_letters::Letter {
+            stage: "connector.mapping",
+            source: "police.test".into(),
+            format: Some("police_incident".into()),
+            origin: "http://jq/api/incidents".into(),
+            reason: "field `bjlbdm`: code 0201 unknown (mapping before the fix)".into(),
+            original: fixed.to_string().into_bytes(),
+        },
+    )
+    .await
+    .unwrap();
+
+    let b = hub_tests::browser::Browser::start("console-admin").await;
+    // Not for other accounts.
+    b.sign_in(&base, "demo-community-510504001001").await;
+    b.goto(&format!("{base}/admin")).await;
+    let body = b.execute("return document.body.innerText;", vec![]).await;
+    assert!(body.as_str().unwrap().contains("仅限管理员"), "{body}");
+    b.sign_in(&base, ADMIN).await;
+    b.goto(&format!("{base}/admin")).await;
+    let row = b
+        .wait_text(
+            "tr[data-connector='police.test']",
+            "正常",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(row.contains("http_poll"), "{row}");
+    b.wait_text("table.letters", "before the fix", Duration::from_secs(5))
+        .await;
+    b.execute(
+        "document.getElementById('replay-source').value = 'police.test'; return null;",
+        vec![],
+    )
+    .await;
+    b.click(&b.find("form[action='/admin/replay'] button").await)
+        .await;
+    b.wait_text("#replay-result", "重新投递 1 条", Duration::from_secs(20))
+        .await;
+    exactly_on_feed(&env, Department::Police, 2).await;
+
+    // The dry-run of the sample event: where it would go, and that nothing was written.
+    let before = hub
+        .store
+        .count_tasks(&hub_store::TaskFilter::default())
+        .await
+        .unwrap();
+    b.click(&b.find("form[action='/admin/dry-run'] button").await)
+        .await;
+    let result = b
+        .wait_text("#dry-run-result", "试运行结果", Duration::from_secs(10))
+        .await;
+    assert!(
+        result.contains("派遣") && result.contains("梧桐社区"),
+        "{result}"
+    );
+    assert_eq!(
+        hub.store
+            .count_tasks(&hub_store::TaskFilter::default())
+            .await
+            .unwrap(),
+        before
+    );
+    b.save_screenshot("console-admin").await;
+    drop(b);
+    hub.stop().await;
+}

@@ -234,6 +234,12 @@ pub(crate) async fn dry_run(
     State(s): State<TasksState>,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    dry_run_decision(&s, &body).map(Json)
+}
+
+/// What routing would decide for the event in `body` (JSON), with the merge check; nothing
+/// is written. Shared by the API and the console's administration page.
+pub(crate) fn dry_run_decision(s: &TasksState, body: &[u8]) -> Result<serde_json::Value, ApiError> {
     if body.len() > DRY_RUN_MAX_BYTES {
         return Err(ApiError::msg(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -243,7 +249,7 @@ pub(crate) async fn dry_run(
             ),
         ));
     }
-    let event: CivicEvent = serde_json::from_slice(&body).map_err(|e| {
+    let event: CivicEvent = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
             "the body is not a civic event (JSON, as in schemas/civic_event.avsc): {e}"
         ))
@@ -264,11 +270,11 @@ pub(crate) async fn dry_run(
     let merge_candidate = decision.task().and_then(|t| router.merge_candidate(t)).map(|c| {
         json!({ "group": c.group, "radius_m": c.radius_m, "window_minutes": c.window.num_minutes() })
     });
-    Ok(Json(json!({
+    Ok(json!({
         "rules_version": router.config().version(),
         "decision": decision,
         "merge_check": merge_candidate,
-    })))
+    }))
 }
 
 fn department_names() -> String {

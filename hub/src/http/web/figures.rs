@@ -104,6 +104,8 @@ pub struct FiguresPage<'a> {
     pub account: String,
     pub csrf: String,
     pub nav: &'static str,
+    /// Whether the account administers (the 管理 link).
+    pub admin: bool,
     pub bys: Vec<Choice>,
     pub from: String,
     pub to: String,
@@ -257,6 +259,7 @@ pub async fn page(
             account: session.who.name.clone(),
             csrf: session.csrf(&s.key),
             nav: "figures",
+            admin: session.who.is_admin(),
             bys,
             from,
             to,

@@ -28,6 +28,8 @@ pub struct MapPage<'a> {
     pub account: String,
     pub csrf: String,
     pub nav: &'static str,
+    /// Whether the account administers (the 管理 link).
+    pub admin: bool,
 }
 
 pub async fn page(
@@ -40,6 +42,7 @@ pub async fn page(
             account: session.who.name.clone(),
             csrf: session.csrf(&s.key),
             nav: "map",
+            admin: session.who.is_admin(),
         }
         .render()?,
     ))

@@ -9,10 +9,11 @@
 //! * [`session`]: sign-in with an account token, signed session cookies, CSRF;
 //! * [`views`]: what the queue and task pages show, and their templates;
 //! * [`map`]: the map page and its GeoJSON; [`triage`]: the street desks' 待分派 page;
-//!   [`figures`]: the indicators (考核);
+//!   [`figures`]: the indicators (考核); [`admin`]: administration (管理);
 //! * [`messages`]: every label, in Simplified Chinese;
 //! * [`assets`]: the stylesheet, the script and the vendored htmx.
 
+pub mod admin;
 pub mod assets;
 pub mod figures;
 pub mod map;
@@ -52,8 +53,9 @@ pub struct WebState {
     pub key: SessionKey,
 }
 
-pub fn routes(state: WebState) -> Vec<Route> {
+pub fn routes(state: WebState, admin: admin::AdminState) -> Vec<Route> {
     let s = state;
+    let with_admin = (s.clone(), admin);
     let page = |method: Method, path: &str, guard: Guard, handler: MethodRouter| Route {
         console: true,
         ..Route::new(
@@ -131,6 +133,24 @@ pub fn routes(state: WebState) -> Vec<Route> {
             "/figures.csv",
             Guard::Session,
             get(figures::csv).with_state(s.clone()),
+        ),
+        page(
+            Method::GET,
+            "/admin",
+            Guard::Session,
+            get(admin::page).with_state(with_admin.clone()),
+        ),
+        page(
+            Method::POST,
+            "/admin/dry-run",
+            Guard::Session,
+            post(admin::dry_run).with_state(with_admin.clone()),
+        ),
+        page(
+            Method::POST,
+            "/admin/replay",
+            Guard::Session,
+            post(admin::replay).with_state(with_admin),
         ),
         page(
             Method::GET,
@@ -381,7 +401,13 @@ async fn queue(
     axum::extract::Query(q): axum::extract::Query<QueueQuery>,
 ) -> Result<Html<String>, PageError> {
     let rows = queue_rows_html(&s, &session.who, &q).await?;
-    let page = QueuePage::new(&session.who.name, session.csrf(&s.key), &q.filters(), rows);
+    let page = QueuePage::new(
+        &session.who.name,
+        session.who.is_admin(),
+        session.csrf(&s.key),
+        &q.filters(),
+        rows,
+    );
     Ok(Html(page.render()?))
 }
 
@@ -488,6 +514,7 @@ async fn task_page(
         account: who.name.clone(),
         csrf: session.csrf(&s.key),
         nav: "queue",
+        admin: who.is_admin(),
         v: &view,
         body,
     };

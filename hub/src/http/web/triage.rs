@@ -45,6 +45,8 @@ pub struct TriagePage<'a> {
     pub account: String,
     pub csrf: String,
     pub nav: &'static str,
+    /// Whether the account administers (the 管理 link).
+    pub admin: bool,
     pub rows: String,
 }
 
@@ -171,6 +173,7 @@ pub async fn page(
             account: session.who.name.clone(),
             csrf: session.csrf(&s.key),
             nav: "triage",
+            admin: session.who.is_admin(),
             rows,
         }
         .render()?,

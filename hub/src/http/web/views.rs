@@ -211,6 +211,8 @@ pub struct QueuePage<'a> {
     pub account: String,
     pub csrf: String,
     pub nav: &'static str,
+    /// Whether the account administers (the 管理 link).
+    pub admin: bool,
     pub statuses: Vec<Choice>,
     pub withins: Vec<Choice>,
     pub sorts: Vec<Choice>,
@@ -219,7 +221,13 @@ pub struct QueuePage<'a> {
 }
 
 impl<'a> QueuePage<'a> {
-    pub fn new(account: &str, csrf: String, filters: &QueueFilters, rows: String) -> Self {
+    pub fn new(
+        account: &str,
+        admin: bool,
+        csrf: String,
+        filters: &QueueFilters,
+        rows: String,
+    ) -> Self {
         let t = &ZH;
         let mut statuses = vec![("open", t.open_only), ("", t.any)];
         statuses.extend(TaskStatus::ALL.map(|s| (s.as_str(), messages::status(s))));
@@ -233,6 +241,7 @@ impl<'a> QueuePage<'a> {
             account: account.to_owned(),
             csrf,
             nav: "queue",
+            admin,
             statuses: choices(statuses, status),
             withins: choices(
                 [
@@ -267,6 +276,8 @@ pub struct LoginPage<'a> {
     pub account: String,
     pub csrf: String,
     pub nav: &'static str,
+    /// Whether the account administers (the 管理 link).
+    pub admin: bool,
     pub error: String,
     pub next: String,
 }
@@ -278,6 +289,7 @@ impl LoginPage<'_> {
             account: String::new(),
             csrf: String::new(),
             nav: "",
+            admin: false,
             error: error.to_owned(),
             next: next.to_owned(),
         }
@@ -557,6 +569,8 @@ pub struct TaskPage<'a> {
     pub account: String,
     pub csrf: String,
     pub nav: &'static str,
+    /// Whether the account administers (the 管理 link).
+    pub admin: bool,
     pub v: &'a TaskView,
     pub body: String,
 }

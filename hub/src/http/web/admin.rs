@@ -1,0 +1,350 @@
+//! Administration (管理), for administrators: connector health, the dead letters and their
+//! replay, the routing configuration as it runs, and a dry-run of one event — the same
+//! functions as `/healthz`, `/api/v1/deadletters`, `/api/v1/route/dry-run`.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Html;
+use axum::Extension;
+use chrono::{DateTime, FixedOffset, Utc};
+
+use super::messages::{Labels, ZH};
+use super::session::Session;
+use super::{PageError, WebState};
+use crate::context::health::Health;
+use crate::http::tasks::TasksState;
+use crate::pipeline::dead_letters::{self, DlqState, Filter};
+
+/// What the administration page needs besides the console's state.
+#[derive(Clone)]
+pub struct AdminState {
+    pub health: Arc<Health>,
+    pub tasks: TasksState,
+    pub dlq: DlqState,
+}
+
+fn cst(t: Option<DateTime<Utc>>) -> String {
+    let offset = FixedOffset::east_opt(8 * 3600).expect("UTC+8");
+    t.map_or_else(
+        || "—".to_owned(),
+        |t| {
+            t.with_timezone(&offset)
+                .format("%m-%d %H:%M:%S")
+                .to_string()
+        },
+    )
+}
+
+pub struct ConnectorRow {
+    pub name: String,
+    pub kind: String,
+    pub state: &'static str,
+    pub band: &'static str,
+    pub last_success: String,
+    pub last_error: String,
+    pub received: u64,
+    pub produced: u64,
+    pub dead_lettered: u64,
+    pub lag: String,
+}
+
+pub struct LetterRow {
+    pub at: String,
+    pub source: String,
+    pub stage: String,
+    pub reason: String,
+    pub preview: String,
+}
+
+pub struct RuleRow {
+    pub order: usize,
+    pub id: String,
+    pub action: String,
+    pub location: String,
+    pub description: String,
+}
+
+#[derive(Template)]
+#[template(path = "web/admin.html")]
+pub struct AdminPage<'a> {
+    pub t: &'a Labels,
+    pub account: String,
+    pub csrf: String,
+    pub nav: &'static str,
+    /// Whether the account administers (the 管理 link).
+    pub admin: bool,
+    pub connectors: Vec<ConnectorRow>,
+    pub letters: Vec<LetterRow>,
+    pub letters_error: String,
+    pub sources: Vec<String>,
+    pub version: String,
+    pub rules: Vec<RuleRow>,
+    pub sample: String,
+}
+
+#[derive(Template)]
+#[template(path = "web/admin_result.html")]
+pub struct ResultFragment<'a> {
+    pub t: &'a Labels,
+    pub ok: bool,
+    pub title: String,
+    pub lines: Vec<String>,
+}
+
+fn forbidden() -> PageError {
+    PageError(StatusCode::FORBIDDEN, "此页面仅限管理员使用。".to_owned())
+}
+
+fn state_words(s: &str) -> (&'static str, &'static str) {
+    match s {
+        "healthy" => ("正常", "ok"),
+        "degraded" | "retrying" => ("重试中", "warn"),
+        "failing" => ("故障", "late"),
+        "starting" => ("启动中", "paused"),
+        _ => ("未运行", "none"),
+    }
+}
+
+/// An event to start a dry-run from: a pile of rubbish at 梧桐社区's service centre.
+const SAMPLE_EVENT: &str = r#"{
+  "event_id": "dry-run-1",
+  "source_system": "sanitation.console",
+  "source_id": "DRY-1",
+  "department": "sanitation",
+  "category_code": "GARBAGE_OVERFLOW",
+  "category_name": null,
+  "occurred_at": "NOW",
+  "received_at": "NOW",
+  "location": {"point": {"lon": 105.382181, "lat": 29.060633}, "address": null, "grid_code": null},
+  "description": "垃圾桶满溢",
+  "attributes": {},
+  "reporter": null,
+  "raw_ref": null
+}"#;
+
+pub async fn page(
+    State((s, admin)): State<(WebState, AdminState)>,
+    Extension(session): Extension<Session>,
+) -> Result<Html<String>, PageError> {
+    if !session.who.is_admin() {
+        return Err(forbidden());
+    }
+    let connectors = admin
+        .health
+        .snapshot()
+        .into_iter()
+        .map(|(name, h)| {
+            let (state, band) = state_words(h.state.as_str());
+            ConnectorRow {
+                name,
+                kind: h.kind,
+                state,
+                band,
+                last_success: cst(h.last_success_at),
+                last_error: h.last_error.unwrap_or_default(),
+                received: h.records_received,
+                produced: h.records_produced,
+                dead_lettered: h.records_dead_lettered,
+                lag: h
+                    .lag_seconds
+                    .map_or_else(|| "—".to_owned(), |l| format!("{l:.0} 秒")),
+            }
+        })
+        .collect::<Vec<_>>();
+    let filter = Filter {
+        limit: Some(50),
+        ..Filter::default()
+    };
+    let (letters, letters_error) = match dead_letters::read(
+        admin.dlq.kafka.brokers(),
+        &admin.dlq.dead_letter_topic,
+        &filter,
+    )
+    .await
+    {
+        Ok(entries) => (
+            entries
+                .into_iter()
+                .rev()
+                .map(|e| LetterRow {
+                    at: cst(e.at),
+                    source: e.source,
+                    stage: e.stage,
+                    reason: e.reason,
+                    preview: e.preview.chars().take(200).collect(),
+                })
+                .collect::<Vec<_>>(),
+            String::new(),
+        ),
+        Err(e) => (Vec::new(), format!("死信队列暂时无法读取：{e:#}")),
+    };
+    let mut sources: Vec<String> = admin.dlq.mappers.keys().cloned().collect();
+    sources.sort();
+    let router = s.console.routing.current();
+    let rules = router
+        .config()
+        .rules()
+        .rules()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RuleRow {
+            order: i + 1,
+            id: r.id.clone(),
+            action: match &r.action {
+                hub_router::rules::Action::Dispatch { lead, co_handlers } => {
+                    let names = |roles: &[hub_router::rules::Role]| {
+                        roles
+                            .iter()
+                            .map(|r| r.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" / ")
+                    };
+                    if co_handlers.is_empty() {
+                        format!("派遣 → {}", names(lead))
+                    } else {
+                        format!("派遣 → {}；协办 {}", names(lead), names(co_handlers))
+                    }
+                }
+                hub_router::rules::Action::Triage => "属地兜底（街道/区分派）".to_owned(),
+                hub_router::rules::Action::Suppress => "不立案（抑制）".to_owned(),
+            },
+            location: r.location(),
+            description: r.description.clone().unwrap_or_default(),
+        })
+        .collect();
+    Ok(Html(
+        AdminPage {
+            t: &ZH,
+            account: session.who.name.clone(),
+            csrf: session.csrf(&s.key),
+            nav: "admin",
+            admin: true,
+            connectors,
+            letters,
+            letters_error,
+            sources,
+            version: router.config().version().to_owned(),
+            rules,
+            sample: SAMPLE_EVENT.replace(
+                "NOW",
+                &Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+        }
+        .render()?,
+    ))
+}
+
+fn form(body: &[u8]) -> std::collections::BTreeMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// A dry-run of the event in the form: where it would go and why; nothing is written.
+pub async fn dry_run(
+    State((_, admin)): State<(WebState, AdminState)>,
+    Extension(session): Extension<Session>,
+    body: axum::body::Bytes,
+) -> Result<Html<String>, PageError> {
+    if !session.who.is_admin() {
+        return Err(forbidden());
+    }
+    let form = form(&body);
+    let event = form.get("event").map_or("", String::as_str);
+    let fragment = match crate::http::tasks::dry_run_decision(&admin.tasks, event.as_bytes()) {
+        Ok(v) => {
+            let d = &v["decision"];
+            let mut lines = vec![format!(
+                "规则版本：{}",
+                v["rules_version"].as_str().unwrap_or("")
+            )];
+            let outcome = d["outcome"].as_str().unwrap_or("");
+            lines.push(format!(
+                "结果：{}",
+                match outcome {
+                    "dispatch" => "派遣",
+                    "triage" => "属地兜底（待分派）",
+                    "return_to_department" => "退回部门（社区未准入）",
+                    "suppress" => "不立案（规则抑制）",
+                    other => other,
+                }
+            ));
+            if matches!(outcome, "dispatch" | "triage") {
+                lines.push(format!(
+                    "位置：{}",
+                    d["place"]["matched_area"].as_str().unwrap_or("")
+                ));
+                lines.push(format!(
+                    "主办单位：{}",
+                    d["lead_unit"]["name"].as_str().unwrap_or("—")
+                ));
+                let e = &d["explanation"];
+                for key in [
+                    "place_detail",
+                    "category_detail",
+                    "rule_detail",
+                    "assignment_detail",
+                ] {
+                    if let Some(text) = e[key].as_str().filter(|s| !s.is_empty()) {
+                        lines.push(text.to_owned());
+                    }
+                }
+            } else if let Some(reason) = d["reason"].as_str() {
+                lines.push(reason.to_owned());
+            }
+            ResultFragment {
+                t: &ZH,
+                ok: true,
+                title: "试运行结果（未写入任何数据）".to_owned(),
+                lines,
+            }
+        }
+        Err(e) => ResultFragment {
+            t: &ZH,
+            ok: false,
+            title: "无法路由".to_owned(),
+            lines: vec![e.1["error"].as_str().unwrap_or("").to_owned()],
+        },
+    };
+    Ok(Html(fragment.render()?))
+}
+
+/// Replays the dead letters of one source through its current mapping.
+pub async fn replay(
+    State((_, admin)): State<(WebState, AdminState)>,
+    Extension(session): Extension<Session>,
+    body: axum::body::Bytes,
+) -> Result<Html<String>, PageError> {
+    if !session.who.is_admin() {
+        return Err(forbidden());
+    }
+    let form = form(&body);
+    let source = form.get("source").cloned().filter(|s| !s.is_empty());
+    let filter = Filter {
+        source: source.clone(),
+        limit: Some(dead_letters::MAX_LISTED),
+        ..Filter::default()
+    };
+    let fragment = match dead_letters::replay(&admin.dlq, &filter, false).await {
+        Ok(report) => ResultFragment {
+            t: &ZH,
+            ok: true,
+            title: format!("重放完成：{}", source.as_deref().unwrap_or("全部来源")),
+            lines: vec![
+                format!("检查 {} 条", report.examined),
+                format!("重新投递 {} 条", report.produced.len()),
+                format!("仍不符合映射 {} 条", report.still_failing.len()),
+                format!("无需处理 {} 条", report.skipped.len()),
+                format!("不可重放（非映射错误）{} 条", report.not_replayable.len()),
+            ],
+        },
+        Err(e) => ResultFragment {
+            t: &ZH,
+            ok: false,
+            title: "重放失败".to_owned(),
+            lines: vec![format!("{e:#}")],
+        },
+    };
+    Ok(Html(fragment.render()?))
+}
