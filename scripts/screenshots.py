@@ -4,8 +4,8 @@ system's headless Chromium over WebDriver (Debian: chromium, chromium-driver).
 
     python3 scripts/screenshots.py http://127.0.0.1:8080 demo-community-510504001001 docs/
 
-Signs in with the token, then saves queue.png and task.png (the queue's first task) at
-1366x768, the office screen the console is made for."""
+Signs in with the token, then saves queue.png, map.png and task.png (the queue's first
+task) at 1366x768, the office screen the console is made for."""
 import base64, json, os, subprocess, sys, time, urllib.request
 
 def call(base, method, path, body=None):
@@ -39,12 +39,16 @@ def main():
             open(os.path.join(out, name), "wb").write(base64.b64decode(png))
             print("saved", os.path.join(out, name))
         call(wd, "POST", s + "/url", {"url": hub + "/login"})
-        shot("login.png")
         el = find("#token")
         call(wd, "POST", s + f"/element/{el}/value", {"text": token})
         call(wd, "POST", s + f"/element/{find('form button[type=submit]')}/click", {})
         time.sleep(1.0)
         shot("queue.png")
+        call(wd, "POST", s + "/url", {"url": hub + "/map"})
+        time.sleep(1.5)
+        shot("map.png")
+        call(wd, "POST", s + "/url", {"url": hub + "/queue"})
+        time.sleep(1.0)
         link = find("table.queue a")
         call(wd, "POST", s + f"/element/{link}/click", {})
         shot("task.png")

@@ -8,12 +8,14 @@
 //! - [`sensors`]: sanitation bin-fill sensors publishing readings over MQTT;
 //! - [`open311_client`]: a resident's Open311 GeoReport v2 client;
 //! - [`civil_affairs_db`]: the civil-affairs welfare case table in PostgreSQL, with its
-//!   check-in service updating rows.
+//!   check-in service updating rows;
+//! - [`people`]: the street and community dispatchers working their queues (for the demo).
 
 pub mod civil_affairs_db;
 pub mod generator;
 pub mod live;
 pub mod open311_client;
+pub mod people;
 pub mod sensors;
 pub mod server;
 pub mod webhook_client;

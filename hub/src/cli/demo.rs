@@ -288,6 +288,13 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         "{:<28} Open311       {api}/open311/v2/ (a simulated 12345 app, api_key {DEMO_OPEN311_KEY})",
         "residents.open311"
     ));
+    // The people: dispatchers signing for, handling, checking and closing cases.
+    let _people = hub_simulator::people::start(
+        api.clone(),
+        hub_simulator::people::Accounts::demo(),
+        Duration::from_secs(6),
+        17,
+    );
 
     println!();
     let city = hub_router::city::City::load(&config.city_dir())?;
