@@ -478,8 +478,9 @@ fn expect_task_read(f: &Fixture, account: &str, path: &str, query: &str, a: &Ans
     // The query of a task read is not looked at.
     assert_eq!(a.status, want, "{account} GET {path}{query}: {}", a.body);
     if want == StatusCode::NOT_FOUND {
+        // The API's words, or the console page's.
         assert!(
-            a.body.contains("no task with id"),
+            a.body.contains("no task with id") || a.body.contains("没有这个工单"),
             "{account} GET {path}: {}",
             a.body
         );

@@ -503,11 +503,21 @@ async fn task_body(
     Ok((view, body))
 }
 
+/// A task page: 404 in words for a task that does not exist or is outside the scope (the
+/// same answer for both, as in the API).
 async fn task_page(
     State(s): State<WebState>,
     Extension(session): Extension<Session>,
-    TaskInScope { task, who }: TaskInScope,
+    task: Result<TaskInScope, Response>,
 ) -> Result<Html<String>, PageError> {
+    let TaskInScope { task, who } = task.map_err(|r| {
+        let status = r.status();
+        if status == StatusCode::NOT_FOUND {
+            PageError(status, "没有这个工单，或不在您的管辖范围内。".to_owned())
+        } else {
+            PageError(status, "请求有误。".to_owned())
+        }
+    })?;
     let (view, body) = task_body(&s, &who, &task.fields.task_id, ("", "ok")).await?;
     let page = TaskPage {
         t: &messages::ZH,
