@@ -11,7 +11,7 @@
 //! * [`map`]: the map page and its GeoJSON; [`triage`]: the street desks' 待分派 page;
 //!   [`figures`]: the indicators (考核); [`admin`]: administration (管理);
 //! * [`messages`]: every label, in Simplified Chinese;
-//! * [`assets`]: the stylesheet, the script and the vendored htmx.
+//! * [`assets`]: the stylesheet, the scripts and the vendored htmx and Leaflet.
 
 pub mod admin;
 pub mod assets;
