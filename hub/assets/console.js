@@ -6,10 +6,12 @@
   if (!live || !window.EventSource) { return; }
   var pending = null;
   function changed() {
-    // Several events at once (a batch from the router) make one refresh.
+    // Several events at once (a batch from the router) make one refresh; none while the
+    // dispatcher is choosing tasks for a bulk action (it comes once they are done).
     if (pending) { return; }
     pending = setTimeout(function () {
       pending = null;
+      if (document.querySelector("#queue input[name=task]:checked")) { changed(); return; }
       document.body.dispatchEvent(new CustomEvent("hub:changed"));
     }, 250);
   }

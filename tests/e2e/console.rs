@@ -662,3 +662,50 @@ async fn the_figures_page_shows_the_numbers_of_hub_report() {
     drop(b);
     c.hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_tasks_are_signed_for_at_once_from_the_queue_and_the_rest_is_explained() {
+    let c = console(API_ONLY).await;
+    let a = c
+        .seed("WEB-BULK-1", "510504001001", TimeDelta::zero())
+        .await;
+    let b_id = c
+        .seed("WEB-BULK-2", "510504001001", TimeDelta::zero())
+        .await;
+    let signed = c
+        .seed("WEB-BULK-3", "510504001001", TimeDelta::zero())
+        .await;
+    let untouched = c
+        .seed("WEB-BULK-4", "510504001001", TimeDelta::zero())
+        .await;
+    let (status, answer) = c
+        .api()
+        .act(WUTONG, &signed, json!({"action": "sign_for"}))
+        .await;
+    assert!(status.is_success(), "{answer}");
+    let b = Browser::start("console-bulk").await;
+    b.sign_in(&c.base, WUTONG).await;
+    b.find("#queue tr[data-task]").await;
+    for id in [&a, &b_id, &signed] {
+        b.click(&b.find(&format!("#sel-{id}")).await).await;
+    }
+    b.click(&b.find("#bulk button[value=sign_for]").await).await;
+    let text = b
+        .wait_text("#queue", "已签收 2 件；未签收 1 件", Duration::from_secs(5))
+        .await;
+    assert!(text.contains("当前状态不能签收"), "{text}");
+    for (id, want) in [
+        (&a, "signed_for"),
+        (&b_id, "signed_for"),
+        (&untouched, "dispatched"),
+    ] {
+        let (_, t) = c
+            .api()
+            .get(Some(WUTONG), &format!("/api/v1/tasks/{id}"))
+            .await;
+        assert_eq!(t["task"]["status"], json!(want), "{id}");
+    }
+    assert_accessible(&b, "queue with bulk").await;
+    drop(b);
+    c.hub.stop().await;
+}

@@ -93,6 +93,12 @@ pub fn routes(state: WebState, admin: admin::AdminState) -> Vec<Route> {
             get(queue_rows).with_state(s.clone()),
         ),
         page(
+            Method::POST,
+            "/queue/bulk",
+            Guard::Session,
+            post(queue_bulk).with_state(s.clone()),
+        ),
+        page(
             Method::GET,
             "/tasks/{id}",
             Guard::Session,
@@ -335,6 +341,7 @@ async fn queue_rows_html(
     s: &WebState,
     who: &Identity,
     q: &QueueQuery,
+    flash: (&str, &'static str),
 ) -> Result<String, PageError> {
     let bad = |m: String| PageError(StatusCode::BAD_REQUEST, m);
     let now = Utc::now();
@@ -391,6 +398,8 @@ async fn queue_rows_html(
         t: &messages::ZH,
         rows,
         total,
+        flash: flash.0.to_owned(),
+        flash_kind: flash.1,
     }
     .render()?)
 }
@@ -400,7 +409,7 @@ async fn queue(
     Extension(session): Extension<Session>,
     axum::extract::Query(q): axum::extract::Query<QueueQuery>,
 ) -> Result<Html<String>, PageError> {
-    let rows = queue_rows_html(&s, &session.who, &q).await?;
+    let rows = queue_rows_html(&s, &session.who, &q, ("", "ok")).await?;
     let page = QueuePage::new(
         &session.who.name,
         session.who.is_admin(),
@@ -418,13 +427,97 @@ async fn queue_rows(
     Extension(session): Extension<Session>,
     axum::extract::Query(q): axum::extract::Query<QueueQuery>,
 ) -> Result<Response, PageError> {
-    let html = queue_rows_html(&s, &session.who, &q).await?;
+    let html = queue_rows_html(&s, &session.who, &q, ("", "ok")).await?;
     let address = format!("/queue{}", q.filters().query());
     let mut r = Html(html).into_response();
     if let Ok(v) = HeaderValue::from_str(&address) {
         r.headers_mut().insert("hx-replace-url", v);
     }
     Ok(r)
+}
+
+/// At most this many tasks in one bulk action.
+const BULK_MAX: usize = 200;
+
+/// A bulk action from the queue (批量签收): the action on every chosen task the account may
+/// see and take it on, each through the same checks as one at a time; answers with the
+/// queue's rows (its filters came along) and how many were done or refused, and why.
+async fn queue_bulk(
+    State(s): State<WebState>,
+    Extension(session): Extension<Session>,
+    body: axum::body::Bytes,
+) -> Result<Html<String>, PageError> {
+    let who = &session.who;
+    let mut action = None;
+    let mut ids = Vec::new();
+    let mut q = QueueQuery::default();
+    for (k, v) in form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "action" => action = Some(v.into_owned()),
+            "task" => ids.push(v.into_owned()),
+            "status" => q.status = Some(v.into_owned()),
+            "due_within" => q.due_within = Some(v.into_owned()),
+            "sort" => q.sort = Some(v.into_owned()),
+            "breached" => q.breached = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    if action.as_deref() != Some("sign_for") {
+        return Err(PageError(
+            StatusCode::BAD_REQUEST,
+            "批量操作目前只支持签收。".to_owned(),
+        ));
+    }
+    ids.truncate(BULK_MAX);
+    let (mut done, mut refused) = (0, Vec::new());
+    for id in &ids {
+        let visible = match s.console.cases.store.get_task(id).await? {
+            Some(task) => who.may_see(&task),
+            None => false,
+        };
+        if !visible {
+            refused.push(format!(
+                "{}：没有这个工单",
+                id.chars().take(8).collect::<String>()
+            ));
+            continue;
+        }
+        match console::perform(&s.console, who, id, json!({"action": "sign_for"})).await {
+            Ok(_) => done += 1,
+            Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, _)) => {
+                return Err(PageError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "数据库暂时不可用，请稍后重试。".to_owned(),
+                ))
+            }
+            Err(ApiError(code, _)) => refused.push(format!(
+                "{}：{}",
+                id.chars().take(8).collect::<String>(),
+                if code == StatusCode::CONFLICT {
+                    "当前状态不能签收"
+                } else {
+                    "无权签收"
+                }
+            )),
+        }
+    }
+    let flash = if ids.is_empty() {
+        "请先勾选工单。".to_owned()
+    } else if refused.is_empty() {
+        format!("已签收 {done} 件。")
+    } else {
+        format!(
+            "已签收 {done} 件；未签收 {} 件（{}）。",
+            refused.len(),
+            refused.join("；")
+        )
+    };
+    let kind = if refused.is_empty() && !ids.is_empty() {
+        "ok"
+    } else {
+        "error"
+    };
+    Ok(Html(queue_rows_html(&s, who, &q, (&flash, kind)).await?))
 }
 
 // ------------------------------------------------------------------------------ task page

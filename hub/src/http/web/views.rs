@@ -169,6 +169,9 @@ pub struct QueueRows<'a> {
     pub t: &'a Labels,
     pub rows: Vec<QueueRow>,
     pub total: u64,
+    pub flash: String,
+    /// `ok` or `error`.
+    pub flash_kind: &'static str,
 }
 
 /// The queue's filters, as chosen (and as they stand in the page's address).
@@ -661,6 +664,8 @@ mod tests {
             t: &ZH,
             rows: vec![row],
             total: 1,
+            flash: String::new(),
+            flash_kind: "ok",
         }
         .render()
         .unwrap();
@@ -673,6 +678,8 @@ mod tests {
             t: &ZH,
             rows: vec![],
             total: 0,
+            flash: String::new(),
+            flash_kind: "ok",
         }
         .render()
         .unwrap();
