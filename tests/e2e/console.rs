@@ -195,6 +195,17 @@ async fn a_community_account_sees_only_its_tasks_most_overdue_first_and_filters_
     b.goto(&b.url().await).await;
     wait_rows(&b, &[&overdue], "the saved filter, reopened").await;
 
+    // A community account has no community to choose; the department filter narrows.
+    assert!(b.find_all("#f-community").await.is_empty());
+    b.execute(
+        "const s = document.getElementById('f-department'); s.value = 'police';
+         s.dispatchEvent(new Event('change', {bubbles: true})); return null;",
+        vec![],
+    )
+    .await;
+    wait_rows(&b, &[], "police cases only (there are none)").await;
+    assert!(b.url().await.contains("department=police"), "{}", b.url().await);
+
     // Another community's task is not there even by its address.
     b.goto(&format!("{}/tasks/{other}", c.base)).await;
     let body = b.execute("return document.body.innerText;", vec![]).await;

@@ -321,6 +321,8 @@ struct QueueQuery {
     due_within: Option<String>,
     sort: Option<String>,
     breached: Option<String>,
+    department: Option<String>,
+    community: Option<String>,
 }
 
 impl QueueQuery {
@@ -330,6 +332,8 @@ impl QueueQuery {
             due_within: self.due_within.clone().unwrap_or_default(),
             sort: self.sort.clone().unwrap_or_default(),
             breached: self.breached.as_deref() == Some("true"),
+            department: self.department.clone().unwrap_or_default(),
+            community: self.community.clone().unwrap_or_default(),
         }
     }
 }
@@ -358,8 +362,17 @@ async fn queue_rows_html(
         Some(w) => Some(console::parse_within(w).ok_or_else(|| bad(format!("到期时间有误：{w}")))?),
         None => None,
     };
+    let department = match q.department.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) => Some(
+            hub_schemas::event::Department::parse(d)
+                .ok_or_else(|| bad(format!("未知的部门：{d}")))?,
+        ),
+        None => None,
+    };
     let mut filter = TaskFilter {
         status,
+        department,
+        community_code: q.community.clone().filter(|c| !c.is_empty()),
         breached: (q.breached.as_deref() == Some("true")).then_some(true),
         due_before: within.and_then(|w| now.checked_add_signed(w)),
         order: match q.sort.as_deref() {
@@ -410,11 +423,28 @@ async fn queue(
     axum::extract::Query(q): axum::extract::Query<QueueQuery>,
 ) -> Result<Html<String>, PageError> {
     let rows = queue_rows_html(&s, &session.who, &q, ("", "ok")).await?;
+    // The communities the account may narrow to.
+    let routing = s.console.routing.current();
+    let communities: Vec<(String, String)> = routing
+        .config()
+        .city()
+        .communities()
+        .iter()
+        .filter(|c| {
+            let mut f = TaskFilter {
+                community_code: Some(c.code.clone()),
+                ..TaskFilter::default()
+            };
+            session.who.narrow(&mut f)
+        })
+        .map(|c| (c.code.clone(), c.name.clone()))
+        .collect();
     let page = QueuePage::new(
         &session.who.name,
         session.who.is_admin(),
         session.csrf(&s.key),
         &q.filters(),
+        &communities,
         rows,
     );
     Ok(Html(page.render()?))
@@ -459,6 +489,8 @@ async fn queue_bulk(
             "due_within" => q.due_within = Some(v.into_owned()),
             "sort" => q.sort = Some(v.into_owned()),
             "breached" => q.breached = Some(v.into_owned()),
+            "department" => q.department = Some(v.into_owned()),
+            "community" => q.community = Some(v.into_owned()),
             _ => {}
         }
     }

@@ -181,6 +181,8 @@ pub struct QueueFilters {
     pub due_within: String,
     pub sort: String,
     pub breached: bool,
+    pub department: String,
+    pub community: String,
 }
 
 impl QueueFilters {
@@ -191,6 +193,8 @@ impl QueueFilters {
             ("status", &self.status),
             ("due_within", &self.due_within),
             ("sort", &self.sort),
+            ("department", &self.department),
+            ("community", &self.community),
         ] {
             if !v.is_empty() {
                 parts.push(format!("{k}={}", super::url_encode(v)));
@@ -219,6 +223,9 @@ pub struct QueuePage<'a> {
     pub statuses: Vec<Choice>,
     pub withins: Vec<Choice>,
     pub sorts: Vec<Choice>,
+    pub departments: Vec<Choice>,
+    /// Empty for an account of one community (nothing to choose).
+    pub communities: Vec<Choice>,
     pub breached: bool,
     pub rows: String,
 }
@@ -229,6 +236,7 @@ impl<'a> QueuePage<'a> {
         admin: bool,
         csrf: String,
         filters: &QueueFilters,
+        communities: &[(String, String)],
         rows: String,
     ) -> Self {
         let t = &ZH;
@@ -264,6 +272,25 @@ impl<'a> QueuePage<'a> {
                     filters.sort.as_str()
                 },
             ),
+            departments: {
+                let mut d = vec![("", t.any)];
+                d.extend(
+                    hub_schemas::event::Department::ALL
+                        .map(|d| (d.as_str(), messages::department(d))),
+                );
+                choices(d, &filters.department)
+            },
+            communities: if communities.len() > 1 {
+                let mut c = vec![("", t.any)];
+                c.extend(
+                    communities
+                        .iter()
+                        .map(|(code, name)| (code.as_str(), name.as_str())),
+                );
+                choices(c, &filters.community)
+            } else {
+                Vec::new()
+            },
             breached: filters.breached,
             rows,
         }
@@ -693,8 +720,13 @@ mod tests {
             due_within: "1d".to_owned(),
             sort: String::new(),
             breached: true,
+            department: "police".to_owned(),
+            community: String::new(),
         };
-        assert_eq!(f.query(), "?status=signed_for&due_within=1d&breached=true");
+        assert_eq!(
+            f.query(),
+            "?status=signed_for&due_within=1d&department=police&breached=true"
+        );
         assert_eq!(QueueFilters::default().query(), "");
     }
 }
