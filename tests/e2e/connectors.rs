@@ -2068,6 +2068,18 @@ async fn an_administrator_sees_connector_health_replays_a_dead_letter_and_dry_ru
             .unwrap(),
         before
     );
+    // The city's communities with their units and admission lists.
+    let wutong = b
+        .wait_text(
+            "tr[data-community='510504001001']",
+            "梧桐社区",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(
+        wutong.contains("workstation") && wutong.contains("公安"),
+        "{wutong}"
+    );
     b.save_screenshot("console-admin").await;
     drop(b);
     hub.stop().await;

@@ -204,7 +204,11 @@ async fn a_community_account_sees_only_its_tasks_most_overdue_first_and_filters_
     )
     .await;
     wait_rows(&b, &[], "police cases only (there are none)").await;
-    assert!(b.url().await.contains("department=police"), "{}", b.url().await);
+    assert!(
+        b.url().await.contains("department=police"),
+        "{}",
+        b.url().await
+    );
 
     // Another community's task is not there even by its address.
     b.goto(&format!("{}/tasks/{other}", c.base)).await;

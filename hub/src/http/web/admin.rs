@@ -59,6 +59,46 @@ pub struct LetterRow {
     pub preview: String,
 }
 
+/// A community of the city with its 1+2+X units and its admission list (准入制).
+pub struct CommunityRow {
+    pub name: String,
+    pub code: String,
+    pub units: String,
+    pub admission: String,
+}
+
+fn community_rows(city: &hub_router::city::City) -> Vec<CommunityRow> {
+    use hub_router::city::Admitted;
+    use hub_schemas::event::Department;
+    city.communities()
+        .iter()
+        .map(|c| CommunityRow {
+            name: c.name.clone(),
+            code: c.code.clone(),
+            units: c
+                .units()
+                .iter()
+                .map(|u| format!("{}（{}）", u.name, u.role))
+                .collect::<Vec<_>>()
+                .join("、"),
+            admission: Department::ALL
+                .iter()
+                .map(|d| {
+                    let what = match c.admission.of(*d) {
+                        Some(Admitted::All) => "全部".to_owned(),
+                        Some(Admitted::Categories(codes)) => {
+                            codes.iter().cloned().collect::<Vec<_>>().join(" ")
+                        }
+                        None => "不准入".to_owned(),
+                    };
+                    format!("{}：{what}", super::messages::department(*d))
+                })
+                .collect::<Vec<_>>()
+                .join("；"),
+        })
+        .collect()
+}
+
 pub struct RuleRow {
     pub order: usize,
     pub id: String,
@@ -82,6 +122,7 @@ pub struct AdminPage<'a> {
     pub sources: Vec<String>,
     pub version: String,
     pub rules: Vec<RuleRow>,
+    pub communities: Vec<CommunityRow>,
     pub sample: String,
 }
 
@@ -228,6 +269,7 @@ pub async fn page(
             sources,
             version: router.config().version().to_owned(),
             rules,
+            communities: community_rows(router.config().city()),
             sample: SAMPLE_EVENT.replace(
                 "NOW",
                 &Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
