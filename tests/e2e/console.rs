@@ -705,8 +705,9 @@ async fn several_tasks_are_signed_for_at_once_from_the_queue_and_the_rest_is_exp
         b.click(&b.find(&format!("#sel-{id}")).await).await;
     }
     b.click(&b.find("#bulk button[value=sign_for]").await).await;
+    // The outcome stays on the page while live updates refresh the rows.
     let text = b
-        .wait_text("#queue", "已签收 2 件；未签收 1 件", Duration::from_secs(5))
+        .wait_text("#queue-flash", "已签收 2 件；未签收 1 件", Duration::from_secs(10))
         .await;
     assert!(text.contains("当前状态不能签收"), "{text}");
     for (id, want) in [
@@ -721,6 +722,42 @@ async fn several_tasks_are_signed_for_at_once_from_the_queue_and_the_rest_is_exp
         assert_eq!(t["task"]["status"], json!(want), "{id}");
     }
     assert_accessible(&b, "queue with bulk").await;
+    drop(b);
+    c.hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_street_desk_escalates_a_case_to_the_joint_meeting_from_its_page() {
+    let c = console(API_ONLY).await;
+    let id = c.seed("WEB-ESC-1", "510504001001", TimeDelta::zero()).await;
+    let b = Browser::start("console-escalate").await;
+    // The community's own account has no 督办 form; the street desk has.
+    b.sign_in(&c.base, WUTONG).await;
+    b.goto(&format!("{}/tasks/{id}", c.base)).await;
+    b.wait_text("#task", "已派遣", Duration::from_secs(5)).await;
+    assert!(b.find_all("button[value=escalate]").await.is_empty());
+    b.sign_in(&c.base, STREET1).await;
+    b.goto(&format!("{}/tasks/{id}", c.base)).await;
+    b.execute(
+        "document.getElementById('escalate-step').value = 'joint_meeting'; return null;",
+        vec![],
+    )
+    .await;
+    b.click(&b.find("button[value=escalate]").await).await;
+    b.wait_text("#task", "已办理", Duration::from_secs(5)).await;
+    let (_, task) = c
+        .api()
+        .get(Some(STREET1), &format!("/api/v1/tasks/{id}"))
+        .await;
+    let last = task["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        last["actor"],
+        json!("street-510504001@510504001.triage_desk")
+    );
+    assert!(
+        last["note"].as_str().unwrap().contains("joint_meeting"),
+        "{last}"
+    );
     drop(b);
     c.hub.stop().await;
 }

@@ -555,9 +555,22 @@ async fn queue_bulk(
 // ------------------------------------------------------------------------------ task page
 
 /// An action of each kind that has a form, to ask the action matrix whether the account
-/// may take that kind at all.
-fn sample(kind: ActionKind) -> Option<Action> {
+/// may take that kind at all (`unit`: a unit the task could go to).
+fn sample(kind: ActionKind, unit: &str) -> Option<Action> {
     Some(match kind {
+        ActionKind::Dispatch => Action::Dispatch {
+            unit: unit.to_owned(),
+        },
+        ActionKind::Arbitrate => Action::Arbitrate {
+            unit: unit.to_owned(),
+        },
+        ActionKind::ReportStage => Action::ReportStage {
+            stage: String::new(),
+        },
+        ActionKind::ApproveExtension => Action::ApproveExtension { by: None },
+        ActionKind::Escalate => Action::Escalate {
+            step: hub_router::city::LadderStep::Street,
+        },
         ActionKind::SignFor => Action::SignFor,
         ActionKind::Start => Action::Start,
         ActionKind::Resolve => Action::Resolve {
@@ -598,12 +611,18 @@ async fn task_body(
         .ok_or_else(|| ApiError::no_task(id))?;
     let history = cases.store.task_history(id).await?;
     let reports = cases.store.task_reports(id).await?;
+    let units = {
+        let routing = s.console.routing.current();
+        triage::units_for(routing.config().city(), &current.task)
+    };
+    let first_unit = units.first().map_or("", |u| u.value.as_str());
     let allowed: Vec<ActionKind> = current
         .state
         .allowed_actions()
         .into_iter()
         .filter(|k| {
-            sample(*k).is_some_and(|a| console::may_act(&s.console, who, &current.task, &a))
+            sample(*k, first_unit)
+                .is_some_and(|a| console::may_act(&s.console, who, &current.task, &a))
         })
         .collect();
     let view = views::task_view(
@@ -614,6 +633,7 @@ async fn task_body(
             history: &history,
             reports: &reports,
             allowed: &allowed,
+            units: &units,
         },
         &cases.sla,
         Utc::now(),
@@ -666,7 +686,8 @@ fn action_body(form: &BTreeMap<String, String>) -> Result<Value, String> {
             continue;
         }
         let v = match name.as_str() {
-            "action" | "note" | "feedback" | "finding" | "reason" | "by" | "unit" => json!(value),
+            "action" | "note" | "feedback" | "finding" | "reason" | "by" | "unit" | "stage"
+            | "step" => json!(value),
             // The button pressed (its form's `action` says the same), and the page to answer
             // with.
             "submit" | "view" => continue,

@@ -51,7 +51,7 @@ pub struct TriagePage<'a> {
 }
 
 /// The units a task can go to: those of its community, then those of its street.
-fn units_for(city: &hub_router::city::City, task: &Task) -> Vec<Choice> {
+pub(crate) fn units_for(city: &hub_router::city::City, task: &Task) -> Vec<Choice> {
     let place = &task.fields.place;
     let community = place
         .community_code

@@ -364,9 +364,14 @@ pub struct ActionForm {
     pub fields: Vec<Field>,
 }
 
-/// The actions the console has forms for. The others (joint meetings, escalation,
-/// arbitration, staged reports) are taken through the API until their forms land.
-pub const FORM_ACTIONS: [ActionKind; 13] = [
+/// The actions the console has forms for. The joint-meeting ones (吹哨, 报到, 完成分工) are
+/// taken through the API until their forms land.
+pub const FORM_ACTIONS: [ActionKind; 18] = [
+    ActionKind::Dispatch,
+    ActionKind::Arbitrate,
+    ActionKind::ReportStage,
+    ActionKind::ApproveExtension,
+    ActionKind::Escalate,
     ActionKind::SignFor,
     ActionKind::Start,
     ActionKind::Resolve,
@@ -392,7 +397,9 @@ fn note_field() -> Field {
     }
 }
 
-pub fn action_form(kind: ActionKind) -> ActionForm {
+/// The form of an action; `units` are the units a task can go to (its community's, then its
+/// street's).
+pub fn action_form(kind: ActionKind, units: &[Choice]) -> ActionForm {
     let t = &ZH;
     let text = |name, label| Field {
         name,
@@ -435,6 +442,49 @@ pub fn action_form(kind: ActionKind) -> ActionForm {
                 ("5 working_days", "5个工作日"),
             ],
         )],
+        ActionKind::Dispatch | ActionKind::Arbitrate => vec![Field {
+            name: "unit",
+            label: t.assign_to,
+            required: true,
+            multiline: false,
+            choices: units.to_vec(),
+        }],
+        ActionKind::ReportStage => vec![Field {
+            name: "stage",
+            label: "完成的阶段",
+            required: true,
+            multiline: false,
+            choices: Vec::new(),
+        }],
+        ActionKind::ApproveExtension => vec![Field {
+            name: "by",
+            label: "批准延长",
+            required: false,
+            multiline: false,
+            choices: choices(
+                [
+                    ("", "按申请"),
+                    ("1 working_days", "1个工作日"),
+                    ("2 working_days", "2个工作日"),
+                    ("3 working_days", "3个工作日"),
+                ],
+                "",
+            ),
+        }],
+        ActionKind::Escalate => vec![Field {
+            name: "step",
+            label: "督办至",
+            required: true,
+            multiline: false,
+            choices: hub_router::city::LadderStep::ALL
+                .iter()
+                .map(|s| Choice {
+                    value: s.as_str().to_owned(),
+                    label: messages::ladder_step(s.as_str()).to_owned(),
+                    selected: false,
+                })
+                .collect(),
+        }],
         ActionKind::Callback => vec![select(
             "satisfied",
             t.satisfied,
@@ -481,6 +531,8 @@ pub struct TaskFacts<'a> {
     pub reports: &'a [Report],
     /// The actions this account may take now.
     pub allowed: &'a [ActionKind],
+    /// The units the task can go to (for dispatch and arbitration).
+    pub units: &'a [Choice],
 }
 
 pub fn task_view(facts: &TaskFacts<'_>, sla: &SlaConfig, now: DateTime<Utc>) -> TaskView {
@@ -577,7 +629,7 @@ pub fn task_view(facts: &TaskFacts<'_>, sla: &SlaConfig, now: DateTime<Utc>) -> 
             .allowed
             .iter()
             .filter(|k| FORM_ACTIONS.contains(k))
-            .map(|k| action_form(*k))
+            .map(|k| action_form(*k, facts.units))
             .collect(),
     }
 }
@@ -659,7 +711,7 @@ mod tests {
 
     #[test]
     fn action_forms_ask_for_what_the_action_needs() {
-        let ret = action_form(ActionKind::Return);
+        let ret = action_form(ActionKind::Return, &[]);
         assert_eq!(ret.label, "回退");
         let reasons: Vec<&str> = ret.fields[0]
             .choices
@@ -668,10 +720,22 @@ mod tests {
             .collect();
         assert_eq!(reasons.len(), ReturnReason::ALL.len());
         assert!(reasons.contains(&"not_our_remit"));
-        let resolve = action_form(ActionKind::Resolve);
+        let resolve = action_form(ActionKind::Resolve, &[]);
         assert!(resolve.fields[0].required && resolve.fields[0].multiline);
         assert_eq!(resolve.fields.last().unwrap().name, "note");
-        assert_eq!(action_form(ActionKind::SignFor).fields.len(), 1);
+        assert_eq!(action_form(ActionKind::SignFor, &[]).fields.len(), 1);
+        let units = vec![Choice {
+            value: "510504001001.workstation".to_owned(),
+            label: "梧桐社区工作站".to_owned(),
+            selected: false,
+        }];
+        let dispatch = action_form(ActionKind::Dispatch, &units);
+        assert_eq!(dispatch.fields[0].choices[0].label, "梧桐社区工作站");
+        let escalate = action_form(ActionKind::Escalate, &[]);
+        assert!(escalate.fields[0]
+            .choices
+            .iter()
+            .any(|c| c.label == "联席会议"));
     }
 
     #[test]
