@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Extension;
-use chrono::{FixedOffset, Utc};
+use chrono::{Datelike, FixedOffset, Utc};
 use hub_cases::indicators::Indicators;
 
 use super::messages::{Labels, ZH};
@@ -159,8 +159,6 @@ fn this_month() -> (String, String) {
     let tomorrow = today.succ_opt().unwrap_or(today);
     (first.to_string(), tomorrow.to_string())
 }
-
-use chrono::Datelike;
 
 fn rows_and_charts(f: &Figures, city: &hub_router::city::City) -> (Vec<FigureRow>, Vec<Chart>) {
     let mut groups: Vec<&Indicators> = f.groups.iter().collect();
