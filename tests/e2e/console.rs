@@ -707,7 +707,11 @@ async fn several_tasks_are_signed_for_at_once_from_the_queue_and_the_rest_is_exp
     b.click(&b.find("#bulk button[value=sign_for]").await).await;
     // The outcome stays on the page while live updates refresh the rows.
     let text = b
-        .wait_text("#queue-flash", "已签收 2 件；未签收 1 件", Duration::from_secs(10))
+        .wait_text(
+            "#queue-flash",
+            "已签收 2 件；未签收 1 件",
+            Duration::from_secs(10),
+        )
         .await;
     assert!(text.contains("当前状态不能签收"), "{text}");
     for (id, want) in [
