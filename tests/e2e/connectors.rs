@@ -187,6 +187,26 @@ pub(crate) async fn dead_letters(env: &Env) -> Vec<TopicRecord> {
 
 /// Wait until exactly the expected records reached the feed topic, then a little longer to
 /// see that nothing more comes.
+/// Puts `record` on the dead-letter topic as a police mapping refused it before a fix, so
+/// that the current mapping takes it on replay.
+async fn dead_letter_before_the_fix(env: &Env, record: &Value) {
+    let kafka = hub::infra::kafka::Kafka::connect(&env.bootstrap, "test").unwrap();
+    hub::pipeline::dead_letters::produce(
+        &kafka,
+        "hub.deadletter",
+        &hub::pipeline::dead_letters::Letter {
+            stage: "connector.mapping",
+            source: "police.test".into(),
+            format: Some("police_incident".into()),
+            origin: "http://jq/api/incidents".into(),
+            reason: "field `bjlbdm`: code 0201 unknown (mapping before the fix)".into(),
+            original: record.to_string().into_bytes(),
+        },
+    )
+    .await
+    .unwrap();
+}
+
 async fn exactly_on_feed(env: &Env, department: Department, n: usize) -> Vec<TopicRecord> {
     eventually(
         Duration::from_secs(90),
@@ -1884,21 +1904,7 @@ async fn dead_letters_are_listed_and_replayed_through_the_current_mapping() {
 
     // A record an older mapping refused, which the current one maps: as after a fix.
     let fixed = theft(&mut generator, &a[3]);
-    let kafka = hub::infra::kafka::Kafka::connect(&env.bootstrap, "test").unwrap();
-    hub::pipeline::dead_letters::produce(
-        &kafka,
-        "hub.deadletter",
-        &hub::pipeline::dead_letters::Letter {
-            stage: "connector.mapping",
-            source: "police.test".into(),
-            format: Some("police_incident".into()),
-            origin: "http://jq/api/incidents".into(),
-            reason: "field `bjlbdm`: code 0201 unknown (mapping before the fix)".into(),
-            original: fixed.to_string().into_bytes(),
-        },
-    )
-    .await
-    .unwrap();
+    dead_letter_before_the_fix(&env, &fixed).await;
 
     let out = cli(&["dlq", "list", "--api", &base, "--token", ADMIN]).await;
     assert!(
@@ -2001,21 +2007,7 @@ async fn an_administrator_sees_connector_health_replays_a_dead_letter_and_dry_ru
     exactly_on_feed(&env, Department::Police, 1).await;
     // A record an older mapping refused, which the current one maps: as after a fix.
     let fixed = theft(&mut generator, &a[3]);
-    let kafka = hub::infra::kafka::Kafka::connect(&env.bootstrap, "test").unwrap();
-    hub::pipeline::dead_letters::produce(
-        &kafka,
-        "hub.deadletter",
-        &hub::pipeline::dead_letters::Letter {
-            stage: "connector.mapping",
-            source: "police.test".into(),
-            format: Some("police_incident".into()),
-            origin: "http://jq/api/incidents".into(),
-            reason: "field `bjlbdm`: code 0201 unknown (mapping before the fix)".into(),
-            original: fixed.to_string().into_bytes(),
-        },
-    )
-    .await
-    .unwrap();
+    dead_letter_before_the_fix(&env, &fixed).await;
 
     let b = hub_tests::browser::Browser::start("console-admin").await;
     // Not for other accounts.
