@@ -78,6 +78,12 @@ pub(crate) fn push_filter<'a>(query: &mut SqlBuilder<'a>, filter: &'a TaskFilter
             keyword = " AND ";
         }
     }
+    if filter.open_only {
+        query
+            .push(keyword)
+            .push("status NOT IN ('closed', 'cancelled')");
+        keyword = " AND ";
+    }
     // Unit ids and roles appear in the co-handlers' JSON as `"<community>.<role>"`; the
     // text form of the column is the same in both dialects up to spacing, which the
     // patterns do not depend on.

@@ -88,6 +88,8 @@ pub struct TaskFilter {
     pub community_code: Option<String>,
     pub street_code: Option<String>,
     pub status: Option<TaskStatus>,
+    /// Only tasks still open: not closed (结案) or cancelled (注销).
+    pub open_only: bool,
     pub department: Option<Department>,
     /// Tasks whose lead unit or one of whose co-handlers is this unit.
     pub unit_id: Option<String>,
@@ -127,6 +129,7 @@ impl Default for TaskFilter {
             community_code: None,
             street_code: None,
             status: None,
+            open_only: false,
             department: None,
             unit_id: None,
             involving: None,

@@ -674,6 +674,12 @@ async fn the_figures_page_shows_the_numbers_of_hub_report() {
         .await;
     assert_eq!(cookie_csv.as_str().unwrap(), csv);
     b.save_screenshot("console-figures").await;
+    // The open queue leaves the closed case out and keeps the others.
+    b.goto(&format!("{}/queue", c.base)).await;
+    b.find("#queue tr[data-task]").await;
+    let open = rows(&b).await;
+    assert!(!open.contains(&done) && open.contains(&signed), "{open:?}");
+    assert_eq!(open.len(), 3);
     drop(b);
     c.hub.stop().await;
 }

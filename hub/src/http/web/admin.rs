@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Html;
 use axum::Extension;
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 
 use super::messages::{Labels, ZH};
 use super::session::Session;
@@ -27,14 +27,9 @@ pub struct AdminState {
 }
 
 fn cst(t: Option<DateTime<Utc>>) -> String {
-    let offset = FixedOffset::east_opt(8 * 3600).expect("UTC+8");
     t.map_or_else(
         || "—".to_owned(),
-        |t| {
-            t.with_timezone(&offset)
-                .format("%m-%d %H:%M:%S")
-                .to_string()
-        },
+        |t| super::views::cst_as(t, "%m-%d %H:%M:%S"),
     )
 }
 

@@ -9,7 +9,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{TimeDelta, Utc};
 use hub_router::geo::MultiPolygon;
-use hub_router::task::TaskStatus;
 use hub_store::TaskFilter;
 use serde_json::{json, Value};
 
@@ -104,7 +103,10 @@ pub async fn tasks_json(
     Extension(session): Extension<Session>,
 ) -> Result<Response, PageError> {
     let who: &Identity = &session.who;
-    let mut filter = TaskFilter::default();
+    let mut filter = TaskFilter {
+        open_only: true,
+        ..TaskFilter::default()
+    };
     if !who.narrow(&mut filter) {
         return Err(PageError(
             axum::http::StatusCode::FORBIDDEN,
@@ -119,10 +121,8 @@ pub async fn tasks_json(
         .store
         .task_points(&filter, MAX_POINTS)
         .await?;
-    let finished = [TaskStatus::Closed, TaskStatus::Cancelled];
     let features: Vec<PointFeature<'_>> = points
         .iter()
-        .filter(|p| !finished.contains(&p.status))
         .map(|p| {
             let (band, countdown) = match p.due_at {
                 _ if p.breached => ("late", "已超时"),

@@ -371,6 +371,8 @@ async fn queue_rows_html(
     };
     let mut filter = TaskFilter {
         status,
+        // The open queue leaves out what is finished; a status filter shows it.
+        open_only,
         department,
         community_code: q.community.clone().filter(|c| !c.is_empty()),
         breached: (q.breached.as_deref() == Some("true")).then_some(true),
@@ -386,18 +388,8 @@ async fn queue_rows_html(
         return Err(PageError(StatusCode::FORBIDDEN, "超出管辖范围".to_owned()));
     }
     let store = &s.console.cases.store;
-    // The open queue leaves out what is finished; a status filter shows it.
-    let mut total = store.count_tasks(&filter).await?;
-    let mut tasks = store.list_tasks(&filter).await?;
-    if open_only {
-        let finished = [TaskStatus::Closed, TaskStatus::Cancelled];
-        for done in finished {
-            let mut f = filter.clone();
-            f.status = Some(done);
-            total = total.saturating_sub(store.count_tasks(&f).await?);
-        }
-        tasks.retain(|t| !finished.contains(&t.status));
-    }
+    let total = store.count_tasks(&filter).await?;
+    let tasks = store.list_tasks(&filter).await?;
     let sla = &s.console.cases.sla;
     let mut rows = Vec::with_capacity(tasks.len());
     for t in &tasks {

@@ -113,18 +113,14 @@ pub fn verify(key: &SessionKey, access: &Access, cookie: &str) -> Option<Session
     let account = String::from_utf8(unhex(name)?).ok()?;
     let (digest, who) = access.by_name(&account)?;
     let expected = key.mac(&[name.as_bytes(), expiry.as_bytes(), digest]);
-    let presented = unhex(mac)?;
-    if !constant_time_eq(&expected, &presented) {
+    let presented: [u8; 32] = unhex(mac)?.try_into().ok()?;
+    if !hub_connectors::digests_equal(&expected, &presented) {
         return None;
     }
     Some(Session {
         who: who.clone(),
         cookie: cookie.to_owned(),
     })
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub fn set_cookie(value: &str) -> HeaderValue {
@@ -181,9 +177,12 @@ pub async fn require(State(auth): State<AuthState>, req: Request, next: Next) ->
             .get(CSRF_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !constant_time_eq(
-            presented.as_bytes(),
-            session.csrf(&auth.sessions).as_bytes(),
+        // Compared as digests, in constant time, whatever was presented.
+        use sha2::Digest;
+        let digest = |s: &str| -> [u8; 32] { Sha256::digest(s.as_bytes()).into() };
+        if !hub_connectors::digests_equal(
+            &digest(presented),
+            &digest(&session.csrf(&auth.sessions)),
         ) {
             return (StatusCode::FORBIDDEN, "表单已过期，请刷新页面后重试").into_response();
         }

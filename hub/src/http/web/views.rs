@@ -15,8 +15,13 @@ use super::messages::{self, Labels, ZH};
 
 /// China Standard Time: how people in the city read times.
 fn cst(t: DateTime<Utc>) -> String {
+    cst_as(t, "%m-%d %H:%M")
+}
+
+/// A time in China Standard Time, in `format` (chrono's).
+pub(crate) fn cst_as(t: DateTime<Utc>, format: &str) -> String {
     let offset = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
-    t.with_timezone(&offset).format("%m-%d %H:%M").to_string()
+    t.with_timezone(&offset).format(format).to_string()
 }
 
 /// A choice in a select.
