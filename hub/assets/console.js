@@ -1,7 +1,13 @@
-// The console's only script besides htmx: follows the hub's live stream (server-sent events,
-// the same stream as /api/v1/console/stream) and asks the page to refresh what it shows.
+// The console's script besides htmx and the map's: follows the hub's live stream (server-sent
+// events, the same stream as /api/v1/console/stream) and asks the page to refresh what it
+// shows.
 (function () {
   "use strict";
+  // A select that changes what else can be chosen (the community: its grids and units)
+  // reloads the whole page with the filters as they stand.
+  document.querySelectorAll("select[data-reload]").forEach(function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
   var live = document.getElementById("live");
   if (!live || !window.EventSource) { return; }
   var pending = null;

@@ -39,11 +39,11 @@ pub fn earliest_deadline<'a>(
         .min()
 }
 
-/// Binds task, key, clock JSON, open (0/1), deadline, changed_at.
+/// Binds task, key, clock JSON, open (0/1), deadline, changed_at, warning_at.
 const UPSERT_CLOCK: &str = "INSERT INTO sla_clocks (task_id, clock_key, clock, is_open, \
-     deadline, changed_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (task_id, clock_key) DO UPDATE SET \
-     clock = excluded.clock, is_open = excluded.is_open, deadline = excluded.deadline, \
-     changed_at = excluded.changed_at";
+     deadline, changed_at, warning_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (task_id, clock_key) \
+     DO UPDATE SET clock = excluded.clock, is_open = excluded.is_open, deadline = excluded.deadline, \
+     changed_at = excluded.changed_at, warning_at = excluded.warning_at";
 const TASK_CLOCKS: &str = "WHERE c.task_id = $1 ORDER BY c.id";
 const OPEN_CLOCKS: &str = "WHERE c.is_open = 1 AND c.id > $1 ORDER BY c.id LIMIT $2";
 const CLOCK_BY_ID: &str = "WHERE c.id = $1";
@@ -81,6 +81,7 @@ pub(crate) async fn upsert_clocks(
             .bind(i64::from(clock.is_open()))
             .bind(clock.deadline().map(|d| d.timestamp_millis()))
             .bind(changed_at)
+            .bind(clock.warning_at().map(|d| d.timestamp_millis()))
             .execute(&mut *tx)
             .await
             .map_err(err())?;

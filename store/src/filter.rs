@@ -66,6 +66,7 @@ pub(crate) fn push_filter<'a>(query: &mut SqlBuilder<'a>, filter: &'a TaskFilter
         ("street_code", filter.street_code.as_deref()),
         ("status", filter.status.map(TaskStatus::as_str)),
         ("department", filter.department.map(Department::as_str)),
+        ("grid_code", filter.grid_code.as_deref()),
     ];
     let mut keyword = " WHERE ";
     for (column, value) in conditions {
@@ -82,6 +83,36 @@ pub(crate) fn push_filter<'a>(query: &mut SqlBuilder<'a>, filter: &'a TaskFilter
         query
             .push(keyword)
             .push("status NOT IN ('closed', 'cancelled')");
+        keyword = " AND ";
+    }
+    if let Some(prefix) = filter.category.as_deref() {
+        query
+            .push(keyword)
+            .push("taxonomy_code LIKE ")
+            .push_bind(format!("{}%", like_escape(prefix)))
+            .push(" ESCAPE '!'");
+        keyword = " AND ";
+    }
+    if filter.paused {
+        // A paused clock is open with no deadline (it has none until it runs again).
+        query.push(keyword).push(
+            "EXISTS (SELECT 1 FROM sla_clocks c WHERE c.task_id = tasks.task_id \
+             AND c.is_open = 1 AND c.deadline IS NULL)",
+        );
+        keyword = " AND ";
+    }
+    if let Some(now) = filter.at_risk_at {
+        let now = now.timestamp_millis();
+        query
+            .push(keyword)
+            .push(
+                "EXISTS (SELECT 1 FROM sla_clocks c WHERE c.task_id = tasks.task_id \
+                 AND c.is_open = 1 AND c.warning_at <= ",
+            )
+            .push_bind(now)
+            .push(" AND c.deadline > ")
+            .push_bind(now)
+            .push(")");
         keyword = " AND ";
     }
     // Unit ids and roles appear in the co-handlers' JSON as `"<community>.<role>"`; the

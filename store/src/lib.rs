@@ -91,6 +91,15 @@ pub struct TaskFilter {
     /// Only tasks still open: not closed (结案) or cancelled (注销).
     pub open_only: bool,
     pub department: Option<Department>,
+    /// Tasks in this grid (网格).
+    pub grid_code: Option<String>,
+    /// Tasks of this taxonomy category or major class: a code prefix (`E01`, `E0103`).
+    pub category: Option<String>,
+    /// Only tasks with a paused clock (waiting on the resident, 挂起).
+    pub paused: bool,
+    /// Tasks at risk at this instant: an open clock past its warning point and not yet
+    /// breached (即将超时).
+    pub at_risk_at: Option<DateTime<Utc>>,
     /// Tasks whose lead unit or one of whose co-handlers is this unit.
     pub unit_id: Option<String>,
     /// Tasks a department is involved in: it originated them, or one of its units (by role,
@@ -131,6 +140,10 @@ impl Default for TaskFilter {
             status: None,
             open_only: false,
             department: None,
+            grid_code: None,
+            category: None,
+            paused: false,
+            at_risk_at: None,
             unit_id: None,
             involving: None,
             due_before: None,

@@ -60,6 +60,9 @@ pub(crate) struct TaskRow {
     sla_policy: Option<String>,
     place_lon: Option<f64>,
     place_lat: Option<f64>,
+    /// The taxonomy's code of `category`, for filtering; written, not read back.
+    #[sqlx(default)]
+    taxonomy_code: String,
 }
 
 impl TaskRow {
@@ -114,10 +117,11 @@ impl TaskRow {
             sla_policy: task.sla_policy.clone(),
             place_lon: task.place.point.map(|p| p.lon),
             place_lat: task.place.point.map(|p| p.lat),
+            taxonomy_code: task.category.code.clone(),
         })
     }
 
-    /// Binds every column, in declaration order, to an `INSERT` with 33 parameters.
+    /// Binds every column, in declaration order, to an `INSERT` with 34 parameters.
     pub(crate) fn bind_insert<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
         query
             .bind(self.task_id.as_str())
@@ -153,6 +157,7 @@ impl TaskRow {
             .bind(self.sla_policy.as_deref())
             .bind(self.place_lon)
             .bind(self.place_lat)
+            .bind(self.taxonomy_code.as_str())
     }
 
     pub(crate) fn into_task(self) -> Result<Task, StoreError> {

@@ -33,9 +33,10 @@ const INSERT_TASK: &str = "INSERT INTO tasks (task_id, event_id, source_system, 
      category_code, category_name, description, status, district_code, street_code, community_code, \
      grid_code, place_level, place_method, matched_area, lead_unit_id, lead_unit_role, lead_unit_name, \
      co_handlers, location, explanation, rules_version, occurred_at, received_at, created_at, updated_at, \
-     category, category_group, priority, sla_policy, place_lon, place_lat) \
+     category, category_group, priority, sla_policy, place_lon, place_lat, taxonomy_code) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-     $20::jsonb, $21::jsonb, $22::jsonb, $23, $24, $25, $26, $27, $28::jsonb, $29, $30, $31, $32, $33) \
+     $20::jsonb, $21::jsonb, $22::jsonb, $23, $24, $25, $26, $27, $28::jsonb, $29, $30, $31, $32, $33, \
+     $34) \
      ON CONFLICT DO NOTHING";
 
 const SELECT_TASKS: &str = "SELECT task_id, event_id, source_system, source_id, department, \

@@ -771,3 +771,125 @@ async fn a_street_desk_escalates_a_case_to_the_joint_meeting_from_its_page() {
     drop(b);
     c.hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joint_meeting_is_convened_from_the_page_and_each_unit_reports_in_for_itself() {
+    let c = console(API_ONLY).await;
+    let id = c.seed("WEB-JM-1", "510504001001", TimeDelta::zero()).await;
+    let b = Browser::start("console-joint").await;
+    b.sign_in(&c.base, STREET1).await;
+    b.goto(&format!("{}/tasks/{id}", c.base)).await;
+    b.wait_text("#task", "已派遣", Duration::from_secs(5)).await;
+    // Where and why, in words.
+    let why = b
+        .wait_text("ul.why", "主办：", Duration::from_secs(5))
+        .await;
+    assert!(
+        why.contains("（社区工作站）"),
+        "the lead's role in words: {why}"
+    );
+    assert_accessible(&b, "task with the joint-meeting form").await;
+
+    // 吹哨: a co-handler's part without its unit is refused in words, nothing is convened.
+    let set = |field: &str, value: &str| {
+        format!("document.getElementById('convene_joint_meeting-{field}').value = {value:?};")
+    };
+    let script = format!(
+        "{}{} return null;",
+        set("lead_part", "牵头协调，现场处置"),
+        set("co_part_1", "清运垃圾")
+    );
+    b.execute(&script, vec![]).await;
+    b.click(&b.find("button[value=convene_joint_meeting]").await)
+        .await;
+    b.wait_text(
+        "#task",
+        "第1个协办单位填写了分工，但没有选择单位",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(b.find_all("table.joint").await.is_empty());
+
+    // With the unit chosen the meeting is convened: every unit to report in.
+    let script = format!(
+        "{}{}{} return null;",
+        set("lead_part", "牵头协调，现场处置"),
+        set("co_unit_1", "510504001001.property_company"),
+        set("co_part_1", "清运垃圾")
+    );
+    b.execute(&script, vec![]).await;
+    b.click(&b.find("button[value=convene_joint_meeting]").await)
+        .await;
+    let joint = b
+        .wait_text("table.joint", "物业", Duration::from_secs(5))
+        .await;
+    assert!(
+        joint.contains("牵头") && joint.contains("清运垃圾"),
+        "{joint}"
+    );
+    assert!(
+        joint.contains("时限"),
+        "report-in deadlines are shown: {joint}"
+    );
+    assert!(b
+        .find_all("button[value=convene_joint_meeting]")
+        .await
+        .is_empty());
+
+    // The community's account reports in for its own unit only (the workstation).
+    b.sign_in(&c.base, WUTONG).await;
+    b.goto(&format!("{}/tasks/{id}", c.base)).await;
+    let options = b
+        .execute(
+            "return [...document.querySelectorAll('#report_in-unit option')].map(o => o.value);",
+            vec![],
+        )
+        .await;
+    assert_eq!(options, json!(["510504001001.workstation"]));
+    b.click(&b.find("button[value=report_in]").await).await;
+    b.wait_text("#task", "已办理", Duration::from_secs(5)).await;
+    let joint = b
+        .wait_text("table.joint", "完成", Duration::from_secs(5))
+        .await;
+    assert!(
+        joint.contains("待报到"),
+        "the property company has not: {joint}"
+    );
+    // Then finishes its part.
+    b.click(&b.find("button[value=complete_part]").await).await;
+    b.wait_text("#task", "已办理", Duration::from_secs(5)).await;
+    eventually(Duration::from_secs(5), "the part shown done", || async {
+        b.find_all("button[value=complete_part]")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let (_, task) = c
+        .api()
+        .get(Some(STREET1), &format!("/api/v1/tasks/{id}/workflow"))
+        .await;
+    let case = &task["state"]["joint_case"]["participants"];
+    assert!(case[0]["part_done_at"].is_string(), "{task}");
+    assert!(case[1]["reported_in_at"].is_null(), "{task}");
+    // The history says it in words, with units by name.
+    let history = b
+        .wait_text("ol.timeline", "完成分工", Duration::from_secs(5))
+        .await;
+    assert!(
+        history.contains("吹哨（召集联席会议）") && history.contains("报到"),
+        "{history}"
+    );
+    assert!(
+        !history.contains("510504001001.property_company"),
+        "{history}"
+    );
+    b.execute(
+        "document.querySelector('table.joint').scrollIntoView(); return null;",
+        vec![],
+    )
+    .await;
+    b.save_screenshot("console-joint").await;
+    drop(b);
+    c.hub.stop().await;
+}

@@ -21,8 +21,22 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
+/// Prints a test's panic message on stdout too: a failing test's stderr is long with the
+/// hub's log, and a CI excerpt shows stdout first and cuts stderr short.
+pub fn echo_panics_to_stdout() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            println!("panicked: {info}");
+            previous(info);
+        }));
+    });
+}
+
 /// A broker for one test, in the test's temp folder.
 pub async fn start_broker(dir: &Path) -> EmbeddedBroker {
+    echo_panics_to_stdout();
     EmbeddedBroker::start(&dir.join("broker"))
         .await
         .expect("the embedded broker starts (build it with `cargo build --workspace --bins`)")

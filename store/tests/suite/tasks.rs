@@ -20,7 +20,109 @@ store_suite!(
     history_records_created_then_dispatched,
     triage_task_is_stored_as_created,
     points_list_placed_tasks_of_the_scope_with_their_deadline,
+    queue_filters_by_category_prefix_grid_and_paused_clock,
 );
+
+/// The console's queue filters: a taxonomy code prefix (major class or category), a grid,
+/// tasks with a paused clock (waiting on the resident) and tasks at risk.
+async fn queue_filters_by_category_prefix_grid_and_paused_clock(db: &TestDb) {
+    use hub_cases::clock::{ClockEvent, PauseReason};
+    let store = db.open().await;
+    let running = sample_task("Q-1", BASE_MS);
+    store
+        .create_routed(&running, &[sign_for_clock(30)])
+        .await
+        .unwrap();
+    let mut paused_task = sample_task("Q-2", BASE_MS + 1);
+    paused_task.category.code = "E0203".to_owned();
+    paused_task.place.grid_code = Some("510504001002007".to_owned());
+    let mut paused = sign_for_clock(30);
+    paused
+        .record(
+            ClockEvent::Paused {
+                at: at(BASE_MS + 60_000),
+                reason: PauseReason::AwaitingResident,
+            },
+            hub_cases::WorkingCalendar::always_open(),
+        )
+        .unwrap();
+    assert!(paused.deadline().is_none());
+    store.create_routed(&paused_task, &[paused]).await.unwrap();
+    // A task whose code shares characters with the prefix, not at its start.
+    let mut lookalike = sample_task("Q-3", BASE_MS + 2);
+    lookalike.category.code = "C0102".to_owned();
+    store.create_routed(&lookalike, &[]).await.unwrap();
+
+    let ids = |filter: TaskFilter| {
+        let store = store.clone();
+        async move {
+            let mut ids: Vec<String> = store
+                .list_tasks(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| t.fields.task_id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let of_class = TaskFilter {
+        category: Some("E01".to_owned()),
+        ..TaskFilter::default()
+    };
+    assert_eq!(ids(of_class).await, vec![running.task_id.clone()]);
+    let of_category = TaskFilter {
+        category: Some("E0203".to_owned()),
+        ..TaskFilter::default()
+    };
+    assert_eq!(ids(of_category).await, vec![paused_task.task_id.clone()]);
+    let wildcard = TaskFilter {
+        category: Some("%".to_owned()),
+        ..TaskFilter::default()
+    };
+    assert!(
+        ids(wildcard).await.is_empty(),
+        "% is a character, not a wildcard"
+    );
+    let in_grid = TaskFilter {
+        grid_code: Some("510504001002003".to_owned()),
+        ..TaskFilter::default()
+    };
+    assert_eq!(
+        ids(in_grid).await,
+        sorted(vec![running.task_id.clone(), lookalike.task_id.clone()])
+    );
+    let waiting = TaskFilter {
+        paused: true,
+        ..TaskFilter::default()
+    };
+    assert_eq!(ids(waiting).await, vec![paused_task.task_id.clone()]);
+    // The running clock warns at 24 minutes (0.8 of 30) and breaches at 30.
+    let at_risk = |minutes: i64| TaskFilter {
+        at_risk_at: Some(at(BASE_MS + minutes * 60_000)),
+        ..TaskFilter::default()
+    };
+    assert!(ids(at_risk(10)).await.is_empty(), "not yet at risk");
+    assert_eq!(ids(at_risk(25)).await, vec![running.task_id.clone()]);
+    assert!(
+        ids(at_risk(31)).await.is_empty(),
+        "breached, no longer at risk"
+    );
+    let count = store
+        .count_tasks(&TaskFilter {
+            paused: true,
+            category: Some("E01".to_owned()),
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+}
 
 async fn points_list_placed_tasks_of_the_scope_with_their_deadline(db: &TestDb) {
     let store = db.open().await;

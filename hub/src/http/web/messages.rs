@@ -4,6 +4,7 @@
 
 use hub_cases::clock::ClockKind;
 use hub_cases::lifecycle::{ActionKind, CancelReason, ReturnReason};
+use hub_router::city::UnitRole;
 use hub_router::task::TaskStatus;
 use hub_schemas::event::Department;
 
@@ -45,6 +46,11 @@ pub struct Labels {
     pub any: &'static str,
     pub open_only: &'static str,
     pub breached_only: &'static str,
+    pub at_risk_only: &'static str,
+    pub paused_only: &'static str,
+    pub grid: &'static str,
+    pub unit: &'static str,
+    pub community_hint: &'static str,
     pub due_within: &'static str,
     pub sort: &'static str,
     pub sort_due: &'static str,
@@ -90,6 +96,19 @@ pub struct Labels {
     pub back_to_queue: &'static str,
     pub triage: &'static str,
     pub unassigned: &'static str,
+    pub joint_meeting: &'static str,
+    pub joint_convened: &'static str,
+    pub joint_role: &'static str,
+    pub joint_part: &'static str,
+    pub joint_report_in: &'static str,
+    pub joint_part_state: &'static str,
+    pub joint_lead: &'static str,
+    pub joint_lead_part: &'static str,
+    pub joint_part_limit: &'static str,
+    pub joint_unit: &'static str,
+    pub not_called: &'static str,
+    pub form_invalid: &'static str,
+    pub why_detail: &'static str,
 }
 
 pub static ZH: Labels = Labels {
@@ -128,6 +147,11 @@ pub static ZH: Labels = Labels {
     any: "全部",
     open_only: "未结案",
     breached_only: "仅看已超时",
+    at_risk_only: "仅看即将超时",
+    paused_only: "仅看已暂停（待居民）",
+    grid: "网格",
+    unit: "承办单位",
+    community_hint: "选定社区后可按网格和承办单位筛选",
     due_within: "到期时间",
     sort: "排序",
     sort_due: "最先到期",
@@ -173,7 +197,71 @@ pub static ZH: Labels = Labels {
     back_to_queue: "返回工单列表",
     triage: "待分派",
     unassigned: "未派遣（待分派）",
+    joint_meeting: "联席会议（吹哨报到）",
+    joint_convened: "召集时间",
+    joint_role: "角色",
+    joint_part: "分工",
+    joint_report_in: "报到",
+    joint_part_state: "分工完成",
+    joint_lead: "牵头单位",
+    joint_lead_part: "牵头单位的分工",
+    joint_part_limit: "分工时限",
+    joint_unit: "单位",
+    not_called: "（不召集）",
+    form_invalid: "表单内容有误",
+    why_detail: "路由引擎原始说明（规则文件与行号）",
 };
+
+/// What a history entry's label (as the workflow writes it) says was done.
+pub fn history_label(label: &str) -> Option<&'static str> {
+    Some(match label {
+        "created" => "立案",
+        "dispatched" => "派遣",
+        "signed_for" => "签收",
+        "in_progress" => "开始处置",
+        "stage_reported" => "阶段完成",
+        "resolved" => "处置反馈",
+        "verified" => "核查通过",
+        "rework" => "核查不通过（返工）",
+        "closed" => "结案",
+        "cancelled" => "注销",
+        "returned" => "回退",
+        "re-dispatched" => "仲裁改派",
+        "extension_requested" => "申请延期",
+        "extension_approved" => "批准延期",
+        "extension_refused" => "不予延期",
+        "awaiting_resident" => "等待居民（暂停计时）",
+        "resident_responded" => "居民已答复（恢复计时）",
+        "callback_satisfied" => "回访：满意",
+        "reopened" => "回访不满意，重新办理",
+        "escalated" => "督办",
+        "joint_meeting_convened" => "吹哨（召集联席会议）",
+        "reported_in" => "报到",
+        "part_completed" => "完成分工",
+        _ => return None,
+    })
+}
+
+/// A unit's role in the 1+2+X model.
+pub fn unit_role(r: UnitRole) -> &'static str {
+    match r {
+        UnitRole::PartyBranch => "社区党组织",
+        UnitRole::Workstation => "社区工作站",
+        UnitRole::ResidentsCommittee => "居委会",
+        UnitRole::PoliceStation => "派出所（警务室）",
+        UnitRole::UrbanManagementSquad => "城管中队",
+        UnitRole::SanitationTeam => "环卫所",
+        UnitRole::PropertyCompany => "物业公司",
+        UnitRole::OwnersCommittee => "业委会",
+        UnitRole::Housing => "房管",
+        UnitRole::Greening => "园林绿化",
+        UnitRole::FireSafety => "消防",
+        UnitRole::School => "学校",
+        UnitRole::SocialOrganisation => "社会组织",
+        UnitRole::VolunteerTeam => "志愿服务队",
+        UnitRole::TriageDesk => "指挥中心（属地兜底）",
+    }
+}
 
 pub fn status(s: TaskStatus) -> &'static str {
     match s {

@@ -313,28 +313,24 @@ async fn logout() -> Response {
 
 // ------------------------------------------------------------------------------ queue
 
-/// The queue's query string. Unknown parameters are ignored here (a bookmarked address from
-/// an older console still opens); values are checked.
-#[derive(Debug, Default, serde::Deserialize)]
-struct QueueQuery {
-    status: Option<String>,
-    due_within: Option<String>,
-    sort: Option<String>,
-    breached: Option<String>,
-    department: Option<String>,
-    community: Option<String>,
-}
+/// The queue's filters from its query string. Unknown parameters are ignored (a bookmarked
+/// address from an older console still opens); values are checked when the rows are read.
+struct QueueQuery(QueueFilters);
 
-impl QueueQuery {
-    fn filters(&self) -> QueueFilters {
-        QueueFilters {
-            status: self.status.clone().unwrap_or_default(),
-            due_within: self.due_within.clone().unwrap_or_default(),
-            sort: self.sort.clone().unwrap_or_default(),
-            breached: self.breached.as_deref() == Some("true"),
-            department: self.department.clone().unwrap_or_default(),
-            community: self.community.clone().unwrap_or_default(),
-        }
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueueQuery {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        Ok(QueueQuery(QueueFilters::from_pairs(
+            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )))
     }
 }
 
@@ -344,41 +340,66 @@ const QUEUE_PAGE: u32 = 100;
 async fn queue_rows_html(
     s: &WebState,
     who: &Identity,
-    q: &QueueQuery,
+    q: &QueueFilters,
     flash: (&str, &'static str),
 ) -> Result<String, PageError> {
     let bad = |m: String| PageError(StatusCode::BAD_REQUEST, m);
     let now = Utc::now();
-    let status = q.status.as_deref().unwrap_or("open");
-    let (status, open_only) = match status {
-        "open" => (None, true),
-        "" => (None, false),
+    let (status, open_only) = match q.status.as_str() {
+        "" | "open" => (None, true),
+        "any" => (None, false),
         other => (
             Some(TaskStatus::parse(other).ok_or_else(|| bad(format!("未知的状态：{other}")))?),
             false,
         ),
     };
-    let within = match q.due_within.as_deref().filter(|w| !w.is_empty()) {
-        Some(w) => Some(console::parse_within(w).ok_or_else(|| bad(format!("到期时间有误：{w}")))?),
-        None => None,
+    let within = match q.due_within.as_str() {
+        "" => None,
+        w => Some(console::parse_within(w).ok_or_else(|| bad(format!("到期时间有误：{w}")))?),
     };
-    let department = match q.department.as_deref().filter(|d| !d.is_empty()) {
-        Some(d) => Some(
+    let department = match q.department.as_str() {
+        "" => None,
+        d => Some(
             hub_schemas::event::Department::parse(d)
                 .ok_or_else(|| bad(format!("未知的部门：{d}")))?,
         ),
-        None => None,
     };
+    let routing = s.console.routing.current();
+    let city = routing.config().city();
+    let known = |v: &str, ok: bool, what: &str| -> Result<Option<String>, PageError> {
+        match v {
+            "" => Ok(None),
+            v if ok => Ok(Some(v.to_owned())),
+            v => Err(bad(format!("未知的{what}：{v}"))),
+        }
+    };
+    let category = known(
+        &q.category,
+        routing
+            .config()
+            .taxonomy()
+            .majors()
+            .iter()
+            .any(|m| q.category.starts_with(&m.code) && q.category.len() <= 16),
+        "类别",
+    )?;
+    let unit = known(&q.unit, city.unit(&q.unit).is_some(), "单位")?;
+    let grid = known(&q.grid, city.grid(&q.grid).is_some(), "网格")?;
     let mut filter = TaskFilter {
         status,
         // The open queue leaves out what is finished; a status filter shows it.
         open_only,
         department,
-        community_code: q.community.clone().filter(|c| !c.is_empty()),
-        breached: (q.breached.as_deref() == Some("true")).then_some(true),
+        community_code: Some(q.community.clone()).filter(|c| !c.is_empty()),
+        category,
+        unit_id: unit,
+        grid_code: grid,
+        breached: q.breached.then_some(true),
+        at_risk_at: q.at_risk.then_some(now),
+        paused: q.paused,
         due_before: within.and_then(|w| now.checked_add_signed(w)),
-        order: match q.sort.as_deref() {
-            Some("newest") => TaskOrder::Newest,
+        order: match q.sort.as_str() {
+            "newest" => TaskOrder::Newest,
             _ => TaskOrder::SoonestDue,
         },
         limit: QUEUE_PAGE,
@@ -412,14 +433,13 @@ async fn queue_rows_html(
 async fn queue(
     State(s): State<WebState>,
     Extension(session): Extension<Session>,
-    axum::extract::Query(q): axum::extract::Query<QueueQuery>,
+    QueueQuery(q): QueueQuery,
 ) -> Result<Html<String>, PageError> {
     let rows = queue_rows_html(&s, &session.who, &q, ("", "ok")).await?;
-    // The communities the account may narrow to.
     let routing = s.console.routing.current();
-    let communities: Vec<(String, String)> = routing
-        .config()
-        .city()
+    let city = routing.config().city();
+    // The communities the account may narrow to.
+    let communities: Vec<&hub_router::city::Community> = city
         .communities()
         .iter()
         .filter(|c| {
@@ -429,14 +449,49 @@ async fn queue(
             };
             session.who.narrow(&mut f)
         })
-        .map(|c| (c.code.clone(), c.name.clone()))
         .collect();
+    // Units and grids are offered for one community: the one chosen, or the account's own.
+    let focus = match communities.as_slice() {
+        [only] => Some(*only),
+        _ => communities.iter().copied().find(|c| c.code == q.community),
+    };
+    let pairs = |it: &mut dyn Iterator<Item = (&String, &String)>| -> Vec<(String, String)> {
+        it.map(|(a, b)| (a.clone(), b.clone())).collect()
+    };
+    let offered = views::QueueChoices {
+        communities: pairs(&mut communities.iter().map(|c| (&c.code, &c.name))),
+        categories: routing
+            .config()
+            .taxonomy()
+            .majors()
+            .iter()
+            .map(|m| (m.code.clone(), format!("{} {}", m.code, m.name)))
+            .collect(),
+        units: focus.map_or_else(Vec::new, |c| {
+            pairs(
+                &mut c
+                    .units()
+                    .iter()
+                    .chain(city.street_of(c).units())
+                    .map(|u| (&u.id, &u.name)),
+            )
+        }),
+        grids: focus.map_or_else(Vec::new, |c| {
+            pairs(
+                &mut city
+                    .grids()
+                    .iter()
+                    .filter(|g| g.community_code == c.code)
+                    .map(|g| (&g.code, &g.name)),
+            )
+        }),
+    };
     let page = QueuePage::new(
         &session.who.name,
         session.who.is_admin(),
         session.csrf(&s.key),
-        &q.filters(),
-        &communities,
+        &q,
+        &offered,
         rows,
     );
     Ok(Html(page.render()?))
@@ -447,10 +502,10 @@ async fn queue(
 async fn queue_rows(
     State(s): State<WebState>,
     Extension(session): Extension<Session>,
-    axum::extract::Query(q): axum::extract::Query<QueueQuery>,
+    QueueQuery(q): QueueQuery,
 ) -> Result<Response, PageError> {
     let html = queue_rows_html(&s, &session.who, &q, ("", "ok")).await?;
-    let address = format!("/queue{}", q.filters().query());
+    let address = format!("/queue{}", q.query());
     let mut r = Html(html).into_response();
     if let Ok(v) = HeaderValue::from_str(&address) {
         r.headers_mut().insert("hx-replace-url", v);
@@ -472,18 +527,15 @@ async fn queue_bulk(
     let who = &session.who;
     let mut action = None;
     let mut ids = Vec::new();
-    let mut q = QueueQuery::default();
+    // The queue's filters come along, to answer with the rows they show.
+    let mut q = QueueFilters::default();
     for (k, v) in form_urlencoded::parse(&body) {
         match k.as_ref() {
             "action" => action = Some(v.into_owned()),
             "task" => ids.push(v.into_owned()),
-            "status" => q.status = Some(v.into_owned()),
-            "due_within" => q.due_within = Some(v.into_owned()),
-            "sort" => q.sort = Some(v.into_owned()),
-            "breached" => q.breached = Some(v.into_owned()),
-            "department" => q.department = Some(v.into_owned()),
-            "community" => q.community = Some(v.into_owned()),
-            _ => {}
+            k => {
+                q.set(k, &v);
+            }
         }
     }
     if action.as_deref() != Some("sign_for") {
@@ -590,6 +642,20 @@ fn sample(kind: ActionKind, unit: &str) -> Option<Action> {
     })
 }
 
+/// A joint case of the task's first two units, to ask the action matrix whether the account
+/// may convene one at all (the matrix does not look at the case itself).
+fn sample_case(
+    cases: &crate::cases::service::CaseService,
+    task: &hub_router::task::Task,
+    units: &[views::Choice],
+) -> hub_cases::JointCase {
+    use hub_cases::joint_case::Assignment;
+    let at = |i: usize| Assignment::new(&units[i].value, "sample", None);
+    cases
+        .convene(task, at(0), vec![at(1)], Utc::now())
+        .expect("two distinct units with parts make a joint case")
+}
+
 async fn task_body(
     s: &WebState,
     who: &Identity,
@@ -608,13 +674,55 @@ async fn task_body(
         triage::units_for(routing.config().city(), &current.task)
     };
     let first_unit = units.first().map_or("", |u| u.value.as_str());
+    let may = |a: &Action| console::may_act(&s.console, who, &current.task, a);
+    let routing = s.console.routing.current();
+    let city = routing.config().city();
+    let unit_name = |id: &str| {
+        city.unit(id)
+            .map_or_else(|| id.to_owned(), |u| u.name.clone())
+    };
+    let joint = current.state.joint_case.as_ref();
+    // The units of the joint case this account may report in or finish a part for.
+    let joint_choices = {
+        let pick = |wanted: &dyn Fn(&hub_cases::joint_case::Participant) -> bool,
+                    action: &dyn Fn(String) -> Action| {
+            joint
+                .map(|c| c.participants.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .filter(|p| wanted(p) && may(&action(p.unit.clone())))
+                .map(|p| views::Choice {
+                    value: p.unit.clone(),
+                    label: unit_name(&p.unit),
+                    selected: false,
+                })
+                .collect()
+        };
+        views::JointChoices {
+            report_in: pick(&|p| p.reported_in_at.is_none(), &|unit| Action::ReportIn {
+                unit,
+            }),
+            complete_part: pick(
+                &|p| p.reported_in_at.is_some() && p.part_done_at.is_none(),
+                &|unit| Action::CompletePart { unit },
+            ),
+        }
+    };
     let allowed: Vec<ActionKind> = current
         .state
         .allowed_actions()
         .into_iter()
-        .filter(|k| {
-            sample(*k, first_unit)
-                .is_some_and(|a| console::may_act(&s.console, who, &current.task, &a))
+        .filter(|k| match k {
+            ActionKind::ReportIn => !joint_choices.report_in.is_empty(),
+            ActionKind::CompletePart => !joint_choices.complete_part.is_empty(),
+            // A meeting needs a lead and at least one other unit to call.
+            ActionKind::ConveneJointMeeting => {
+                units.len() >= 2
+                    && may(&Action::ConveneJointMeeting {
+                        case: sample_case(&s.console.cases, &current.task, &units),
+                    })
+            }
+            k => sample(*k, first_unit).is_some_and(|a| may(&a)),
         })
         .collect();
     let view = views::task_view(
@@ -626,6 +734,9 @@ async fn task_body(
             reports: &reports,
             allowed: &allowed,
             units: &units,
+            joint,
+            joint_choices: &joint_choices,
+            unit_name: &unit_name,
         },
         &cases.sla,
         Utc::now(),
@@ -668,10 +779,64 @@ async fn task_page(
     Ok(Html(page.render()?))
 }
 
+/// The joint meeting's form (吹哨) as the API's `lead` and `co_handlers`: each called unit
+/// with its part and the parts' time limit. Errors say in words what is missing.
+fn convene_parts(
+    form: &BTreeMap<String, String>,
+    body: &mut Map<String, Value>,
+) -> Result<(), String> {
+    let field = |name: &str| form.get(name).map_or("", |v| v.trim());
+    let limit = match field("part_limit") {
+        "" => Value::Null,
+        l => json!(l),
+    };
+    let lead = field("lead_unit");
+    if lead.is_empty() {
+        return Err("请选择牵头单位。".to_owned());
+    }
+    if field("lead_part").is_empty() {
+        return Err("请填写牵头单位的分工。".to_owned());
+    }
+    body.insert(
+        "lead".to_owned(),
+        json!({"unit": lead, "part": field("lead_part"), "limit": limit}),
+    );
+    let mut co = Vec::new();
+    for i in 1..=views::CONVENE_CO_HANDLERS {
+        let (unit, part) = (
+            field(&format!("co_unit_{i}")),
+            field(&format!("co_part_{i}")),
+        );
+        match (unit.is_empty(), part.is_empty()) {
+            (true, true) => {}
+            (true, false) => return Err(format!("第{i}个协办单位填写了分工，但没有选择单位。")),
+            (false, true) => return Err(format!("请填写第{i}个协办单位的分工。")),
+            (false, false) => co.push(json!({"unit": unit, "part": part, "limit": limit})),
+        }
+    }
+    if co.is_empty() {
+        return Err("联席会议至少要召集一个协办单位。".to_owned());
+    }
+    let mut called = vec![lead];
+    for c in &co {
+        let unit = c["unit"].as_str().unwrap_or_default();
+        if called.contains(&unit) {
+            return Err("同一单位只能承担一项分工，请勿重复选择。".to_owned());
+        }
+        called.push(unit);
+    }
+    body.insert("co_handlers".to_owned(), Value::Array(co));
+    Ok(())
+}
+
 /// The fields of an action form, as the API's JSON body: text fields as they are,
-/// `satisfied` as a boolean, `expected_version` as a number; empty fields left out.
+/// `satisfied` as a boolean, `expected_version` as a number; empty fields left out. The
+/// joint meeting's fields become its `lead` and `co_handlers`.
 fn action_body(form: &BTreeMap<String, String>) -> Result<Value, String> {
     let mut body = Map::new();
+    if form.get("action").map(String::as_str) == Some("convene_joint_meeting") {
+        convene_parts(form, &mut body)?;
+    }
     for (name, value) in form {
         let value = value.trim();
         if value.is_empty() {
@@ -683,11 +848,14 @@ fn action_body(form: &BTreeMap<String, String>) -> Result<Value, String> {
             // The button pressed (its form's `action` says the same), and the page to answer
             // with.
             "submit" | "view" => continue,
+            // Read above, into `lead` and `co_handlers`.
+            "lead_unit" | "lead_part" | "part_limit" => continue,
+            n if n.starts_with("co_unit_") || n.starts_with("co_part_") => continue,
             "satisfied" => json!(value == "true"),
             "expected_version" => json!(value
                 .parse::<u64>()
-                .map_err(|_| format!("expected_version `{value}` is not a number"))?),
-            other => return Err(format!("unknown form field `{other}`")),
+                .map_err(|_| format!("版本号“{value}”不是数字。"))?),
+            other => return Err(format!("表单中有未知的字段“{other}”。")),
         };
         body.insert(name.clone(), v);
     }
@@ -711,22 +879,27 @@ async fn task_action(
         ));
     }
     let form: BTreeMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    let outcome = match action_body(&form) {
-        Ok(json) => console::perform(&s.console, &who, &id, json).await,
-        Err(m) => Err(ApiError::bad_request(m)),
+    let action_kind = form
+        .get("action")
+        .and_then(|a| ActionKind::ALL.into_iter().find(|k| k.as_str() == a));
+    // Our own checks of the form answer in words; the API's refusals are put in words below.
+    let (outcome, own_words) = match action_body(&form) {
+        Ok(json) => (console::perform(&s.console, &who, &id, json).await, false),
+        Err(m) => (Err(ApiError::bad_request(m)), true),
     };
     let (code, flash) = match &outcome {
-        Ok(done) => (
-            StatusCode::OK,
-            format!(
-                "{}：{}",
-                messages::ZH.done,
-                done["to"]
-                    .as_str()
-                    .and_then(TaskStatus::parse)
-                    .map_or("", messages::status)
-            ),
-        ),
+        Ok(done) => {
+            // The new status, or what was done when the status stays (报到, 督办, ...).
+            let to = done["to"].as_str().and_then(TaskStatus::parse);
+            let from = done["from"].as_str().and_then(TaskStatus::parse);
+            let what = match (to, action_kind) {
+                (Some(to), _) if from != Some(to) => messages::status(to),
+                (_, Some(kind)) => messages::action(kind),
+                (Some(to), None) => messages::status(to),
+                (None, None) => "",
+            };
+            (StatusCode::OK, format!("{}：{what}", messages::ZH.done))
+        }
         Err(ApiError(StatusCode::CONFLICT, _)) => {
             (StatusCode::CONFLICT, messages::ZH.moved_on.to_owned())
         }
@@ -736,14 +909,19 @@ async fn task_action(
                 "数据库暂时不可用，请稍后重试。".to_owned(),
             ))
         }
-        Err(ApiError(code, v)) => (
-            *code,
-            format!(
-                "{}：{}",
-                messages::ZH.refused,
-                v["error"].as_str().unwrap_or("")
-            ),
-        ),
+        Err(ApiError(code, v)) => {
+            let said = v["error"].as_str().unwrap_or("");
+            let why = match *code {
+                _ if own_words => said.to_owned(),
+                StatusCode::FORBIDDEN => format!(
+                    "您的账号无权办理“{}”。",
+                    action_kind.map_or("此操作", messages::action)
+                ),
+                // Only a form changed by hand gets here: the words are the API's.
+                _ => format!("{}（{said}）", messages::ZH.form_invalid),
+            };
+            (*code, format!("{}：{why}", messages::ZH.refused))
+        }
     };
     let kind = if outcome.is_ok() { "ok" } else { "error" };
     let html = if form.get("view").map(String::as_str) == Some("triage") {

@@ -5,9 +5,11 @@
 use askama::Template;
 use chrono::{DateTime, FixedOffset, Utc};
 use hub_cases::clock::ClockStatus;
+use hub_cases::joint_case::{JointCase, JointRole};
 use hub_cases::lifecycle::{ActionKind, CancelReason, ReturnReason};
 use hub_cases::Measure;
 use hub_cases::SlaConfig;
+use hub_router::place::PlaceMethod;
 use hub_router::task::{StatusChange, Task, TaskStatus};
 use hub_store::{Report, StoredClock};
 
@@ -180,17 +182,59 @@ pub struct QueueRows<'a> {
 }
 
 /// The queue's filters, as chosen (and as they stand in the page's address).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueFilters {
     pub status: String,
     pub due_within: String,
     pub sort: String,
-    pub breached: bool,
     pub department: String,
     pub community: String,
+    /// A major class or category code of the taxonomy (a prefix: `E01`, `E0103`).
+    pub category: String,
+    pub unit: String,
+    pub grid: String,
+    pub breached: bool,
+    pub at_risk: bool,
+    pub paused: bool,
 }
 
 impl QueueFilters {
+    /// The filters from query or form pairs; keys it does not know are left to the caller
+    /// (a bookmarked address from an older console still opens).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut f = QueueFilters::default();
+        for (k, v) in pairs {
+            f.set(k, v);
+        }
+        f
+    }
+
+    /// Sets one filter; false when `key` is not a filter.
+    pub fn set(&mut self, key: &str, value: &str) -> bool {
+        let text = match key {
+            "status" => &mut self.status,
+            "due_within" => &mut self.due_within,
+            "sort" => &mut self.sort,
+            "department" => &mut self.department,
+            "community" => &mut self.community,
+            "category" => &mut self.category,
+            "unit" => &mut self.unit,
+            "grid" => &mut self.grid,
+            "breached" | "at_risk" | "paused" => {
+                let on = value == "true";
+                match key {
+                    "breached" => self.breached = on,
+                    "at_risk" => self.at_risk = on,
+                    _ => self.paused = on,
+                }
+                return true;
+            }
+            _ => return false,
+        };
+        *text = value.to_owned();
+        true
+    }
+
     /// The query string that reproduces these filters (`?status=...`), empty for none.
     pub fn query(&self) -> String {
         let mut parts = Vec::new();
@@ -200,13 +244,22 @@ impl QueueFilters {
             ("sort", &self.sort),
             ("department", &self.department),
             ("community", &self.community),
+            ("category", &self.category),
+            ("unit", &self.unit),
+            ("grid", &self.grid),
         ] {
             if !v.is_empty() {
                 parts.push(format!("{k}={}", super::url_encode(v)));
             }
         }
-        if self.breached {
-            parts.push("breached=true".to_owned());
+        for (k, on) in [
+            ("breached", self.breached),
+            ("at_risk", self.at_risk),
+            ("paused", self.paused),
+        ] {
+            if on {
+                parts.push(format!("{k}=true"));
+            }
         }
         if parts.is_empty() {
             String::new()
@@ -214,6 +267,27 @@ impl QueueFilters {
             format!("?{}", parts.join("&"))
         }
     }
+}
+
+/// What the queue's selects offer beyond the fixed choices: (value, label) pairs.
+#[derive(Debug, Clone, Default)]
+pub struct QueueChoices {
+    /// The communities the account may narrow to (empty for an account of one community).
+    pub communities: Vec<(String, String)>,
+    /// The taxonomy's major classes.
+    pub categories: Vec<(String, String)>,
+    /// The units and grids of the community in focus (chosen, or the account's only one).
+    pub units: Vec<(String, String)>,
+    pub grids: Vec<(String, String)>,
+}
+
+fn optional_choices(options: &[(String, String)], selected: &str, any: &str) -> Vec<Choice> {
+    if options.is_empty() {
+        return Vec::new();
+    }
+    let mut c = vec![("", any)];
+    c.extend(options.iter().map(|(v, l)| (v.as_str(), l.as_str())));
+    choices(c, selected)
 }
 
 #[derive(Template)]
@@ -231,7 +305,13 @@ pub struct QueuePage<'a> {
     pub departments: Vec<Choice>,
     /// Empty for an account of one community (nothing to choose).
     pub communities: Vec<Choice>,
+    pub categories: Vec<Choice>,
+    /// Empty until one community is in focus.
+    pub units: Vec<Choice>,
+    pub grids: Vec<Choice>,
     pub breached: bool,
+    pub at_risk: bool,
+    pub paused: bool,
     pub rows: String,
 }
 
@@ -241,11 +321,11 @@ impl<'a> QueuePage<'a> {
         admin: bool,
         csrf: String,
         filters: &QueueFilters,
-        communities: &[(String, String)],
+        offered: &QueueChoices,
         rows: String,
     ) -> Self {
         let t = &ZH;
-        let mut statuses = vec![("open", t.open_only), ("", t.any)];
+        let mut statuses = vec![("open", t.open_only), ("any", t.any)];
         statuses.extend(TaskStatus::ALL.map(|s| (s.as_str(), messages::status(s))));
         let status = if filters.status.is_empty() {
             "open"
@@ -285,18 +365,17 @@ impl<'a> QueuePage<'a> {
                 );
                 choices(d, &filters.department)
             },
-            communities: if communities.len() > 1 {
-                let mut c = vec![("", t.any)];
-                c.extend(
-                    communities
-                        .iter()
-                        .map(|(code, name)| (code.as_str(), name.as_str())),
-                );
-                choices(c, &filters.community)
+            communities: if offered.communities.len() > 1 {
+                optional_choices(&offered.communities, &filters.community, t.any)
             } else {
                 Vec::new()
             },
+            categories: optional_choices(&offered.categories, &filters.category, t.any),
+            units: optional_choices(&offered.units, &filters.unit, t.any),
+            grids: optional_choices(&offered.grids, &filters.grid, t.any),
             breached: filters.breached,
+            at_risk: filters.at_risk,
+            paused: filters.paused,
             rows,
         }
     }
@@ -345,9 +424,116 @@ pub struct ClockRow {
 #[derive(Debug, Clone)]
 pub struct HistoryRow {
     pub at: String,
+    /// What was done (立案, 签收, 报到, ...).
+    pub what: String,
+    /// The status it led to, when it changed; empty otherwise.
     pub status: &'static str,
     pub actor: String,
     pub note: String,
+}
+
+/// A history entry in words: what was done, by whom, with the particulars. The store keeps
+/// the entry as the workflow wrote it (`<label><particulars>[ — <actor's note>]`); the
+/// router's first two entries are told from the task itself. `name` gives a unit's name.
+pub fn history_row(task: &Task, h: &StatusChange, name: &dyn Fn(&str) -> String) -> HistoryRow {
+    let f = &task.fields;
+    let note = h.note.clone().unwrap_or_default();
+    let by_router = h.actor == hub_cases::opening::ROUTER_ACTOR;
+    let (what, note) = if by_router && h.seq == 1 {
+        let mut n = format!(
+            "来自{} {} 记录 {}，位置：{}",
+            messages::department(f.department),
+            f.source_system,
+            f.source_id,
+            f.place.matched_area
+        );
+        if f.lead_unit.is_none() {
+            n.push_str("；未匹配到主办单位，待分派");
+        }
+        ("立案".to_owned(), n)
+    } else if by_router && h.seq == 2 && h.to_status == TaskStatus::Dispatched {
+        let mut n = format!(
+            "派遣至主办单位 {}",
+            f.lead_unit.as_ref().map_or("", |u| u.name.as_str())
+        );
+        if !f.co_handlers.is_empty() {
+            let co: Vec<&str> = f.co_handlers.iter().map(|u| u.name.as_str()).collect();
+            n.push_str(&format!("；协办：{}", co.join("、")));
+        }
+        ("派遣".to_owned(), n)
+    } else {
+        // The actor's own note, after the dash, is kept as written.
+        let (written, said) = note.split_once(" — ").unwrap_or((note.as_str(), ""));
+        let (head, rest) = written
+            .find([' ', ':', '('])
+            .map_or((written, ""), |i| written.split_at(i));
+        match messages::history_label(head) {
+            Some(what) => {
+                let rest = rest.trim_start_matches([':', ' ']);
+                let rest = rest
+                    .strip_prefix("by ")
+                    .or_else(|| rest.strip_prefix("to "))
+                    .unwrap_or(rest);
+                let mut n = with_unit_names(rest, name);
+                if !said.is_empty() {
+                    if !n.is_empty() {
+                        n.push_str(" — ");
+                    }
+                    n.push_str(said);
+                }
+                (what.to_owned(), n)
+            }
+            None => (messages::status(h.to_status).to_owned(), note.clone()),
+        }
+    };
+    let changed = h.from_status != Some(h.to_status);
+    HistoryRow {
+        at: cst(h.at),
+        what,
+        status: if changed {
+            messages::status(h.to_status)
+        } else {
+            ""
+        },
+        actor: actor_words(&h.actor, name),
+        note,
+    }
+}
+
+/// Unit ids (`510504001001.property_company`) in `text` replaced by the units' names.
+fn with_unit_names(text: &str, name: &dyn Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('.') && word.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push_str(&name(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// Who acted: the system's parts in words, an account with its unit's name.
+fn actor_words(actor: &str, name: &dyn Fn(&str) -> String) -> String {
+    match actor {
+        hub_cases::opening::ROUTER_ACTOR | "router" => "系统（路由引擎）".to_owned(),
+        "sla_tracker" => "系统（时限监控）".to_owned(),
+        a => match a.split_once('@') {
+            Some((account, unit)) => format!("{account}（{}）", name(unit)),
+            None => a.to_owned(),
+        },
+    }
 }
 
 /// A field of an action form.
@@ -369,9 +555,8 @@ pub struct ActionForm {
     pub fields: Vec<Field>,
 }
 
-/// The actions the console has forms for. The joint-meeting ones (吹哨, 报到, 完成分工) are
-/// taken through the API until their forms land.
-pub const FORM_ACTIONS: [ActionKind; 18] = [
+/// The actions the console has forms for: all of them.
+pub const FORM_ACTIONS: [ActionKind; 21] = [
     ActionKind::Dispatch,
     ActionKind::Arbitrate,
     ActionKind::ReportStage,
@@ -390,7 +575,22 @@ pub const FORM_ACTIONS: [ActionKind; 18] = [
     ActionKind::ResidentResponded,
     ActionKind::Callback,
     ActionKind::Cancel,
+    ActionKind::ConveneJointMeeting,
+    ActionKind::ReportIn,
+    ActionKind::CompletePart,
 ];
+
+/// Co-handler rows on the form that convenes a joint meeting (吹哨).
+pub const CONVENE_CO_HANDLERS: usize = 3;
+
+/// The units an account may choose on a task's joint-case forms.
+#[derive(Debug, Clone, Default)]
+pub struct JointChoices {
+    /// Called units that have not reported in, that the account may report in for.
+    pub report_in: Vec<Choice>,
+    /// Units that reported in and have not finished their part, that the account may act for.
+    pub complete_part: Vec<Choice>,
+}
 
 fn note_field() -> Field {
     Field {
@@ -402,9 +602,72 @@ fn note_field() -> Field {
     }
 }
 
+fn part_limits() -> Vec<Choice> {
+    choices(
+        [
+            ("", "不限"),
+            ("1 working_days", "1个工作日"),
+            ("3 working_days", "3个工作日"),
+            ("5 working_days", "5个工作日"),
+            ("10 working_days", "10个工作日"),
+        ],
+        "",
+    )
+}
+
+/// The fields of the form that convenes the joint meeting: the lead unit and its part, up
+/// to [`CONVENE_CO_HANDLERS`] co-handlers with theirs, one time limit for the parts.
+fn convene_fields(units: &[Choice]) -> Vec<Field> {
+    let t = &ZH;
+    let unit = |name, label, units: Vec<Choice>| Field {
+        name,
+        label,
+        required: false,
+        multiline: false,
+        choices: units,
+    };
+    let part = |name, label, required| Field {
+        name,
+        label,
+        required,
+        multiline: false,
+        choices: Vec::new(),
+    };
+    let mut none = vec![Choice {
+        value: String::new(),
+        label: t.not_called.to_owned(),
+        selected: true,
+    }];
+    none.extend(units.iter().map(|u| Choice {
+        selected: false,
+        ..u.clone()
+    }));
+    let mut fields = vec![
+        unit("lead_unit", t.joint_lead, units.to_vec()),
+        part("lead_part", t.joint_lead_part, true),
+    ];
+    const ROWS: [(&str, &str, &str, &str); CONVENE_CO_HANDLERS] = [
+        ("co_unit_1", "协办单位一", "co_part_1", "协办单位一的分工"),
+        ("co_unit_2", "协办单位二", "co_part_2", "协办单位二的分工"),
+        ("co_unit_3", "协办单位三", "co_part_3", "协办单位三的分工"),
+    ];
+    for (u, ul, p, pl) in ROWS {
+        fields.push(unit(u, ul, none.clone()));
+        fields.push(part(p, pl, false));
+    }
+    fields.push(Field {
+        name: "part_limit",
+        label: t.joint_part_limit,
+        required: false,
+        multiline: false,
+        choices: part_limits(),
+    });
+    fields
+}
+
 /// The form of an action; `units` are the units a task can go to (its community's, then its
-/// street's).
-pub fn action_form(kind: ActionKind, units: &[Choice]) -> ActionForm {
+/// street's), `joint` the units of its joint case the account may act for.
+pub fn action_form(kind: ActionKind, units: &[Choice], joint: &JointChoices) -> ActionForm {
     let t = &ZH;
     let text = |name, label| Field {
         name,
@@ -495,6 +758,18 @@ pub fn action_form(kind: ActionKind, units: &[Choice]) -> ActionForm {
             t.satisfied,
             vec![("true", t.satisfied_yes), ("false", t.satisfied_no)],
         )],
+        ActionKind::ConveneJointMeeting => convene_fields(units),
+        ActionKind::ReportIn | ActionKind::CompletePart => vec![Field {
+            name: "unit",
+            label: t.joint_unit,
+            required: true,
+            multiline: false,
+            choices: if kind == ActionKind::ReportIn {
+                joint.report_in.clone()
+            } else {
+                joint.complete_part.clone()
+            },
+        }],
         _ => Vec::new(),
     };
     fields.push(note_field());
@@ -522,10 +797,151 @@ pub struct TaskView {
     pub lead: String,
     pub co_handlers: String,
     pub reports: Vec<String>,
+    /// Where and why the task went, in words built from what the router decided.
     pub why: Vec<String>,
+    /// The router's own explanation, as it wrote it (rules, roles and fallbacks in detail).
+    pub why_detail: Vec<String>,
     pub clocks: Vec<ClockRow>,
     pub history: Vec<HistoryRow>,
     pub actions: Vec<ActionForm>,
+    /// The joint meeting's units and what each has done, when one was convened.
+    pub joint: Vec<JointRow>,
+    pub joint_convened: String,
+}
+
+/// A unit called to the joint meeting.
+#[derive(Debug, Clone)]
+pub struct JointRow {
+    pub unit: String,
+    pub role: &'static str,
+    pub part: String,
+    /// Reported in (报到): when, or by when, with its band.
+    pub report_in: String,
+    pub report_in_band: &'static str,
+    /// Its part: done when, due when, or open-ended.
+    pub part_state: String,
+    pub part_band: &'static str,
+}
+
+/// The joint case as rows, each unit's deadlines judged at `now`; `name` gives a unit's name.
+pub fn joint_rows(
+    case: &JointCase,
+    name: &dyn Fn(&str) -> String,
+    now: DateTime<Utc>,
+) -> Vec<JointRow> {
+    let judged = |done: Option<DateTime<Utc>>, due: Option<DateTime<Utc>>| match (done, due) {
+        (Some(at), Some(due)) if at > due => (format!("{} 完成（超时）", cst(at)), "late"),
+        (Some(at), _) => (format!("{} 完成", cst(at)), "met"),
+        (None, Some(due)) if now > due => (format!("已超时（时限 {}）", cst(due)), "late"),
+        (None, Some(due)) => (format!("时限 {}", cst(due)), "ok"),
+        (None, None) => ("不限时".to_owned(), "none"),
+    };
+    case.participants
+        .iter()
+        .map(|p| {
+            let (report_in, report_in_band) = judged(p.reported_in_at, Some(p.report_in_by));
+            let (part_state, part_band) = if p.reported_in_at.is_none() && p.part_done_at.is_none()
+            {
+                ("待报到".to_owned(), "none")
+            } else {
+                judged(p.part_done_at, p.part_due)
+            };
+            JointRow {
+                unit: name(&p.unit),
+                role: match p.role {
+                    JointRole::Lead => "牵头",
+                    JointRole::CoHandler => "协办",
+                },
+                part: p.part.clone(),
+                report_in,
+                report_in_band,
+                part_state,
+                part_band,
+            }
+        })
+        .collect()
+}
+
+/// Where and why a task went where it went, in words, from the decision's fields (the
+/// router's own text, in [`why_detail`], is kept for administrators tracing a rule).
+pub fn why_here(task: &Task) -> Vec<String> {
+    let f = &task.fields;
+    let e = &f.explanation;
+    let area = &e.matched_area;
+    let mut why = vec![match e.place_method {
+        PlaceMethod::Point => match f.location.point {
+            Some(p) => format!("位置：按上报坐标（{:.5}, {:.5}）落在{area}", p.lon, p.lat),
+            None => format!("位置：{area}"),
+        },
+        PlaceMethod::GridCode => format!(
+            "位置：按网格编码 {} 定位到{area}",
+            f.location.grid_code.as_deref().unwrap_or_default()
+        ),
+        PlaceMethod::Address => format!(
+            "位置：按地址“{}”在地名库中定位到{area}",
+            f.location.address.as_deref().unwrap_or_default()
+        ),
+        PlaceMethod::Unplaced => format!("位置：上报信息中没有可用的位置（{area}）"),
+    }];
+    let own = f
+        .category_name
+        .as_deref()
+        .map(|n| format!("（{n}）"))
+        .unwrap_or_default();
+    why.push(format!(
+        "类别：{}代码 {}{own} 对应 {} {}",
+        messages::department(f.department),
+        f.category_code,
+        f.category.code,
+        f.category.name
+    ));
+    why.push(format!("规则：{}", e.rule_id));
+    match &f.lead_unit {
+        Some(lead) if lead.role == hub_router::city::UnitRole::TriageDesk => why.push(format!(
+            "派遣：没有社区承接，由{}分派（属地兜底）",
+            lead.name
+        )),
+        Some(lead) => {
+            why.push(format!(
+                "主办：{}（{}）",
+                lead.name,
+                messages::unit_role(lead.role)
+            ));
+            if !f.co_handlers.is_empty() {
+                let co: Vec<String> = f
+                    .co_handlers
+                    .iter()
+                    .map(|u| format!("{}（{}）", u.name, messages::unit_role(u.role)))
+                    .collect();
+                why.push(format!("协办：{}", co.join("、")));
+            }
+        }
+        None => why.push("派遣：没有社区承接，由上级分派（属地兜底）".to_owned()),
+    }
+    if let Some(a) = &e.admission {
+        why.push(if a.admitted {
+            "准入：社区已准入此类事项".to_owned()
+        } else {
+            "准入：社区未准入此类事项".to_owned()
+        });
+    }
+    why.push(format!("{}：{}", ZH.rules_version, e.rules_version));
+    why
+}
+
+/// The router's explanation as it wrote it.
+fn why_detail(e: &hub_router::explanation::Explanation) -> Vec<String> {
+    [
+        &e.place_detail,
+        &e.category_detail,
+        &e.rule_detail,
+        &e.assignment_detail,
+    ]
+    .into_iter()
+    .chain(e.admission.as_ref().map(|a| &a.reason))
+    .filter(|d| !d.is_empty())
+    .cloned()
+    .collect()
 }
 
 pub struct TaskFacts<'a> {
@@ -536,35 +952,19 @@ pub struct TaskFacts<'a> {
     pub reports: &'a [Report],
     /// The actions this account may take now.
     pub allowed: &'a [ActionKind],
-    /// The units the task can go to (for dispatch and arbitration).
+    /// The units the task can go to (for dispatch, arbitration and the joint meeting).
     pub units: &'a [Choice],
+    pub joint: Option<&'a JointCase>,
+    pub joint_choices: &'a JointChoices,
+    /// A unit's name from its id.
+    pub unit_name: &'a dyn Fn(&str) -> String,
 }
 
 pub fn task_view(facts: &TaskFacts<'_>, sla: &SlaConfig, now: DateTime<Utc>) -> TaskView {
     let task = facts.task;
     let f = &task.fields;
-    let e = &f.explanation;
     let countdown = task_countdown(facts.clocks, sla, now);
-    let mut why = vec![if e.place_detail.is_empty() {
-        format!("位置：{}", e.matched_area)
-    } else {
-        format!("位置：{}（{}）", e.matched_area, e.place_detail)
-    }];
-    if !e.category_detail.is_empty() {
-        why.push(format!("类别：{}", e.category_detail));
-    }
-    why.push(if e.rule_detail.is_empty() {
-        format!("规则：{}", e.rule_id)
-    } else {
-        format!("规则：{}", e.rule_detail)
-    });
-    if !e.assignment_detail.is_empty() {
-        why.push(format!("派遣：{}", e.assignment_detail));
-    }
-    if let Some(a) = &e.admission {
-        why.push(format!("准入：{}", a.reason));
-    }
-    why.push(format!("{}：{}", ZH.rules_version, e.rules_version));
+    let why = why_here(task);
     TaskView {
         id: f.task_id.clone(),
         short_id: f.task_id.chars().take(8).collect(),
@@ -606,6 +1006,7 @@ pub fn task_view(facts: &TaskFacts<'_>, sla: &SlaConfig, now: DateTime<Utc>) -> 
             })
             .collect(),
         why,
+        why_detail: why_detail(&f.explanation),
         clocks: facts
             .clocks
             .iter()
@@ -623,19 +1024,19 @@ pub fn task_view(facts: &TaskFacts<'_>, sla: &SlaConfig, now: DateTime<Utc>) -> 
         history: facts
             .history
             .iter()
-            .map(|h| HistoryRow {
-                at: cst(h.at),
-                status: messages::status(h.to_status),
-                actor: h.actor.clone(),
-                note: h.note.clone().unwrap_or_default(),
-            })
+            .map(|h| history_row(task, h, facts.unit_name))
             .collect(),
         actions: facts
             .allowed
             .iter()
             .filter(|k| FORM_ACTIONS.contains(k))
-            .map(|k| action_form(*k, facts.units))
+            .map(|k| action_form(*k, facts.units, facts.joint_choices))
             .collect(),
+        joint: facts
+            .joint
+            .map(|c| joint_rows(c, facts.unit_name, now))
+            .unwrap_or_default(),
+        joint_convened: facts.joint.map(|c| cst(c.convened_at)).unwrap_or_default(),
     }
 }
 
@@ -716,7 +1117,7 @@ mod tests {
 
     #[test]
     fn action_forms_ask_for_what_the_action_needs() {
-        let ret = action_form(ActionKind::Return, &[]);
+        let ret = action_form(ActionKind::Return, &[], &JointChoices::default());
         assert_eq!(ret.label, "回退");
         let reasons: Vec<&str> = ret.fields[0]
             .choices
@@ -725,18 +1126,23 @@ mod tests {
             .collect();
         assert_eq!(reasons.len(), ReturnReason::ALL.len());
         assert!(reasons.contains(&"not_our_remit"));
-        let resolve = action_form(ActionKind::Resolve, &[]);
+        let resolve = action_form(ActionKind::Resolve, &[], &JointChoices::default());
         assert!(resolve.fields[0].required && resolve.fields[0].multiline);
         assert_eq!(resolve.fields.last().unwrap().name, "note");
-        assert_eq!(action_form(ActionKind::SignFor, &[]).fields.len(), 1);
+        assert_eq!(
+            action_form(ActionKind::SignFor, &[], &JointChoices::default())
+                .fields
+                .len(),
+            1
+        );
         let units = vec![Choice {
             value: "510504001001.workstation".to_owned(),
             label: "梧桐社区工作站".to_owned(),
             selected: false,
         }];
-        let dispatch = action_form(ActionKind::Dispatch, &units);
+        let dispatch = action_form(ActionKind::Dispatch, &units, &JointChoices::default());
         assert_eq!(dispatch.fields[0].choices[0].label, "梧桐社区工作站");
-        let escalate = action_form(ActionKind::Escalate, &[]);
+        let escalate = action_form(ActionKind::Escalate, &[], &JointChoices::default());
         assert!(escalate.fields[0]
             .choices
             .iter()
@@ -787,15 +1193,26 @@ mod tests {
         let f = QueueFilters {
             status: "signed_for".to_owned(),
             due_within: "1d".to_owned(),
-            sort: String::new(),
             breached: true,
             department: "police".to_owned(),
-            community: String::new(),
+            category: "E01".to_owned(),
+            grid: "510504001002003".to_owned(),
+            paused: true,
+            ..QueueFilters::default()
         };
+        let query = f.query();
         assert_eq!(
-            f.query(),
-            "?status=signed_for&due_within=1d&department=police&breached=true"
+            query,
+            "?status=signed_for&due_within=1d&department=police&category=E01\
+             &grid=510504001002003&breached=true&paused=true"
         );
+        let back = QueueFilters::from_pairs(
+            query[1..]
+                .split('&')
+                .map(|kv| kv.split_once('=').unwrap())
+                .chain([("page", "2")]),
+        );
+        assert_eq!(back, f, "an unknown key is ignored");
         assert_eq!(QueueFilters::default().query(), "");
     }
 }
