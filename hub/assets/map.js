@@ -65,11 +65,13 @@
       return fetch(el.dataset.tasks, { credentials: "same-origin" });
     })
     .then(function (r) { return r.json(); })
-    .then(function (tasks) {
-      tasks.features.forEach(function (f) {
-        var p = f.properties;
-        var c = f.geometry.coordinates;
-        var m = L.circleMarker([c[1], c[0]], {
+    .then(function (points) {
+      // Columns: [id, lon, lat, category index, place index, band index] (see map.rs).
+      points.tasks.forEach(function (t) {
+        var band = points.bands[t[5]];
+        var p = { id: t[0], category: points.categories[t[3]], place: points.places[t[4]],
+                  band: band.band, countdown: band.words };
+        var m = L.circleMarker([t[2], t[1]], {
           radius: 6, color: "#fff", weight: 1, fillColor: colours[p.band] || colours.none, fillOpacity: 0.9
         }).addTo(map);
         m.bindTooltip(p.category + " · " + p.countdown);
@@ -96,7 +98,7 @@
       });
       map.on("moveend", visibleOnly);
       visibleOnly();
-      el.dataset.points = String(tasks.features.length);
+      el.dataset.points = String(points.tasks.length);
       el.dataset.ready = "true";
     });
 })();

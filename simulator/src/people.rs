@@ -1,7 +1,8 @@
 //! The people of the demo: street and community dispatchers working their queues through the
 //! hub's API, as they would through the console — signing for, handling, checking, closing,
-//! now and then returning a case, asking for more time or sending work back — so that every
-//! page and the figures show a district at work, not a pile of untouched tasks.
+//! now and then returning a case, asking for more time, sending work back or calling the
+//! joint meeting (吹哨报到) — so that every page and the figures show a district at work, not
+//! a pile of untouched tasks.
 //!
 //! Each case is handled by the account whose scope holds it: its community's account where
 //! one exists (acting for the workstation), else its street's desk, else the administrator.
@@ -63,11 +64,68 @@ impl Accounts {
     }
 }
 
-/// What the dispatchers did.
+/// What the dispatchers did, and the joint meetings they called (task id → step).
 #[derive(Debug, Default, Clone)]
 struct Done {
     actions: u64,
     refused: u64,
+    joint: BTreeMap<String, JointStep>,
+}
+
+/// Where a joint meeting the street called stands (吹哨 → 报到 → 完成分工).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JointStep {
+    Convened,
+    LeadReportedIn,
+    AllReportedIn,
+    Done,
+}
+
+/// The joint meeting's next step on a case the street called one for, if any: the community's
+/// workstation leads, its property company co-handles; the property company is represented
+/// by the administrator's account (it has none of its own in the demo) and is sometimes
+/// slow to report in.
+fn joint_step<'a>(
+    step: JointStep,
+    task: &Value,
+    accounts: &'a Accounts,
+    rng: &mut SmallRng,
+) -> Option<(&'a str, Value, JointStep)> {
+    let community = task["community_code"].as_str()?;
+    let (handler, admin) = (accounts.handler(task), accounts.admin.as_str());
+    match step {
+        JointStep::Convened => Some((
+            handler,
+            json!({"action": "report_in", "unit": format!("{community}.workstation")}),
+            JointStep::LeadReportedIn,
+        )),
+        JointStep::LeadReportedIn if rng.random::<f64>() < 0.5 => None,
+        JointStep::LeadReportedIn => Some((
+            admin,
+            json!({"action": "report_in", "unit": format!("{community}.property_company")}),
+            JointStep::AllReportedIn,
+        )),
+        JointStep::AllReportedIn => Some((
+            handler,
+            json!({"action": "complete_part", "unit": format!("{community}.workstation")}),
+            JointStep::Done,
+        )),
+        JointStep::Done => None,
+    }
+}
+
+/// The street calls a joint meeting (吹哨) on a case of a community with an account.
+fn convene(task: &Value, accounts: &Accounts) -> Option<Value> {
+    let community = task["community_code"].as_str()?;
+    accounts.communities.get(community)?;
+    Some(json!({
+        "action": "convene_joint_meeting",
+        "lead": {"unit": format!("{community}.workstation"), "part": "牵头协调，现场处置"},
+        "co_handlers": [
+            {"unit": format!("{community}.property_company"), "part": "清理现场，通知业主", "limit": "2 minutes"}
+        ],
+        "note": "涉及多方，召集联席会议"
+    }))
 }
 
 /// Works the open cases every `every`, one step per case at most per round, until the task
@@ -201,6 +259,32 @@ async fn round(
         // People do not touch every case every few seconds.
         if rng.random::<f64>() < 0.6 {
             continue;
+        }
+        // A case before the joint meeting moves on there first.
+        if let Some(step) = done.joint.get(id).copied() {
+            if let Some((token, body, next)) = joint_step(step, &task, accounts, rng) {
+                if act(client, api, token, id, body).await {
+                    done.actions += 1;
+                    if next == JointStep::Done {
+                        done.joint.remove(id);
+                    } else {
+                        done.joint.insert(id.to_owned(), next);
+                    }
+                } else {
+                    done.refused += 1;
+                    done.joint.remove(id);
+                }
+                continue;
+            }
+        } else if status == "signed_for" && rng.random::<f64>() < 0.08 {
+            if let Some(body) = convene(&task, accounts) {
+                if act(client, api, accounts.street(&task), id, body).await {
+                    done.actions += 1;
+                    done.joint.insert(id.to_owned(), JointStep::Convened);
+                    continue;
+                }
+                done.refused += 1;
+            }
         }
         for (token, body) in next_steps(status, &task, accounts, rng) {
             if act(client, api, token, id, body).await {

@@ -209,6 +209,24 @@ async fn a_community_account_sees_only_its_tasks_most_overdue_first_and_filters_
         "{}",
         b.url().await
     );
+    // By major class: the cases are 私搭乱建 (E0101, 市容环境 E01).
+    b.execute(
+        "document.getElementById('f-department').value = '';
+         document.getElementById('f-breached').checked = false;
+         const s = document.getElementById('f-category'); s.value = 'E01';
+         s.dispatchEvent(new Event('change', {bubbles: true})); return null;",
+        vec![],
+    )
+    .await;
+    wait_rows(&b, &[&overdue, &fresh], "市容环境 only").await;
+    b.execute(
+        "const s = document.getElementById('f-category'); s.value = 'E04';
+         s.dispatchEvent(new Event('change', {bubbles: true})); return null;",
+        vec![],
+    )
+    .await;
+    wait_rows(&b, &[], "街面秩序 (there are none)").await;
+    assert!(b.url().await.contains("category=E04"), "{}", b.url().await);
 
     // Another community's task is not there even by its address.
     b.goto(&format!("{}/tasks/{other}", c.base)).await;
@@ -548,7 +566,7 @@ async fn console_figures_with_10000_open_tasks() {
         ("baseline GET /healthz", "/healthz"),
         ("queue page (100 rows)", "/queue"),
         ("queue rows, breached", "/queue/rows?breached=true"),
-        ("map points (GeoJSON)", "/map/tasks.geojson"),
+        ("map points", "/map/tasks.json"),
         ("map outlines (GeoJSON)", "/map/areas.geojson"),
     ] {
         let mut times = Vec::new();
@@ -890,6 +908,67 @@ async fn a_joint_meeting_is_convened_from_the_page_and_each_unit_reports_in_for_
     )
     .await;
     b.save_screenshot("console-joint").await;
+    drop(b);
+    c.hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_street_desk_sends_several_returned_tasks_to_one_unit_at_once() {
+    let c = console(API_ONLY).await;
+    let api = c.api();
+    let mut returned = Vec::new();
+    for n in 1..=2 {
+        let id = c
+            .seed(&format!("WEB-BA-{n}"), "510504001001", TimeDelta::zero())
+            .await;
+        let (status, answer) = api
+            .act(
+                WUTONG,
+                &id,
+                json!({"action": "return", "reason": "not_our_remit"}),
+            )
+            .await;
+        assert!(status.is_success(), "{answer}");
+        returned.push(id);
+    }
+    let dispatched = c.seed("WEB-BA-3", "510504001001", TimeDelta::zero()).await;
+    let b = Browser::start("console-bulk-assign").await;
+    b.sign_in(&c.base, STREET1).await;
+    // Without a community in focus there is nothing to send to; with one, its units.
+    b.find("#queue tr[data-task]").await;
+    assert!(b.find_all("#bulk-unit").await.is_empty());
+    b.goto(&format!("{}/queue?community=510504001001", c.base))
+        .await;
+    b.find("#bulk-unit").await;
+    assert_accessible(&b, "queue with bulk assignment").await;
+    for id in returned.iter().chain([&dispatched]) {
+        b.click(&b.find(&format!("#sel-{id}")).await).await;
+    }
+    let police = "510504001001.police_station";
+    b.execute(
+        "document.getElementById('bulk-unit').value = arguments[0]; return null;",
+        vec![json!(police)],
+    )
+    .await;
+    b.click(&b.find("#bulk button[value=assign]").await).await;
+    let text = b
+        .wait_text(
+            "#queue-flash",
+            "已派遣 2 件；未派遣 1 件",
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(text.contains("已派遣，无需再派"), "{text}");
+    for id in &returned {
+        let (_, t) = api.get(Some(STREET1), &format!("/api/v1/tasks/{id}")).await;
+        assert_eq!(t["task"]["status"], json!("dispatched"), "{t}");
+        let last = t["history"].as_array().unwrap().last().unwrap().clone();
+        assert!(
+            last["note"].as_str().unwrap().starts_with("re-dispatched"),
+            "{last}"
+        );
+        assert!(last["note"].as_str().unwrap().contains(police), "{last}");
+    }
     drop(b);
     c.hub.stop().await;
 }

@@ -67,6 +67,7 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
             .with_context(|| format!("clearing {}", display_dir(&data_dir)))?;
     }
     config.store.url = format!("sqlite://{}/hub.db", data_dir.display());
+    config.routing.dir = on_demo_clock(&config.routing.dir, &data_dir)?;
     config.data_dir = data_dir;
     config.listen = listen;
     config.kafka.brokers.clear();
@@ -307,6 +308,10 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     );
     println!("  Kafka (embedded broker):  {}", hub.kafka_brokers);
     println!("  task store:               {}", config.store.url);
+    println!(
+        "  SLA limits:               on the demo clock (an hour of the city's time is a minute here): {}",
+        display_dir(&config.routing.dir.join(crate::cases::service::SLA_DIR))
+    );
     println!();
     println!("Sources feeding the hub:");
     for line in &running {
@@ -363,6 +368,73 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     }
     drop(sim);
     result
+}
+
+/// A copy of the routing folder in `data_dir` with every SLA limit on the demo clock (an hour
+/// of the city's time is a minute of the demo's, in natural time), so that within minutes
+/// the demo shows warnings, breaches and escalations at any hour of the day; the shipped
+/// folder is left as it is.
+fn on_demo_clock(routing: &Path, data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let copy = data_dir.join("routing");
+    copy_dir(routing, &copy)
+        .with_context(|| format!("copying {} for the demo", display_dir(routing)))?;
+    let policies = copy
+        .join(crate::cases::service::SLA_DIR)
+        .join(hub_cases::POLICIES_FILE);
+    let text = std::fs::read_to_string(&policies)
+        .with_context(|| format!("reading {}", display_dir(&policies)))?;
+    std::fs::write(&policies, demo_clock(&text))
+        .with_context(|| format!("writing {}", display_dir(&policies)))?;
+    Ok(copy)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every quoted limit in an SLA policies file, scaled 60 times down to natural time: hours
+/// become minutes, minutes seconds, a day 24 minutes and a working day 7 (its 7 hours).
+fn demo_clock(policies: &str) -> String {
+    let scaled = |amount: u64, unit: &str| -> Option<String> {
+        Some(match unit {
+            "minutes" | "working_minutes" => format!("{amount} seconds"),
+            "hours" | "working_hours" => format!("{amount} minutes"),
+            "days" => format!("{} minutes", amount * 24),
+            "working_days" => format!("{} minutes", amount * 7),
+            _ => return None,
+        })
+    };
+    let mut out = String::with_capacity(policies.len());
+    for line in policies.split_inclusive('\n') {
+        let (code, comment) = match line.find('#') {
+            Some(i) => line.split_at(i),
+            None => (line, ""),
+        };
+        let mut parts = code.split('"');
+        let mut rewritten = parts.next().unwrap_or_default().to_owned();
+        for (i, part) in parts.enumerate() {
+            rewritten.push('"');
+            // Odd pieces are inside quotes.
+            let limit = (i % 2 == 0)
+                .then(|| part.split_once(' '))
+                .flatten()
+                .and_then(|(n, unit)| scaled(n.parse().ok()?, unit));
+            rewritten.push_str(limit.as_deref().unwrap_or(part));
+        }
+        out.push_str(&rewritten);
+        out.push_str(comment);
+    }
+    out
 }
 
 /// A fresh welfare database with seeded cases, or why there is none.
@@ -462,5 +534,44 @@ async fn residents(client: Open311Client, addresses: Vec<Address>, interval: Dur
             }
             Err(e) => tracing::warn!(error = %e, "a simulated resident could not reach the hub"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_clock_scales_limits_and_leaves_the_rest() {
+        let shipped = "version = \"2026.1\"\nname = \"12345 紧急诉求\" # \"2 hours\"\n\
+                       sign_for = \"2 working_hours\"\nhandling = \"5 working_days\"\n\
+                       report_in = \"30 minutes\"\nverification = \"7 days\"\n";
+        assert_eq!(
+            demo_clock(shipped),
+            "version = \"2026.1\"\nname = \"12345 紧急诉求\" # \"2 hours\"\n\
+             sign_for = \"2 minutes\"\nhandling = \"35 minutes\"\n\
+             report_in = \"30 seconds\"\nverification = \"168 minutes\"\n"
+        );
+        let real = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sla/policies.toml"),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(hub_cases::POLICIES_FILE), demo_clock(&real)).unwrap();
+        std::fs::create_dir(dir.path().join(hub_cases::CALENDARS_DIR)).unwrap();
+        for f in
+            std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sla/calendars"))
+                .unwrap()
+        {
+            let f = f.unwrap();
+            std::fs::copy(
+                f.path(),
+                dir.path()
+                    .join(hub_cases::CALENDARS_DIR)
+                    .join(f.file_name()),
+            )
+            .unwrap();
+        }
+        hub_cases::SlaConfig::load(dir.path()).expect("the demo's policies load");
     }
 }

@@ -94,6 +94,11 @@ impl Identity {
         self.scope == Scope::Administrator
     }
 
+    /// A departmental system's account (it takes its own work, it does not dispatch).
+    pub fn is_department(&self) -> bool {
+        matches!(self.scope, Scope::Department { .. })
+    }
+
     pub fn may_see(&self, task: &Task) -> bool {
         let f = &task.fields;
         match &self.scope {

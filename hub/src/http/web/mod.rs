@@ -124,7 +124,7 @@ pub fn routes(state: WebState, admin: admin::AdminState) -> Vec<Route> {
         ),
         page(
             Method::GET,
-            "/map/tasks.geojson",
+            "/map/tasks.json",
             Guard::Session,
             get(map::tasks_json).with_state(s.clone()),
         ),
@@ -337,6 +337,47 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueueQuery {
 /// Rows on one queue page.
 const QUEUE_PAGE: u32 = 100;
 
+/// The communities an account may narrow its queue to.
+fn communities_of<'c>(
+    city: &'c hub_router::city::City,
+    who: &Identity,
+) -> Vec<&'c hub_router::city::Community> {
+    city.communities()
+        .iter()
+        .filter(|c| {
+            let mut f = TaskFilter {
+                community_code: Some(c.code.clone()),
+                ..TaskFilter::default()
+            };
+            who.narrow(&mut f)
+        })
+        .collect()
+}
+
+/// The community the queue is about: the one chosen, or the account's only one.
+fn focus<'c>(
+    communities: &[&'c hub_router::city::Community],
+    q: &QueueFilters,
+) -> Option<&'c hub_router::city::Community> {
+    match communities {
+        [only] => Some(*only),
+        _ => communities.iter().copied().find(|c| c.code == q.community),
+    }
+}
+
+/// A community's units, then its street's, as choices.
+fn units_of(
+    city: &hub_router::city::City,
+    community: &hub_router::city::Community,
+) -> Vec<(String, String)> {
+    community
+        .units()
+        .iter()
+        .chain(city.street_of(community).units())
+        .map(|u| (u.id.clone(), u.name.clone()))
+        .collect()
+}
+
 async fn queue_rows_html(
     s: &WebState,
     who: &Identity,
@@ -420,9 +461,22 @@ async fn queue_rows_html(
             views::task_countdown(&clocks, sla, now),
         ));
     }
+    // Departments take their own work; dispatching is for the community and above.
+    let assign_units = match focus(&communities_of(city, who), q) {
+        Some(c) if !who.is_department() => units_of(city, c)
+            .into_iter()
+            .map(|(value, label)| views::Choice {
+                value,
+                label,
+                selected: false,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(QueueRows {
         t: &messages::ZH,
         rows,
+        assign_units,
         total,
         flash: flash.0.to_owned(),
         flash_kind: flash.1,
@@ -438,23 +492,9 @@ async fn queue(
     let rows = queue_rows_html(&s, &session.who, &q, ("", "ok")).await?;
     let routing = s.console.routing.current();
     let city = routing.config().city();
-    // The communities the account may narrow to.
-    let communities: Vec<&hub_router::city::Community> = city
-        .communities()
-        .iter()
-        .filter(|c| {
-            let mut f = TaskFilter {
-                community_code: Some(c.code.clone()),
-                ..TaskFilter::default()
-            };
-            session.who.narrow(&mut f)
-        })
-        .collect();
-    // Units and grids are offered for one community: the one chosen, or the account's own.
-    let focus = match communities.as_slice() {
-        [only] => Some(*only),
-        _ => communities.iter().copied().find(|c| c.code == q.community),
-    };
+    // The communities the account may narrow to; units and grids are offered for one.
+    let communities = communities_of(city, &session.who);
+    let focus = focus(&communities, &q);
     let pairs = |it: &mut dyn Iterator<Item = (&String, &String)>| -> Vec<(String, String)> {
         it.map(|(a, b)| (a.clone(), b.clone())).collect()
     };
@@ -467,15 +507,7 @@ async fn queue(
             .iter()
             .map(|m| (m.code.clone(), format!("{} {}", m.code, m.name)))
             .collect(),
-        units: focus.map_or_else(Vec::new, |c| {
-            pairs(
-                &mut c
-                    .units()
-                    .iter()
-                    .chain(city.street_of(c).units())
-                    .map(|u| (&u.id, &u.name)),
-            )
-        }),
+        units: focus.map_or_else(Vec::new, |c| units_of(city, c)),
         grids: focus.map_or_else(Vec::new, |c| {
             pairs(
                 &mut city
@@ -516,49 +548,77 @@ async fn queue_rows(
 /// At most this many tasks in one bulk action.
 const BULK_MAX: usize = 200;
 
-/// A bulk action from the queue (批量签收): the action on every chosen task the account may
-/// see and take it on, each through the same checks as one at a time; answers with the
-/// queue's rows (its filters came along) and how many were done or refused, and why.
+/// A bulk action from the queue: 批量签收 (`sign_for`), or 批量派遣 (`assign` with
+/// `assign_unit`: a task awaiting triage is dispatched, a returned one arbitrated, to that
+/// unit). Each chosen task the account may see goes through the same checks as one at a
+/// time; the answer is the queue's rows (its filters came along) and how many were done or
+/// refused, and why.
 async fn queue_bulk(
     State(s): State<WebState>,
     Extension(session): Extension<Session>,
     body: axum::body::Bytes,
 ) -> Result<Html<String>, PageError> {
     let who = &session.who;
-    let mut action = None;
+    let (mut action, mut unit) = (None, None);
     let mut ids = Vec::new();
     // The queue's filters come along, to answer with the rows they show.
     let mut q = QueueFilters::default();
     for (k, v) in form_urlencoded::parse(&body) {
         match k.as_ref() {
             "action" => action = Some(v.into_owned()),
+            "assign_unit" => unit = Some(v.into_owned()).filter(|u| !u.is_empty()),
             "task" => ids.push(v.into_owned()),
             k => {
                 q.set(k, &v);
             }
         }
     }
-    if action.as_deref() != Some("sign_for") {
-        return Err(PageError(
-            StatusCode::BAD_REQUEST,
-            "批量操作目前只支持签收。".to_owned(),
-        ));
-    }
+    let (verb, unit) = match (action.as_deref(), unit) {
+        (Some("sign_for"), _) => ("签收", None),
+        (Some("assign"), Some(u)) => ("派遣", Some(u)),
+        (Some("assign"), None) => {
+            return Err(PageError(
+                StatusCode::BAD_REQUEST,
+                "请选择承办单位。".to_owned(),
+            ))
+        }
+        _ => {
+            return Err(PageError(
+                StatusCode::BAD_REQUEST,
+                "批量操作只有签收和派遣。".to_owned(),
+            ))
+        }
+    };
     ids.truncate(BULK_MAX);
     let (mut done, mut refused) = (0, Vec::new());
     for id in &ids {
-        let visible = match s.console.cases.store.get_task(id).await? {
-            Some(task) => who.may_see(&task),
-            None => false,
+        let short = id.chars().take(8).collect::<String>();
+        let task = match s.console.cases.store.get_task(id).await? {
+            Some(task) if who.may_see(&task) => task,
+            _ => {
+                refused.push(format!("{short}：没有这个工单"));
+                continue;
+            }
         };
-        if !visible {
-            refused.push(format!(
-                "{}：没有这个工单",
-                id.chars().take(8).collect::<String>()
-            ));
-            continue;
-        }
-        match console::perform(&s.console, who, id, json!({"action": "sign_for"})).await {
+        let body = match &unit {
+            None => json!({"action": "sign_for"}),
+            Some(unit) => {
+                let units = triage::units_for(s.console.routing.current().config().city(), &task);
+                if !units.iter().any(|u| &u.value == unit) {
+                    refused.push(format!("{short}：该单位不在工单所在社区或街道"));
+                    continue;
+                }
+                match task.status {
+                    TaskStatus::Created => json!({"action": "dispatch", "unit": unit}),
+                    TaskStatus::Returned => json!({"action": "arbitrate", "unit": unit}),
+                    _ => {
+                        refused.push(format!("{short}：已派遣，无需再派"));
+                        continue;
+                    }
+                }
+            }
+        };
+        match console::perform(&s.console, who, id, body).await {
             Ok(_) => done += 1,
             Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, _)) => {
                 return Err(PageError(
@@ -567,12 +627,11 @@ async fn queue_bulk(
                 ))
             }
             Err(ApiError(code, _)) => refused.push(format!(
-                "{}：{}",
-                id.chars().take(8).collect::<String>(),
+                "{short}：{}",
                 if code == StatusCode::CONFLICT {
-                    "当前状态不能签收"
+                    format!("当前状态不能{verb}")
                 } else {
-                    "无权签收"
+                    format!("无权{verb}")
                 }
             )),
         }
@@ -580,10 +639,10 @@ async fn queue_bulk(
     let flash = if ids.is_empty() {
         "请先勾选工单。".to_owned()
     } else if refused.is_empty() {
-        format!("已签收 {done} 件。")
+        format!("已{verb} {done} 件。")
     } else {
         format!(
-            "已签收 {done} 件；未签收 {} 件（{}）。",
+            "已{verb} {done} 件；未{verb} {} 件（{}）。",
             refused.len(),
             refused.join("；")
         )

@@ -175,6 +175,9 @@ pub(crate) fn category_of(task: &Task) -> String {
 pub struct QueueRows<'a> {
     pub t: &'a Labels,
     pub rows: Vec<QueueRow>,
+    /// The units chosen tasks can be sent to at once (派遣/仲裁): those of the community in
+    /// focus and its street; empty when there is none, or the account may not dispatch.
+    pub assign_units: Vec<Choice>,
     pub total: u64,
     pub flash: String,
     /// `ok` or `error`.
@@ -1165,6 +1168,7 @@ mod tests {
         let html = QueueRows {
             t: &ZH,
             rows: vec![row],
+            assign_units: Vec::new(),
             total: 1,
             flash: String::new(),
             flash_kind: "ok",
@@ -1179,6 +1183,7 @@ mod tests {
         let empty = QueueRows {
             t: &ZH,
             rows: vec![],
+            assign_units: Vec::new(),
             total: 0,
             flash: String::new(),
             flash_kind: "ok",
