@@ -142,7 +142,11 @@ pub async fn start_with(
         .await
         .with_context(|| format!("opening store {}", redact_url(&config.store.url)))?;
     // The case workflow (SLA policies in <routing dir>/sla) and the API's accounts.
-    let cases = crate::cases::service::CaseService::load(&config.routing.dir, store.clone())?;
+    let cases = crate::cases::service::CaseService::load(
+        &config.routing.dir,
+        store.clone(),
+        routing.clone(),
+    )?;
     let access = Arc::new(crate::context::access::AccessState::load(
         &config.routing.dir,
         &city,

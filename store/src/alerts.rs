@@ -139,6 +139,8 @@ pub(crate) async fn raise_alert(
             t: &then.transition,
             clocks: &then.clocks,
             due_at: then.due_at,
+            // Escalation moves a case up the ladder; it stays with its unit.
+            new_lead: None,
         };
         if change.write(store, &mut tx).await?.is_none() {
             // Rolled back with the claim: the alert is raised with its transition or not.

@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hub_cases::opening::Opening;
 use hub_router::city::UnitRole;
-use hub_router::task::{NewTask, StatusChange, Task, TaskStatus};
+use hub_router::task::{AssignedUnit, NewTask, StatusChange, Task, TaskStatus};
 use hub_schemas::event::Department;
 
 mod alerts;
@@ -280,7 +280,9 @@ pub trait Workflow: Send + Sync {
     /// Writes a lifecycle transition in one transaction, only if the task's workflow version
     /// is still `expected_version`: the new status and state, a history entry (actor, time,
     /// note), the clocks it started or changed (upserted by kind and round), the task's
-    /// earliest open deadline `due_at`, and a `TaskStatusChanged` outbox event.
+    /// earliest open deadline `due_at`, and a `TaskStatusChanged` outbox event. A transition
+    /// that hands the task to a unit (dispatch, arbitration) names it in `new_lead`, which
+    /// becomes the task's lead unit: lists, scopes and figures follow who holds the task.
     async fn apply_transition(
         &self,
         task_id: &str,
@@ -288,6 +290,7 @@ pub trait Workflow: Send + Sync {
         transition: &hub_cases::Transition,
         clocks: &[hub_cases::SlaClock],
         due_at: Option<DateTime<Utc>>,
+        new_lead: Option<&AssignedUnit>,
     ) -> Result<ApplyOutcome, StoreError>;
 
     /// The task's SLA clocks, oldest first, with the alerts raised on them.

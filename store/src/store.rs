@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use hub_cases::opening::Opening;
 use hub_cases::{SlaClock, Transition};
-use hub_router::task::{NewTask, StatusChange, Task};
+use hub_router::task::{AssignedUnit, NewTask, StatusChange, Task};
 use hub_schemas::event::Department;
 use sqlx::{AnyConnection, AnyPool};
 
@@ -163,9 +163,18 @@ impl Workflow for Store {
         transition: &Transition,
         clocks: &[SlaClock],
         due_at: Option<DateTime<Utc>>,
+        new_lead: Option<&AssignedUnit>,
     ) -> Result<ApplyOutcome, StoreError> {
-        workflow::apply_transition(self, task_id, expected_version, transition, clocks, due_at)
-            .await
+        workflow::apply_transition(
+            self,
+            task_id,
+            expected_version,
+            transition,
+            clocks,
+            due_at,
+            new_lead,
+        )
+        .await
     }
 
     async fn task_clocks(&self, task_id: &str) -> Result<Vec<StoredClock>, StoreError> {

@@ -23,6 +23,8 @@ pub struct TaskPoint {
     pub lat: f64,
     /// The earliest open SLA deadline.
     pub due_at: Option<DateTime<Utc>>,
+    /// The earliest warning point of a running clock (即将超时 once passed).
+    pub warning_at: Option<DateTime<Utc>>,
     pub breached: bool,
 }
 
@@ -203,7 +205,9 @@ pub(crate) async fn list_tasks(
 }
 
 const SELECT_POINTS: &str = "SELECT task_id, status, category_code, category_name, \
-     category::text AS category, matched_area, place_lon, place_lat, due_at, breached FROM tasks";
+     category::text AS category, matched_area, place_lon, place_lat, due_at, breached, \
+     (SELECT MIN(c.warning_at) FROM sla_clocks c WHERE c.task_id = tasks.task_id \
+      AND c.is_open = 1 AND c.deadline IS NOT NULL) AS warning_at FROM tasks";
 
 #[derive(sqlx::FromRow)]
 struct PointRow {
@@ -217,6 +221,7 @@ struct PointRow {
     place_lat: Option<f64>,
     due_at: Option<i64>,
     breached: i64,
+    warning_at: Option<i64>,
 }
 
 /// The tasks of `filter` that have a point, in a few columns, at most `max` (the page of
@@ -265,6 +270,7 @@ pub(crate) async fn task_points(
             lon,
             lat,
             due_at: r.due_at.and_then(DateTime::from_timestamp_millis),
+            warning_at: r.warning_at.and_then(DateTime::from_timestamp_millis),
             breached: r.breached != 0,
             task_id: r.task_id,
         });

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use hub_cases::lifecycle::Action;
 use hub_cases::{SlaClock, TaskState, Transition};
-use hub_router::task::TaskStatus;
+use hub_router::task::{AssignedUnit, TaskStatus};
 use hub_schemas::task::TaskStatusChanged;
 use serde::Serialize;
 use sqlx::AnyConnection;
@@ -50,6 +50,8 @@ pub(crate) const SELECT_HEAD: &str = "SELECT department, source_system, source_i
 /// Binds task, status, workflow, new version, updated_at, due_at, expected version.
 const UPDATE_WORKFLOW: &str = "UPDATE tasks SET status = $2, workflow = $3, \
      workflow_version = $4, updated_at = $5, due_at = $6 WHERE task_id = $1 AND workflow_version = $7";
+const UPDATE_LEAD: &str = "UPDATE tasks SET lead_unit_id = $2, lead_unit_role = $3, \
+     lead_unit_name = $4 WHERE task_id = $1";
 pub(crate) const NEXT_SEQ: &str =
     "SELECT COALESCE(MAX(seq), 0) + 1 FROM task_history WHERE task_id = $1";
 pub(crate) const INSERT_HISTORY_ACTION: &str = "INSERT INTO task_history (task_id, seq, \
@@ -77,6 +79,7 @@ pub(crate) async fn apply_transition(
     t: &Transition,
     clocks: &[SlaClock],
     due_at: Option<DateTime<Utc>>,
+    new_lead: Option<&AssignedUnit>,
 ) -> Result<ApplyOutcome, StoreError> {
     let err = || {
         StoreError::query(store.backend(), || {
@@ -100,6 +103,7 @@ pub(crate) async fn apply_transition(
         t,
         clocks,
         due_at,
+        new_lead,
     };
     let Some(seq) = change.write(store, &mut tx).await? else {
         return Ok(ApplyOutcome::Conflict {
@@ -119,6 +123,8 @@ pub(crate) struct TransitionWrite<'a> {
     pub t: &'a Transition,
     pub clocks: &'a [SlaClock],
     pub due_at: Option<DateTime<Utc>>,
+    /// The unit the transition hands the task to, which becomes its lead unit.
+    pub new_lead: Option<&'a AssignedUnit>,
 }
 
 impl TransitionWrite<'_> {
@@ -152,6 +158,16 @@ impl TransitionWrite<'_> {
             .rows_affected();
         if updated == 0 {
             return Ok(None);
+        }
+        if let Some(lead) = self.new_lead {
+            sqlx::query(UPDATE_LEAD)
+                .bind(task_id)
+                .bind(lead.unit_id.as_str())
+                .bind(lead.role.as_str())
+                .bind(lead.name.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(err())?;
         }
         let seq: i64 = sqlx::query_scalar(NEXT_SEQ)
             .bind(task_id)

@@ -479,7 +479,11 @@ async fn after_a_crash_every_open_clock_is_back_and_what_fell_due_is_raised_once
     let url = fresh_store_url(Backend::Sqlite, dir.path()).await;
     let routing = routing_dir_with(dir.path(), CRASH_POLICIES);
     let store = hub_store::open(&url).await.unwrap();
-    let cases = hub::cases::service::CaseService::load(&routing, store.clone()).unwrap();
+    let state = std::sync::Arc::new(hub::context::routing::RoutingState::new(
+        &routing,
+        hub::context::routing::load(&routing).unwrap(),
+    ));
+    let cases = hub::cases::service::CaseService::load(&routing, store.clone(), state).unwrap();
 
     // The early tasks were dispatched 17 s ago: warned at -2 s, due at +13 s. The others are
     // dispatched now: warned at +15 s, due at +30 s.

@@ -22,6 +22,8 @@ use hub_router::task::{NewTask, Task, TaskStatus};
 use hub_store::{earliest_deadline, ApplyOutcome, StoreError, StoredClock, TaskStore};
 use tokio::sync::broadcast;
 
+use crate::context::routing::RoutingState;
+
 /// The folder of SLA policies and calendars inside the routing configuration folder.
 pub const SLA_DIR: &str = "sla";
 
@@ -43,6 +45,8 @@ pub struct CaseService {
     pub store: Arc<dyn TaskStore>,
     pub sla: SlaConfig,
     pub changes: broadcast::Sender<Change>,
+    /// The city as it runs, for the units a task is handed to.
+    routing: Arc<RoutingState>,
 }
 
 /// A task's workflow as it stands: stored, or derived for a task no action touched yet.
@@ -74,7 +78,11 @@ pub enum ActError {
 }
 
 impl CaseService {
-    pub fn load(routing_dir: &Path, store: Arc<dyn TaskStore>) -> anyhow::Result<Arc<Self>> {
+    pub fn load(
+        routing_dir: &Path,
+        store: Arc<dyn TaskStore>,
+        routing: Arc<RoutingState>,
+    ) -> anyhow::Result<Arc<Self>> {
         let dir = routing_dir.join(SLA_DIR);
         let sla = SlaConfig::load(&dir)
             .with_context(|| format!("loading SLA policies from {}", dir.display()))?;
@@ -83,6 +91,7 @@ impl CaseService {
             store,
             sla,
             changes: broadcast::channel(1024).0,
+            routing,
         }))
     }
 
@@ -263,6 +272,17 @@ impl CaseService {
         extra: &[ClockEffect],
     ) -> Result<ApplyOutcome, ActError> {
         let (clocks, due_at) = self.clock_changes(current, t, extra)?;
+        // Handed to a unit (派遣, 仲裁改派): the task's lead is now that unit.
+        let new_lead = match &t.action {
+            Action::Dispatch { unit } | Action::Arbitrate { unit } => self
+                .routing
+                .current()
+                .config()
+                .city()
+                .unit(unit)
+                .map(hub_router::responsibility::assigned),
+            _ => None,
+        };
         Ok(self
             .store
             .apply_transition(
@@ -271,6 +291,7 @@ impl CaseService {
                 t,
                 &clocks,
                 due_at,
+                new_lead.as_ref(),
             )
             .await?)
     }

@@ -33,7 +33,7 @@ async fn clock_alerts_are_raised_once_and_filter_tasks(db: &TestDb) {
     let clock = sign_for_clock(10);
     let deadline = clock.deadline().unwrap();
     store
-        .apply_transition(&id, 0, &t, &[clock], Some(deadline))
+        .apply_transition(&id, 0, &t, &[clock], Some(deadline), None)
         .await
         .unwrap();
 

@@ -150,6 +150,7 @@ async fn points_list_placed_tasks_of_the_scope_with_their_deadline(db: &TestDb) 
     assert_eq!((p.lon, p.lat), (105.431_234_5, 28.898_765_4));
     assert_eq!(p.category_name, placed.category.name);
     assert_eq!(p.due_at, clock.deadline());
+    assert_eq!(p.warning_at, clock.warning_at());
     assert!(!p.breached);
     assert_eq!(p.status, TaskStatus::Dispatched);
     assert_eq!(

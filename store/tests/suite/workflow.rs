@@ -13,7 +13,70 @@ store_suite!(
     lifecycle_action_writes_state_history_clocks_and_outbox_once,
     dispatch_clocks_are_stored_with_the_task_and_seen_as_changes,
     soonest_due_lists_the_next_to_breach_first_and_tasks_without_deadline_last,
+    a_task_handed_to_another_unit_has_it_as_its_lead,
 );
+
+/// Arbitration (or a dispatch from triage) hands the task to a unit: the task's lead is that
+/// unit from then on, in the same transaction; a stale decision changes nothing.
+async fn a_task_handed_to_another_unit_has_it_as_its_lead(db: &TestDb) {
+    let store = db.open().await;
+    let task = sample_task("UM-2024-000950", BASE_MS);
+    let id = created_id(store.create_routed(&task, &[]).await.unwrap());
+    let street = Actor::person("street", Some("510504001.triage_desk"));
+    let returned = apply(
+        &dispatched_state("510504001002.workstation"),
+        Action::Return {
+            reason: hub_cases::lifecycle::ReturnReason::NotOurRemit,
+        },
+        &Actor::person("alice", Some("510504001002.workstation")),
+        at(BASE_MS + 60_000),
+    )
+    .unwrap();
+    store
+        .apply_transition(&id, 0, &returned, &[], None, None)
+        .await
+        .unwrap();
+    let police = unit(
+        "510504001002.police_station",
+        "police_station",
+        "红星社区警务室",
+    );
+    let arbitrated = apply(
+        &returned.state,
+        Action::Arbitrate {
+            unit: police.unit_id.clone(),
+        },
+        &street,
+        at(BASE_MS + 120_000),
+    )
+    .unwrap();
+    assert_eq!(
+        store
+            .apply_transition(&id, 0, &arbitrated, &[], None, Some(&police))
+            .await
+            .unwrap(),
+        ApplyOutcome::Conflict { current_version: 1 },
+    );
+    assert_eq!(
+        store.get_task(&id).await.unwrap().unwrap().fields.lead_unit,
+        task.lead_unit,
+        "a refused transition leaves the lead"
+    );
+    store
+        .apply_transition(&id, 1, &arbitrated, &[], None, Some(&police))
+        .await
+        .unwrap();
+    let stored = store.get_task(&id).await.unwrap().unwrap();
+    assert_eq!(stored.fields.lead_unit, Some(police.clone()));
+    let listed = store
+        .list_tasks(&TaskFilter {
+            unit_id: Some(police.unit_id.clone()),
+            ..TaskFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+}
 
 async fn soonest_due_lists_the_next_to_breach_first_and_tasks_without_deadline_last(db: &TestDb) {
     let store = db.open().await;
@@ -83,19 +146,22 @@ async fn lifecycle_action_writes_state_history_clocks_and_outbox_once(db: &TestD
     let due = clock.deadline();
     assert_eq!(
         store
-            .apply_transition(&id, 0, &t, std::slice::from_ref(&clock), due)
+            .apply_transition(&id, 0, &t, std::slice::from_ref(&clock), due, None)
             .await
             .unwrap(),
         ApplyOutcome::Applied { seq: 3 }
     );
     // The same action decided on the stale version changes nothing.
     assert_eq!(
-        store.apply_transition(&id, 0, &t, &[], None).await.unwrap(),
+        store
+            .apply_transition(&id, 0, &t, &[], None, None)
+            .await
+            .unwrap(),
         ApplyOutcome::Conflict { current_version: 1 }
     );
     assert_eq!(
         store
-            .apply_transition("no-such-task", 0, &t, &[], None)
+            .apply_transition("no-such-task", 0, &t, &[], None, None)
             .await
             .unwrap(),
         ApplyOutcome::NotFound
@@ -164,7 +230,7 @@ async fn lifecycle_action_writes_state_history_clocks_and_outbox_once(db: &TestD
     assert!(!stopped.is_open());
     assert_eq!(
         store
-            .apply_transition(&id, 1, &t2, &[stopped.clone()], None)
+            .apply_transition(&id, 1, &t2, &[stopped.clone()], None, None)
             .await
             .unwrap(),
         ApplyOutcome::Applied { seq: 4 }
