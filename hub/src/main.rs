@@ -168,6 +168,19 @@ enum BenchCommand {
         #[arg(long)]
         quick: bool,
     },
+    /// The routing pipeline beside its broker on the embedded broker and the sample city:
+    /// the raw produce and consume rates, the hub routing the same backlog to committed
+    /// tasks on SQLite and PostgreSQL (when one answers), and the delay at a fixed rate.
+    #[cfg(feature = "demo")]
+    Pipeline {
+        /// 5,000 events and a 5 s latency run at 500 events/s instead of 100,000 and 20 s
+        /// at 2,000 events/s.
+        #[arg(long)]
+        quick: bool,
+        /// The PostgreSQL server to create a fresh database on.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        postgres: String,
+    },
     /// The SLA tracker's scheduler with many open tasks (deadlines spread over working
     /// hours): resident memory, breach-detection delay (median, worst), restart recovery.
     Sla {
@@ -221,6 +234,13 @@ async fn main() -> std::process::ExitCode {
         Command::Rules(RulesCommand::Test { dir }) => hub::cli::rules::rules_test(&dir),
         Command::Bench(BenchCommand::Route { quick }) => hub::cli::bench::bench_route(quick),
         Command::Bench(BenchCommand::Sla { tasks, dir }) => hub::cli::bench::bench_sla(&dir, tasks),
+        #[cfg(feature = "demo")]
+        Command::Bench(BenchCommand::Pipeline { quick, postgres }) => {
+            hub::cli::bench_pipeline::bench_pipeline(&hub::cli::bench_pipeline::Params::new(
+                quick, postgres,
+            ))
+            .await
+        }
         Command::Report {
             api,
             token,

@@ -40,7 +40,7 @@ use hub_schemas::event::Department;
 mod alerts;
 mod clocks;
 mod cursors;
-mod dialect;
+pub(crate) mod dialect;
 mod error;
 mod filter;
 mod outbox;
@@ -53,6 +53,7 @@ mod workflow;
 
 pub use alerts::{AlertTransition, ClockAlert, RaiseOutcome};
 pub use clocks::{earliest_deadline, StoredClock};
+pub use dialect::postgres::fresh_database as fresh_postgres_database;
 pub use error::{FailureClass, StoreError};
 pub use outbox::{DestinationState, EventReturned, OutboxEvent, TaskEvent};
 pub use reports::{LinkOutcome, NearQuery, OpenTaskNear, PriorOutcome, Report};

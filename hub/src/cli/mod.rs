@@ -4,6 +4,8 @@
 //! hub knows.
 
 pub mod bench;
+#[cfg(feature = "demo")]
+pub mod bench_pipeline;
 pub mod connectors;
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-pub(crate) mod postgres;
+pub mod postgres;
 pub(crate) mod sqlite;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,6 +21,29 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 /// late.
 pub(crate) const OUTBOX_ORDER_LOCK: &str = "SELECT pg_advisory_xact_lock(7243001)";
 
+/// Creates a fresh, empty database `<prefix>_<unique suffix>` on the server at `admin_url`
+/// (any database there) and returns its URL: for benches and drills that need a store of
+/// their own.
+pub async fn fresh_database(admin_url: &str, prefix: &str) -> Result<String, String> {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!("{prefix}_{}_{unique}", std::process::id());
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("`{prefix}` is not a plain database name prefix"));
+    }
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .map_err(|e| format!("creating database {name}: {e}"))?;
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
 pub(crate) async fn open(url: &str) -> Result<Store, StoreError> {
     // sqlx's parse errors do not echo the URL, which may hold a password.
     let invalid = |e: sqlx::Error| StoreError::InvalidUrl {

@@ -11,7 +11,7 @@ use axum::response::Html;
 use axum::Extension;
 use chrono::{DateTime, Utc};
 
-use super::messages::{Labels, ZH};
+use super::messages::{self, Labels, ZH};
 use super::session::Session;
 use super::{PageError, WebState};
 use crate::context::health::Health;
@@ -70,26 +70,27 @@ fn community_rows(city: &hub_router::city::City) -> Vec<CommunityRow> {
         .map(|c| CommunityRow {
             name: c.name.clone(),
             code: c.code.clone(),
-            units: c
-                .units()
-                .iter()
-                .map(|u| format!("{}（{}）", u.name, u.role))
-                .collect::<Vec<_>>()
-                .join("、"),
-            admission: Department::ALL
-                .iter()
-                .map(|d| {
-                    let what = match c.admission.of(*d) {
-                        Some(Admitted::All) => "全部".to_owned(),
-                        Some(Admitted::Categories(codes)) => {
-                            codes.iter().cloned().collect::<Vec<_>>().join(" ")
-                        }
-                        None => "不准入".to_owned(),
-                    };
-                    format!("{}：{what}", super::messages::department(*d))
-                })
-                .collect::<Vec<_>>()
-                .join("；"),
+            units: messages::listed(
+                &c.units()
+                    .iter()
+                    .map(|u| messages::with_aside(&u.name, &u.role.to_string()))
+                    .collect::<Vec<_>>(),
+            ),
+            admission: messages::clauses(
+                &Department::ALL
+                    .iter()
+                    .map(|d| {
+                        let what = match c.admission.of(*d) {
+                            Some(Admitted::All) => ZH.admission_all.to_owned(),
+                            Some(Admitted::Categories(codes)) => {
+                                codes.iter().cloned().collect::<Vec<_>>().join(" ")
+                            }
+                            None => ZH.admission_none.to_owned(),
+                        };
+                        messages::labelled(messages::department(*d), &what)
+                    })
+                    .collect::<Vec<_>>(),
+            ),
         })
         .collect()
 }
@@ -113,9 +114,11 @@ pub struct AdminPage<'a> {
     pub admin: bool,
     pub connectors: Vec<ConnectorRow>,
     pub letters: Vec<LetterRow>,
+    pub letters_heading: String,
     pub letters_error: String,
     pub sources: Vec<String>,
-    pub version: String,
+    /// The routing rules' heading, with their version.
+    pub rules_heading: String,
     pub rules: Vec<RuleRow>,
     pub communities: Vec<CommunityRow>,
     pub sample: String,
@@ -131,20 +134,25 @@ pub struct ResultFragment<'a> {
 }
 
 fn forbidden() -> PageError {
-    PageError(StatusCode::FORBIDDEN, "此页面仅限管理员使用。".to_owned())
+    PageError(StatusCode::FORBIDDEN, ZH.admin_only.to_owned())
 }
 
+/// A connector's state in words, and its band (a CSS class).
 fn state_words(s: &str) -> (&'static str, &'static str) {
     match s {
-        "healthy" => ("正常", "ok"),
-        "degraded" | "retrying" => ("重试中", "warn"),
-        "failing" => ("故障", "late"),
-        "starting" => ("启动中", "paused"),
-        _ => ("未运行", "none"),
+        "healthy" => (ZH.connector_healthy, "ok"),
+        "degraded" | "retrying" => (ZH.connector_retrying, "warn"),
+        "failing" => (ZH.connector_failing, "late"),
+        "starting" => (ZH.connector_starting, "paused"),
+        _ => (ZH.connector_stopped, "none"),
     }
 }
 
+/// How many of the newest dead letters the page lists.
+const LETTERS_SHOWN: usize = 50;
+
 /// An event to start a dry-run from: a pile of rubbish at 梧桐社区's service centre.
+/// Its description is a sample report's data (a reporter's words), not a word of the console.
 const SAMPLE_EVENT: &str = r#"{
   "event_id": "dry-run-1",
   "source_system": "sanitation.console",
@@ -186,12 +194,12 @@ pub async fn page(
                 dead_lettered: h.records_dead_lettered,
                 lag: h
                     .lag_seconds
-                    .map_or_else(|| "—".to_owned(), |l| format!("{l:.0} 秒")),
+                    .map_or_else(|| "—".to_owned(), messages::lag_seconds),
             }
         })
         .collect::<Vec<_>>();
     let filter = Filter {
-        limit: Some(50),
+        limit: Some(LETTERS_SHOWN),
         ..Filter::default()
     };
     let (letters, letters_error) = match dead_letters::read(
@@ -215,7 +223,10 @@ pub async fn page(
                 .collect::<Vec<_>>(),
             String::new(),
         ),
-        Err(e) => (Vec::new(), format!("死信队列暂时无法读取：{e:#}")),
+        Err(e) => (
+            Vec::new(),
+            messages::dead_letters_unreadable(&format!("{e:#}")),
+        ),
     };
     let mut sources: Vec<String> = admin.dlq.mappers.keys().cloned().collect();
     sources.sort();
@@ -238,14 +249,10 @@ pub async fn page(
                             .collect::<Vec<_>>()
                             .join(" / ")
                     };
-                    if co_handlers.is_empty() {
-                        format!("派遣 → {}", names(lead))
-                    } else {
-                        format!("派遣 → {}；协办 {}", names(lead), names(co_handlers))
-                    }
+                    messages::rule_dispatch(&names(lead), &names(co_handlers))
                 }
-                hub_router::rules::Action::Triage => "属地兜底（街道/区分派）".to_owned(),
-                hub_router::rules::Action::Suppress => "不立案（抑制）".to_owned(),
+                hub_router::rules::Action::Triage => ZH.rule_triage.to_owned(),
+                hub_router::rules::Action::Suppress => ZH.rule_suppress.to_owned(),
             },
             location: r.location(),
             description: r.description.clone().unwrap_or_default(),
@@ -260,9 +267,10 @@ pub async fn page(
             admin: true,
             connectors,
             letters,
+            letters_heading: messages::dead_letters_heading(LETTERS_SHOWN),
             letters_error,
             sources,
-            version: router.config().version().to_owned(),
+            rules_heading: messages::rules_heading(router.config().version()),
             rules,
             communities: community_rows(router.config().city()),
             sample: SAMPLE_EVENT.replace(
@@ -292,29 +300,23 @@ pub async fn dry_run(
     let fragment = match crate::http::tasks::dry_run_decision(&admin.tasks, event.as_bytes()) {
         Ok(v) => {
             let d = &v["decision"];
-            let mut lines = vec![format!(
-                "规则版本：{}",
-                v["rules_version"].as_str().unwrap_or("")
+            let mut lines = vec![messages::labelled(
+                ZH.rules_version,
+                v["rules_version"].as_str().unwrap_or(""),
             )];
             let outcome = d["outcome"].as_str().unwrap_or("");
-            lines.push(format!(
-                "结果：{}",
-                match outcome {
-                    "dispatch" => "派遣",
-                    "triage" => "属地兜底（待分派）",
-                    "return_to_department" => "退回部门（社区未准入）",
-                    "suppress" => "不立案（规则抑制）",
-                    other => other,
-                }
+            lines.push(messages::labelled(
+                ZH.dry_run_outcome,
+                messages::route_outcome(outcome).unwrap_or(outcome),
             ));
             if matches!(outcome, "dispatch" | "triage") {
-                lines.push(format!(
-                    "位置：{}",
-                    d["place"]["matched_area"].as_str().unwrap_or("")
+                lines.push(messages::labelled(
+                    ZH.place,
+                    d["place"]["matched_area"].as_str().unwrap_or(""),
                 ));
-                lines.push(format!(
-                    "主办单位：{}",
-                    d["lead_unit"]["name"].as_str().unwrap_or("—")
+                lines.push(messages::labelled(
+                    ZH.lead_unit,
+                    d["lead_unit"]["name"].as_str().unwrap_or("—"),
                 ));
                 let e = &d["explanation"];
                 for key in [
@@ -333,14 +335,14 @@ pub async fn dry_run(
             ResultFragment {
                 t: &ZH,
                 ok: true,
-                title: "试运行结果（未写入任何数据）".to_owned(),
+                title: ZH.dry_run_done.to_owned(),
                 lines,
             }
         }
         Err(e) => ResultFragment {
             t: &ZH,
             ok: false,
-            title: "无法路由".to_owned(),
+            title: ZH.dry_run_failed.to_owned(),
             lines: vec![e.1["error"].as_str().unwrap_or("").to_owned()],
         },
     };
@@ -367,19 +369,19 @@ pub async fn replay(
         Ok(report) => ResultFragment {
             t: &ZH,
             ok: true,
-            title: format!("重放完成：{}", source.as_deref().unwrap_or("全部来源")),
-            lines: vec![
-                format!("检查 {} 条", report.examined),
-                format!("重新投递 {} 条", report.produced.len()),
-                format!("仍不符合映射 {} 条", report.still_failing.len()),
-                format!("无需处理 {} 条", report.skipped.len()),
-                format!("不可重放（非映射错误）{} 条", report.not_replayable.len()),
-            ],
+            title: messages::replay_done(source.as_deref()),
+            lines: messages::replay_report(
+                report.examined,
+                report.produced.len(),
+                report.still_failing.len(),
+                report.skipped.len(),
+                report.not_replayable.len(),
+            ),
         },
         Err(e) => ResultFragment {
             t: &ZH,
             ok: false,
-            title: "重放失败".to_owned(),
+            title: ZH.replay_failed.to_owned(),
             lines: vec![format!("{e:#}")],
         },
     };

@@ -23,43 +23,43 @@ pub struct FiguresQuery {
     to: Option<String>,
 }
 
-/// One rate of the assessment, its name and how to read it off a group.
+/// One rate of the assessment, its name in a catalogue and how to read it off a group.
 struct Rate {
-    name: &'static str,
+    name: fn(&Labels) -> &'static str,
     of: fn(&Indicators) -> Option<f64>,
 }
 
 const RATES: [Rate; 8] = [
     Rate {
-        name: "按期结案率",
+        name: |t| t.rate_on_time_closing,
         of: |g| g.on_time_closing_rate,
     },
     Rate {
-        name: "结案率",
+        name: |t| t.rate_closing,
         of: |g| g.closing_rate,
     },
     Rate {
-        name: "立案率",
+        name: |t| t.rate_filing,
         of: |g| g.filing_rate,
     },
     Rate {
-        name: "响应率",
+        name: |t| t.rate_response,
         of: |g| g.response_rate,
     },
     Rate {
-        name: "解决率",
+        name: |t| t.rate_resolution,
         of: |g| g.resolution_rate,
     },
     Rate {
-        name: "满意率",
+        name: |t| t.rate_satisfaction,
         of: |g| g.satisfaction_rate,
     },
     Rate {
-        name: "返工率",
+        name: |t| t.rate_rework,
         of: |g| g.rework_rate,
     },
     Rate {
-        name: "延期率",
+        name: |t| t.rate_extension,
         of: |g| g.extension_rate,
     },
 ];
@@ -190,7 +190,7 @@ fn rows_and_charts(f: &Figures, city: &hub_router::city::City) -> (Vec<FigureRow
     let charts = RATES
         .iter()
         .map(|r| Chart {
-            title: r.name,
+            title: (r.name)(&ZH),
             bars: groups
                 .iter()
                 .map(|g| Bar {
@@ -237,9 +237,9 @@ pub async fn page(
         ),
     };
     let bys = [
-        ("community", "按社区"),
-        ("street", "按街道"),
-        ("unit", "按承办单位"),
+        ("community", ZH.by_community),
+        ("street", ZH.by_street),
+        ("unit", ZH.by_unit),
     ]
     .into_iter()
     .map(|(v, l)| Choice {
@@ -248,9 +248,9 @@ pub async fn page(
         selected: v == by,
     })
     .collect();
-    let mut headers = vec!["排名", "名称", "受理"];
-    headers.extend(RATES.iter().map(|r| r.name));
-    headers.extend(["平均签收（分钟）", "平均处置（分钟）"]);
+    let mut headers = vec![ZH.figures_rank, ZH.name, ZH.figures_received];
+    headers.extend(RATES.iter().map(|r| (r.name)(&ZH)));
+    headers.extend([ZH.figures_avg_sign_for, ZH.figures_avg_handling]);
     Ok(Html(
         FiguresPage {
             t: &ZH,

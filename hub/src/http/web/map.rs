@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
-use chrono::{TimeDelta, Utc};
+use chrono::Utc;
 use hub_router::geo::MultiPolygon;
 use hub_store::TaskFilter;
 use serde_json::{json, Value};
@@ -96,7 +96,7 @@ pub async fn areas_json(State(s): State<WebState>) -> Response {
 }
 
 /// The open tasks of the account's scope that have a point, with their SLA band from the
-/// task's earliest open deadline and breach flag (one light listing, not a clock read per
+/// task's earliest open deadline, earliest warning point and breach flag (one light listing, not a clock read per
 /// task, so that a district's thousands of points come in one quick answer).
 ///
 /// Columns rather than GeoJSON features, so that ten thousand points stay small: each task is
@@ -115,11 +115,10 @@ pub async fn tasks_json(
     if !who.narrow(&mut filter) {
         return Err(PageError(
             axum::http::StatusCode::FORBIDDEN,
-            "超出管辖范围".to_owned(),
+            ZH.out_of_scope.to_owned(),
         ));
     }
     let now = Utc::now();
-    let soon = now.checked_add_signed(TimeDelta::hours(2));
     let points = s
         .console
         .cases
@@ -134,7 +133,8 @@ pub async fn tasks_json(
             let band = match p.due_at {
                 _ if p.breached => Band::Late,
                 Some(due) if due <= now => Band::Late,
-                Some(due) if soon.is_some_and(|s| due <= s) => Band::Warn,
+                // Past a clock's warning point, as the queue's 即将超时.
+                Some(_) if p.warning_at.is_some_and(|w| w <= now) => Band::Warn,
                 Some(_) => Band::Ok,
                 None => Band::None,
             };
@@ -184,10 +184,10 @@ impl Band {
 
     fn words(self) -> &'static str {
         match self {
-            Band::Ok => "未超时",
-            Band::Warn => "2小时内到期",
-            Band::Late => "已超时",
-            Band::None => "无时限",
+            Band::Ok => ZH.map_band_ok,
+            Band::Warn => ZH.map_band_warn,
+            Band::Late => ZH.map_band_late,
+            Band::None => ZH.map_band_none,
         }
     }
 }

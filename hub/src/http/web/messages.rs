@@ -1,12 +1,18 @@
-//! Every word the console shows, in one place: Simplified Chinese, in the words of street and
-//! community dispatch (立案, 派遣, 签收, 处置, 核查, 结案, 督办). An English catalogue can follow
-//! as a second `Labels` value and a per-account choice.
+//! The message catalogue: every word the console shows, in one place — the pages' labels,
+//! the flash messages and errors, the table headers, the band words and the sentences built
+//! from a task's particulars. Simplified Chinese, in the words of street and community
+//! dispatch (立案, 派遣, 签收, 处置, 核查, 结案, 督办). Plain words are fields of [`Labels`]
+//! (templates read them as `t.…`); words with particulars are the functions below, grouped by
+//! page. An English catalogue can follow as a second `Labels` value with its own functions
+//! (and a per-account choice); nothing outside this file holds a word of the console.
 
 use hub_cases::clock::ClockKind;
 use hub_cases::lifecycle::{ActionKind, CancelReason, ReturnReason};
 use hub_router::city::UnitRole;
 use hub_router::task::TaskStatus;
 use hub_schemas::event::Department;
+
+use super::views::CONVENE_CO_HANDLERS;
 
 /// The labels of the pages.
 #[derive(Debug)]
@@ -110,6 +116,131 @@ pub struct Labels {
     pub not_called: &'static str,
     pub form_invalid: &'static str,
     pub why_detail: &'static str,
+
+    // Shared by the pages.
+    /// `aria-label` of the main navigation.
+    pub nav_label: &'static str,
+    /// The measure word after a number of tasks (`共 3 件`).
+    pub count_unit: &'static str,
+    pub name: &'static str,
+    pub page_failed: &'static str,
+    pub no_such_task: &'static str,
+    pub request_invalid: &'static str,
+    pub store_unavailable_refresh: &'static str,
+    pub store_unavailable_retry: &'static str,
+    pub out_of_scope: &'static str,
+
+    // Sign-in.
+    pub sign_in_again: &'static str,
+    pub form_expired: &'static str,
+
+    // Queue.
+    pub within_2h: &'static str,
+    pub within_1d: &'static str,
+    pub within_3d: &'static str,
+    pub within_7d: &'static str,
+    pub bulk_choose_unit: &'static str,
+    pub bulk_unknown_action: &'static str,
+    pub bulk_none_chosen: &'static str,
+    pub bulk_no_such_task: &'static str,
+    pub bulk_unit_elsewhere: &'static str,
+    pub bulk_already_dispatched: &'static str,
+
+    // Task page.
+    pub finished_on_time: &'static str,
+    pub finished_late: &'static str,
+    pub stage_done: &'static str,
+    pub extension_granted: &'static str,
+    pub extension_as_requested: &'static str,
+    pub escalate_to: &'static str,
+    /// The action named when a refused form did not say which (您的账号无权办理“此操作”).
+    pub this_action: &'static str,
+    pub form_too_long: &'static str,
+    pub triaged_above: &'static str,
+    pub admitted: &'static str,
+    pub not_admitted: &'static str,
+
+    // Joint meeting.
+    /// The co-handler rows of the form that convenes it, and their parts.
+    pub joint_co_unit: [&'static str; CONVENE_CO_HANDLERS],
+    pub joint_co_part: [&'static str; CONVENE_CO_HANDLERS],
+    /// The parts' time limit left open.
+    pub joint_no_part_limit: &'static str,
+    pub joint_role_lead: &'static str,
+    pub joint_role_co_handler: &'static str,
+    pub joint_untimed: &'static str,
+    pub joint_awaiting_report_in: &'static str,
+    pub joint_no_lead: &'static str,
+    pub joint_no_lead_part: &'static str,
+    pub joint_no_co_handlers: &'static str,
+    pub joint_unit_twice: &'static str,
+
+    // History.
+    pub history_filed: &'static str,
+    pub actor_router: &'static str,
+    pub actor_sla_tracker: &'static str,
+
+    // Map: the bands of the points and of the legend.
+    pub map_band_ok: &'static str,
+    pub map_band_warn: &'static str,
+    pub map_band_late: &'static str,
+    pub map_band_none: &'static str,
+
+    // Figures.
+    pub by_community: &'static str,
+    pub by_street: &'static str,
+    pub by_unit: &'static str,
+    pub figures_rank: &'static str,
+    pub figures_received: &'static str,
+    pub figures_avg_sign_for: &'static str,
+    pub figures_avg_handling: &'static str,
+    pub rate_on_time_closing: &'static str,
+    pub rate_closing: &'static str,
+    pub rate_filing: &'static str,
+    pub rate_response: &'static str,
+    pub rate_resolution: &'static str,
+    pub rate_satisfaction: &'static str,
+    pub rate_rework: &'static str,
+    pub rate_extension: &'static str,
+
+    // Administration.
+    pub admin_only: &'static str,
+    pub admin_connectors: &'static str,
+    pub no_connectors: &'static str,
+    pub connector_kind: &'static str,
+    pub connector_last_success: &'static str,
+    pub connector_received: &'static str,
+    pub connector_produced: &'static str,
+    pub connector_dead_lettered: &'static str,
+    pub connector_lag: &'static str,
+    pub connector_last_error: &'static str,
+    pub connector_healthy: &'static str,
+    pub connector_retrying: &'static str,
+    pub connector_failing: &'static str,
+    pub connector_starting: &'static str,
+    pub connector_stopped: &'static str,
+    pub all_sources: &'static str,
+    pub replay: &'static str,
+    pub replay_failed: &'static str,
+    pub no_dead_letters: &'static str,
+    pub letter_at: &'static str,
+    pub letter_stage: &'static str,
+    pub letter_preview: &'static str,
+    pub dry_run_title: &'static str,
+    pub dry_run_event: &'static str,
+    pub dry_run: &'static str,
+    pub dry_run_done: &'static str,
+    pub dry_run_failed: &'static str,
+    pub dry_run_outcome: &'static str,
+    pub rule_action: &'static str,
+    pub rule_description: &'static str,
+    pub rule_triage: &'static str,
+    pub rule_suppress: &'static str,
+    pub admin_communities: &'static str,
+    pub member_units: &'static str,
+    pub admission_by_department: &'static str,
+    pub admission_all: &'static str,
+    pub admission_none: &'static str,
 }
 
 pub static ZH: Labels = Labels {
@@ -212,7 +343,446 @@ pub static ZH: Labels = Labels {
     not_called: "（不召集）",
     form_invalid: "表单内容有误",
     why_detail: "路由引擎原始说明（规则文件与行号）",
+
+    nav_label: "主导航",
+    count_unit: "件",
+    name: "名称",
+    page_failed: "页面生成失败",
+    no_such_task: "没有这个工单，或不在您的管辖范围内。",
+    request_invalid: "请求有误。",
+    store_unavailable_refresh: "数据库暂时不可用，请稍后刷新。",
+    store_unavailable_retry: "数据库暂时不可用，请稍后重试。",
+    out_of_scope: "超出管辖范围",
+
+    sign_in_again: "请重新登录",
+    form_expired: "表单已过期，请刷新页面后重试",
+
+    within_2h: "2小时内",
+    within_1d: "1天内",
+    within_3d: "3天内",
+    within_7d: "7天内",
+    bulk_choose_unit: "请选择承办单位。",
+    bulk_unknown_action: "批量操作只有签收和派遣。",
+    bulk_none_chosen: "请先勾选工单。",
+    bulk_no_such_task: "没有这个工单",
+    bulk_unit_elsewhere: "该单位不在工单所在社区或街道",
+    bulk_already_dispatched: "已派遣，无需再派",
+
+    finished_on_time: "按时完成",
+    finished_late: "超时完成",
+    stage_done: "完成的阶段",
+    extension_granted: "批准延长",
+    extension_as_requested: "按申请",
+    escalate_to: "督办至",
+    this_action: "此操作",
+    form_too_long: "内容过长",
+    triaged_above: "派遣：没有社区承接，由上级分派（属地兜底）",
+    admitted: "准入：社区已准入此类事项",
+    not_admitted: "准入：社区未准入此类事项",
+
+    joint_co_unit: ["协办单位一", "协办单位二", "协办单位三"],
+    joint_co_part: ["协办单位一的分工", "协办单位二的分工", "协办单位三的分工"],
+    joint_no_part_limit: "不限",
+    joint_role_lead: "牵头",
+    joint_role_co_handler: "协办",
+    joint_untimed: "不限时",
+    joint_awaiting_report_in: "待报到",
+    joint_no_lead: "请选择牵头单位。",
+    joint_no_lead_part: "请填写牵头单位的分工。",
+    joint_no_co_handlers: "联席会议至少要召集一个协办单位。",
+    joint_unit_twice: "同一单位只能承担一项分工，请勿重复选择。",
+
+    history_filed: "立案",
+    actor_router: "系统（路由引擎）",
+    actor_sla_tracker: "系统（时限监控）",
+
+    map_band_ok: "未超时",
+    map_band_warn: "即将超时",
+    map_band_late: "已超时",
+    map_band_none: "无时限",
+
+    by_community: "按社区",
+    by_street: "按街道",
+    by_unit: "按承办单位",
+    figures_rank: "排名",
+    figures_received: "受理",
+    figures_avg_sign_for: "平均签收（分钟）",
+    figures_avg_handling: "平均处置（分钟）",
+    rate_on_time_closing: "按期结案率",
+    rate_closing: "结案率",
+    rate_filing: "立案率",
+    rate_response: "响应率",
+    rate_resolution: "解决率",
+    rate_satisfaction: "满意率",
+    rate_rework: "返工率",
+    rate_extension: "延期率",
+
+    admin_only: "此页面仅限管理员使用。",
+    admin_connectors: "数据接入（连接器）",
+    no_connectors: "本进程未运行连接器。",
+    connector_kind: "类型",
+    connector_last_success: "最近成功",
+    connector_received: "接收",
+    connector_produced: "投递",
+    connector_dead_lettered: "死信",
+    connector_lag: "延迟",
+    connector_last_error: "最近错误",
+    connector_healthy: "正常",
+    connector_retrying: "重试中",
+    connector_failing: "故障",
+    connector_starting: "启动中",
+    connector_stopped: "未运行",
+    all_sources: "全部来源",
+    replay: "按现行映射重放",
+    replay_failed: "重放失败",
+    no_dead_letters: "没有死信。",
+    letter_at: "时间",
+    letter_stage: "环节",
+    letter_preview: "原始内容（已脱敏）",
+    dry_run_title: "路由试运行",
+    dry_run_event: "事件（JSON，字段见 schemas/civic_event.avsc）",
+    dry_run: "试运行",
+    dry_run_done: "试运行结果（未写入任何数据）",
+    dry_run_failed: "无法路由",
+    dry_run_outcome: "结果",
+    rule_action: "处理",
+    rule_description: "说明",
+    rule_triage: "属地兜底（街道/区分派）",
+    rule_suppress: "不立案（抑制）",
+    admin_communities: "社区与 1+2+X 成员单位、准入清单",
+    member_units: "成员单位",
+    admission_by_department: "准入（按部门）",
+    admission_all: "全部",
+    admission_none: "不准入",
 };
+
+// ------------------------------------------------------------------------------ shared
+
+// Chinese typography, so that sentences put together from labels read right in another
+// language's catalogue too.
+
+/// `规则：R1`: a label and what it says.
+pub fn labelled(label: &str, text: &str) -> String {
+    format!("{label}：{text}")
+}
+
+/// `梧桐社区工作站（workstation）`: a name with a word about it.
+pub fn with_aside(text: &str, aside: &str) -> String {
+    format!("{text}（{aside}）")
+}
+
+/// `甲、乙、丙`: names in a row.
+pub fn listed<S: AsRef<str>>(items: &[S]) -> String {
+    join(items, "、")
+}
+
+/// `甲；乙`: statements in a row.
+pub fn clauses<S: AsRef<str>>(items: &[S]) -> String {
+    join(items, "；")
+}
+
+fn join<S: AsRef<str>>(items: &[S], separator: &str) -> String {
+    items
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
+/// A request the API refused, with its own words.
+pub fn request_invalid_because(message: &str) -> String {
+    format!("请求有误：{message}")
+}
+
+// ------------------------------------------------------------------------------ queue
+
+// The queue's filters, when a value in the address is not one the console offers.
+
+pub fn unknown_status(value: &str) -> String {
+    format!("未知的状态：{value}")
+}
+
+pub fn bad_due_within(value: &str) -> String {
+    format!("到期时间有误：{value}")
+}
+
+pub fn unknown_department(value: &str) -> String {
+    format!("未知的部门：{value}")
+}
+
+pub fn unknown_category(value: &str) -> String {
+    format!("未知的类别：{value}")
+}
+
+pub fn unknown_unit(value: &str) -> String {
+    format!("未知的单位：{value}")
+}
+
+pub fn unknown_grid(value: &str) -> String {
+    format!("未知的网格：{value}")
+}
+
+// Bulk actions: `verb` is the action's word (签收, 派遣), `task` a task's short id.
+
+/// Why one chosen task was left out.
+pub fn bulk_refusal(task: &str, why: &str) -> String {
+    format!("{task}：{why}")
+}
+
+pub fn bulk_not_now(verb: &str) -> String {
+    format!("当前状态不能{verb}")
+}
+
+pub fn bulk_not_allowed(verb: &str) -> String {
+    format!("无权{verb}")
+}
+
+pub fn bulk_done(verb: &str, done: usize) -> String {
+    format!("已{verb} {done} 件。")
+}
+
+/// Done for some, and why not for the others.
+pub fn bulk_done_in_part<S: AsRef<str>>(verb: &str, done: usize, refusals: &[S]) -> String {
+    format!(
+        "已{verb} {done} 件；未{verb} {} 件（{}）。",
+        refusals.len(),
+        clauses(refusals)
+    )
+}
+
+// ------------------------------------------------------------------------------ task page
+
+// A clock's countdown; `working_time` when its limit is counted in working days or hours.
+
+fn in_working_time(working_time: bool) -> &'static str {
+    if working_time {
+        "（工作时间）"
+    } else {
+        ""
+    }
+}
+
+pub fn time_left(left_ms: i64, working_time: bool) -> String {
+    format!("剩余 {}{}", span(left_ms), in_working_time(working_time))
+}
+
+pub fn almost_overdue(left_ms: i64, working_time: bool) -> String {
+    format!(
+        "即将超时，剩余 {}{}",
+        span(left_ms),
+        in_working_time(working_time)
+    )
+}
+
+pub fn overdue_by(overdue_ms: i64) -> String {
+    format!("已超时 {}", span(overdue_ms))
+}
+
+pub fn paused_time_left(left_ms: i64) -> String {
+    format!("已暂停，剩余 {}", span(left_ms))
+}
+
+/// A limit of `days` working days, as the forms offer it.
+pub fn working_days(days: u32) -> String {
+    format!("{days}个工作日")
+}
+
+// The answer to an action form.
+
+/// Done, and what it led to (the new status, or what was done).
+pub fn action_done(what: &str) -> String {
+    labelled(ZH.done, what)
+}
+
+pub fn action_refused(why: &str) -> String {
+    labelled(ZH.refused, why)
+}
+
+/// `action`: the action's word, or [`Labels::this_action`].
+pub fn not_allowed_to(action: &str) -> String {
+    format!("您的账号无权办理“{action}”。")
+}
+
+/// A form changed by hand: the API's own words in brackets.
+pub fn form_invalid_because(said: &str) -> String {
+    with_aside(ZH.form_invalid, said)
+}
+
+pub fn version_not_a_number(value: &str) -> String {
+    format!("版本号“{value}”不是数字。")
+}
+
+pub fn unknown_form_field(name: &str) -> String {
+    format!("表单中有未知的字段“{name}”。")
+}
+
+// Where and why a task went where it went (派遣依据); `area` is the matched area's name.
+
+pub fn placed_by_point(lon: f64, lat: f64, area: &str) -> String {
+    format!("位置：按上报坐标（{lon:.5}, {lat:.5}）落在{area}")
+}
+
+pub fn placed_in(area: &str) -> String {
+    labelled(ZH.place, area)
+}
+
+pub fn placed_by_grid_code(grid_code: &str, area: &str) -> String {
+    format!("位置：按网格编码 {grid_code} 定位到{area}")
+}
+
+pub fn placed_by_address(address: &str, area: &str) -> String {
+    format!("位置：按地址“{address}”在地名库中定位到{area}")
+}
+
+pub fn unplaced(area: &str) -> String {
+    format!("位置：上报信息中没有可用的位置（{area}）")
+}
+
+/// The department's category code (with its own name, when it sent one) and the
+/// taxonomy's category it maps to.
+pub fn category_matched(
+    department: &str,
+    code: &str,
+    own_name: Option<&str>,
+    taxonomy_code: &str,
+    taxonomy_name: &str,
+) -> String {
+    let own = own_name.map(|n| format!("（{n}）")).unwrap_or_default();
+    format!("类别：{department}代码 {code}{own} 对应 {taxonomy_code} {taxonomy_name}")
+}
+
+/// No community took the task: the desk that assigns it.
+pub fn triaged_by(desk: &str) -> String {
+    format!("派遣：没有社区承接，由{desk}分派（属地兜底）")
+}
+
+pub fn lead_with_role(name: &str, role: &str) -> String {
+    format!("主办：{}", with_aside(name, role))
+}
+
+/// `co_handlers`: each with its role.
+pub fn co_handlers_with_roles<S: AsRef<str>>(co_handlers: &[S]) -> String {
+    format!("协办：{}", listed(co_handlers))
+}
+
+// ------------------------------------------------------------------------------ joint meeting
+
+// The convene form's co-handler rows are counted from 1.
+
+pub fn joint_co_part_without_unit(row: usize) -> String {
+    format!("第{row}个协办单位填写了分工，但没有选择单位。")
+}
+
+pub fn joint_co_unit_without_part(row: usize) -> String {
+    format!("请填写第{row}个协办单位的分工。")
+}
+
+// A unit's report-in or part against its deadline; times as the page writes them.
+
+pub fn part_done_at(at: &str) -> String {
+    format!("{at} 完成")
+}
+
+pub fn part_done_late(at: &str) -> String {
+    format!("{at} 完成（超时）")
+}
+
+pub fn overdue_since(due: &str) -> String {
+    format!("已超时（时限 {due}）")
+}
+
+pub fn due_by(due: &str) -> String {
+    format!("时限 {due}")
+}
+
+// ------------------------------------------------------------------------------ history
+
+/// The router's first entry: where the report came from and where it is.
+pub fn history_filed_from(
+    department: &str,
+    source_system: &str,
+    source_id: &str,
+    area: &str,
+    lead_found: bool,
+) -> String {
+    let mut n = format!("来自{department} {source_system} 记录 {source_id}，位置：{area}");
+    if !lead_found {
+        n.push_str("；未匹配到主办单位，待分派");
+    }
+    n
+}
+
+/// The router's second entry: the lead unit and the co-handlers it sent the task to.
+pub fn history_dispatched_to<S: AsRef<str>>(lead: &str, co_handlers: &[S]) -> String {
+    let mut n = format!("派遣至主办单位 {lead}");
+    if !co_handlers.is_empty() {
+        n.push_str(&format!("；协办：{}", listed(co_handlers)));
+    }
+    n
+}
+
+// ------------------------------------------------------------------------------ administration
+
+/// A connector's lag behind its source.
+pub fn lag_seconds(seconds: f64) -> String {
+    format!("{seconds:.0} 秒")
+}
+
+pub fn dead_letters_heading(shown: usize) -> String {
+    format!("死信（最近 {shown} 条）")
+}
+
+pub fn dead_letters_unreadable(error: &str) -> String {
+    format!("死信队列暂时无法读取：{error}")
+}
+
+pub fn rules_heading(version: &str) -> String {
+    format!("路由规则（版本 {version}，按顺序匹配）")
+}
+
+/// A dispatching rule's roles; `co_handlers` empty when it calls none.
+pub fn rule_dispatch(lead: &str, co_handlers: &str) -> String {
+    if co_handlers.is_empty() {
+        format!("派遣 → {lead}")
+    } else {
+        format!("派遣 → {lead}；协办 {co_handlers}")
+    }
+}
+
+/// What a dry-run's decision (`outcome`, as the API writes it) would do.
+pub fn route_outcome(outcome: &str) -> Option<&'static str> {
+    Some(match outcome {
+        "dispatch" => "派遣",
+        "triage" => "属地兜底（待分派）",
+        "return_to_department" => "退回部门（社区未准入）",
+        "suppress" => "不立案（规则抑制）",
+        _ => return None,
+    })
+}
+
+/// `source`: the one replayed, or none for all.
+pub fn replay_done(source: Option<&str>) -> String {
+    labelled("重放完成", source.unwrap_or(ZH.all_sources))
+}
+
+/// What a replay did with the records it read.
+pub fn replay_report(
+    examined: usize,
+    produced: usize,
+    still_failing: usize,
+    skipped: usize,
+    not_replayable: usize,
+) -> Vec<String> {
+    vec![
+        format!("检查 {examined} 条"),
+        format!("重新投递 {produced} 条"),
+        format!("仍不符合映射 {still_failing} 条"),
+        format!("无需处理 {skipped} 条"),
+        format!("不可重放（非映射错误）{not_replayable} 条"),
+    ]
+}
+
+// ------------------------------------------------------------------------------ the workflow's words
 
 /// What a history entry's label (as the workflow writes it) says was done.
 pub fn history_label(label: &str) -> Option<&'static str> {
@@ -368,6 +938,8 @@ pub fn span(ms: i64) -> String {
     let minutes = ms.max(0) / 60_000;
     let (d, h, m) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
     match (d, h) {
+        // Under a minute the seconds tell (a drill's or the demo's short limits).
+        (0, 0) if m == 0 => format!("{}秒", ms.max(0) / 1000),
         (0, 0) => format!("{m}分钟"),
         (0, _) => format!("{h}小时{m}分"),
         _ => format!("{d}天{h}小时"),
@@ -383,7 +955,27 @@ mod tests {
         assert_eq!(span(45 * 60_000), "45分钟");
         assert_eq!(span((2 * 60 + 5) * 60_000), "2小时5分");
         assert_eq!(span((3 * 1440 + 2 * 60) * 60_000), "3天2小时");
-        assert_eq!(span(-5), "0分钟");
+        assert_eq!(span(-5), "0秒");
+        assert_eq!(span(42_500), "42秒");
+    }
+
+    #[test]
+    fn sentences_put_their_particulars_in_place() {
+        assert_eq!(
+            bulk_done_in_part("签收", 2, &["t-1：当前状态不能签收", "t-2：无权签收"]),
+            "已签收 2 件；未签收 2 件（t-1：当前状态不能签收；t-2：无权签收）。"
+        );
+        assert_eq!(rule_dispatch("workstation", ""), "派遣 → workstation");
+        assert_eq!(
+            rule_dispatch("workstation", "police_station"),
+            "派遣 → workstation；协办 police_station"
+        );
+        assert_eq!(
+            history_dispatched_to("甲", &["乙", "丙"]),
+            "派遣至主办单位 甲；协办：乙、丙"
+        );
+        assert!(history_filed_from("环卫", "s", "1", "梧桐社区", false).ends_with("待分派"));
+        assert_eq!(working_days(3), "3个工作日");
     }
 
     #[test]

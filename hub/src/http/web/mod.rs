@@ -10,7 +10,7 @@
 //! * [`views`]: what the queue and task pages show, and their templates;
 //! * [`map`]: the map page and its GeoJSON; [`triage`]: the street desks' 待分派 page;
 //!   [`figures`]: the indicators (考核); [`admin`]: administration (管理);
-//! * [`messages`]: every label, in Simplified Chinese;
+//! * [`messages`]: the message catalogue, every word the console shows (Simplified Chinese);
 //! * [`assets`]: the stylesheet, the scripts and the vendored htmx and Leaflet.
 
 pub mod admin;
@@ -215,7 +215,10 @@ impl IntoResponse for PageError {
 impl From<askama::Error> for PageError {
     fn from(e: askama::Error) -> Self {
         tracing::error!(error = %e, "a console template failed to render");
-        PageError(StatusCode::INTERNAL_SERVER_ERROR, "页面生成失败".to_owned())
+        PageError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            messages::ZH.page_failed.to_owned(),
+        )
     }
 }
 
@@ -223,9 +226,9 @@ impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
         let message = e.1["error"].as_str().unwrap_or("").to_owned();
         let text = match e.0 {
-            StatusCode::NOT_FOUND => "没有这个工单，或不在您的管辖范围内。".to_owned(),
-            StatusCode::SERVICE_UNAVAILABLE => "数据库暂时不可用，请稍后刷新。".to_owned(),
-            _ => format!("请求有误：{message}"),
+            StatusCode::NOT_FOUND => messages::ZH.no_such_task.to_owned(),
+            StatusCode::SERVICE_UNAVAILABLE => messages::ZH.store_unavailable_refresh.to_owned(),
+            _ => messages::request_invalid_because(&message),
         };
         PageError(e.0, text)
     }
@@ -390,30 +393,31 @@ async fn queue_rows_html(
         "" | "open" => (None, true),
         "any" => (None, false),
         other => (
-            Some(TaskStatus::parse(other).ok_or_else(|| bad(format!("未知的状态：{other}")))?),
+            Some(TaskStatus::parse(other).ok_or_else(|| bad(messages::unknown_status(other)))?),
             false,
         ),
     };
     let within = match q.due_within.as_str() {
         "" => None,
-        w => Some(console::parse_within(w).ok_or_else(|| bad(format!("到期时间有误：{w}")))?),
+        w => Some(console::parse_within(w).ok_or_else(|| bad(messages::bad_due_within(w)))?),
     };
     let department = match q.department.as_str() {
         "" => None,
         d => Some(
             hub_schemas::event::Department::parse(d)
-                .ok_or_else(|| bad(format!("未知的部门：{d}")))?,
+                .ok_or_else(|| bad(messages::unknown_department(d)))?,
         ),
     };
     let routing = s.console.routing.current();
     let city = routing.config().city();
-    let known = |v: &str, ok: bool, what: &str| -> Result<Option<String>, PageError> {
-        match v {
-            "" => Ok(None),
-            v if ok => Ok(Some(v.to_owned())),
-            v => Err(bad(format!("未知的{what}：{v}"))),
-        }
-    };
+    let known =
+        |v: &str, ok: bool, unknown: fn(&str) -> String| -> Result<Option<String>, PageError> {
+            match v {
+                "" => Ok(None),
+                v if ok => Ok(Some(v.to_owned())),
+                v => Err(bad(unknown(v))),
+            }
+        };
     let category = known(
         &q.category,
         routing
@@ -422,10 +426,18 @@ async fn queue_rows_html(
             .majors()
             .iter()
             .any(|m| q.category.starts_with(&m.code) && q.category.len() <= 16),
-        "类别",
+        messages::unknown_category,
     )?;
-    let unit = known(&q.unit, city.unit(&q.unit).is_some(), "单位")?;
-    let grid = known(&q.grid, city.grid(&q.grid).is_some(), "网格")?;
+    let unit = known(
+        &q.unit,
+        city.unit(&q.unit).is_some(),
+        messages::unknown_unit,
+    )?;
+    let grid = known(
+        &q.grid,
+        city.grid(&q.grid).is_some(),
+        messages::unknown_grid,
+    )?;
     let mut filter = TaskFilter {
         status,
         // The open queue leaves out what is finished; a status filter shows it.
@@ -447,7 +459,10 @@ async fn queue_rows_html(
         ..TaskFilter::default()
     };
     if !who.narrow(&mut filter) {
-        return Err(PageError(StatusCode::FORBIDDEN, "超出管辖范围".to_owned()));
+        return Err(PageError(
+            StatusCode::FORBIDDEN,
+            messages::ZH.out_of_scope.to_owned(),
+        ));
     }
     let store = &s.console.cases.store;
     let total = store.count_tasks(&filter).await?;
@@ -574,18 +589,18 @@ async fn queue_bulk(
         }
     }
     let (verb, unit) = match (action.as_deref(), unit) {
-        (Some("sign_for"), _) => ("签收", None),
-        (Some("assign"), Some(u)) => ("派遣", Some(u)),
+        (Some("sign_for"), _) => (messages::action(ActionKind::SignFor), None),
+        (Some("assign"), Some(u)) => (messages::action(ActionKind::Dispatch), Some(u)),
         (Some("assign"), None) => {
             return Err(PageError(
                 StatusCode::BAD_REQUEST,
-                "请选择承办单位。".to_owned(),
+                messages::ZH.bulk_choose_unit.to_owned(),
             ))
         }
         _ => {
             return Err(PageError(
                 StatusCode::BAD_REQUEST,
-                "批量操作只有签收和派遣。".to_owned(),
+                messages::ZH.bulk_unknown_action.to_owned(),
             ))
         }
     };
@@ -596,7 +611,10 @@ async fn queue_bulk(
         let task = match s.console.cases.store.get_task(id).await? {
             Some(task) if who.may_see(&task) => task,
             _ => {
-                refused.push(format!("{short}：没有这个工单"));
+                refused.push(messages::bulk_refusal(
+                    &short,
+                    messages::ZH.bulk_no_such_task,
+                ));
                 continue;
             }
         };
@@ -605,14 +623,20 @@ async fn queue_bulk(
             Some(unit) => {
                 let units = triage::units_for(s.console.routing.current().config().city(), &task);
                 if !units.iter().any(|u| &u.value == unit) {
-                    refused.push(format!("{short}：该单位不在工单所在社区或街道"));
+                    refused.push(messages::bulk_refusal(
+                        &short,
+                        messages::ZH.bulk_unit_elsewhere,
+                    ));
                     continue;
                 }
                 match task.status {
                     TaskStatus::Created => json!({"action": "dispatch", "unit": unit}),
                     TaskStatus::Returned => json!({"action": "arbitrate", "unit": unit}),
                     _ => {
-                        refused.push(format!("{short}：已派遣，无需再派"));
+                        refused.push(messages::bulk_refusal(
+                            &short,
+                            messages::ZH.bulk_already_dispatched,
+                        ));
                         continue;
                     }
                 }
@@ -623,29 +647,25 @@ async fn queue_bulk(
             Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, _)) => {
                 return Err(PageError(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "数据库暂时不可用，请稍后重试。".to_owned(),
+                    messages::ZH.store_unavailable_retry.to_owned(),
                 ))
             }
-            Err(ApiError(code, _)) => refused.push(format!(
-                "{short}：{}",
-                if code == StatusCode::CONFLICT {
-                    format!("当前状态不能{verb}")
+            Err(ApiError(code, _)) => refused.push(messages::bulk_refusal(
+                &short,
+                &if code == StatusCode::CONFLICT {
+                    messages::bulk_not_now(verb)
                 } else {
-                    format!("无权{verb}")
-                }
+                    messages::bulk_not_allowed(verb)
+                },
             )),
         }
     }
     let flash = if ids.is_empty() {
-        "请先勾选工单。".to_owned()
+        messages::ZH.bulk_none_chosen.to_owned()
     } else if refused.is_empty() {
-        format!("已{verb} {done} 件。")
+        messages::bulk_done(verb, done)
     } else {
-        format!(
-            "已{verb} {done} 件；未{verb} {} 件（{}）。",
-            refused.len(),
-            refused.join("；")
-        )
+        messages::bulk_done_in_part(verb, done, &refused)
     };
     let kind = if refused.is_empty() && !ids.is_empty() {
         "ok"
@@ -820,9 +840,9 @@ async fn task_page(
     let TaskInScope { task, who } = task.map_err(|r| {
         let status = r.status();
         if status == StatusCode::NOT_FOUND {
-            PageError(status, "没有这个工单，或不在您的管辖范围内。".to_owned())
+            PageError(status, messages::ZH.no_such_task.to_owned())
         } else {
-            PageError(status, "请求有误。".to_owned())
+            PageError(status, messages::ZH.request_invalid.to_owned())
         }
     })?;
     let (view, body) = task_body(&s, &who, &task.fields.task_id, ("", "ok")).await?;
@@ -851,10 +871,10 @@ fn convene_parts(
     };
     let lead = field("lead_unit");
     if lead.is_empty() {
-        return Err("请选择牵头单位。".to_owned());
+        return Err(messages::ZH.joint_no_lead.to_owned());
     }
     if field("lead_part").is_empty() {
-        return Err("请填写牵头单位的分工。".to_owned());
+        return Err(messages::ZH.joint_no_lead_part.to_owned());
     }
     body.insert(
         "lead".to_owned(),
@@ -868,19 +888,19 @@ fn convene_parts(
         );
         match (unit.is_empty(), part.is_empty()) {
             (true, true) => {}
-            (true, false) => return Err(format!("第{i}个协办单位填写了分工，但没有选择单位。")),
-            (false, true) => return Err(format!("请填写第{i}个协办单位的分工。")),
+            (true, false) => return Err(messages::joint_co_part_without_unit(i)),
+            (false, true) => return Err(messages::joint_co_unit_without_part(i)),
             (false, false) => co.push(json!({"unit": unit, "part": part, "limit": limit})),
         }
     }
     if co.is_empty() {
-        return Err("联席会议至少要召集一个协办单位。".to_owned());
+        return Err(messages::ZH.joint_no_co_handlers.to_owned());
     }
     let mut called = vec![lead];
     for c in &co {
         let unit = c["unit"].as_str().unwrap_or_default();
         if called.contains(&unit) {
-            return Err("同一单位只能承担一项分工，请勿重复选择。".to_owned());
+            return Err(messages::ZH.joint_unit_twice.to_owned());
         }
         called.push(unit);
     }
@@ -913,8 +933,8 @@ fn action_body(form: &BTreeMap<String, String>) -> Result<Value, String> {
             "satisfied" => json!(value == "true"),
             "expected_version" => json!(value
                 .parse::<u64>()
-                .map_err(|_| format!("版本号“{value}”不是数字。"))?),
-            other => return Err(format!("表单中有未知的字段“{other}”。")),
+                .map_err(|_| messages::version_not_a_number(value))?),
+            other => return Err(messages::unknown_form_field(other)),
         };
         body.insert(name.clone(), v);
     }
@@ -934,7 +954,7 @@ async fn task_action(
     if body.len() > console::ACTION_MAX_BYTES {
         return Err(PageError(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "内容过长".to_owned(),
+            messages::ZH.form_too_long.to_owned(),
         ));
     }
     let form: BTreeMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
@@ -957,7 +977,7 @@ async fn task_action(
                 (Some(to), None) => messages::status(to),
                 (None, None) => "",
             };
-            (StatusCode::OK, format!("{}：{what}", messages::ZH.done))
+            (StatusCode::OK, messages::action_done(what))
         }
         Err(ApiError(StatusCode::CONFLICT, _)) => {
             (StatusCode::CONFLICT, messages::ZH.moved_on.to_owned())
@@ -965,21 +985,20 @@ async fn task_action(
         Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, _)) => {
             return Err(PageError(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "数据库暂时不可用，请稍后重试。".to_owned(),
+                messages::ZH.store_unavailable_retry.to_owned(),
             ))
         }
         Err(ApiError(code, v)) => {
             let said = v["error"].as_str().unwrap_or("");
             let why = match *code {
                 _ if own_words => said.to_owned(),
-                StatusCode::FORBIDDEN => format!(
-                    "您的账号无权办理“{}”。",
-                    action_kind.map_or("此操作", messages::action)
+                StatusCode::FORBIDDEN => messages::not_allowed_to(
+                    action_kind.map_or(messages::ZH.this_action, messages::action),
                 ),
                 // Only a form changed by hand gets here: the words are the API's.
-                _ => format!("{}（{said}）", messages::ZH.form_invalid),
+                _ => messages::form_invalid_because(said),
             };
-            (*code, format!("{}：{why}", messages::ZH.refused))
+            (*code, messages::action_refused(&why))
         }
     };
     let kind = if outcome.is_ok() { "ok" } else { "error" };

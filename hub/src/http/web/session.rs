@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::messages::ZH;
 use crate::context::access::{Access, Identity};
 use crate::http::auth::AuthState;
 
@@ -165,7 +166,7 @@ pub async fn require(State(auth): State<AuthState>, req: Request, next: Next) ->
         if parts.method == Method::GET && !from_htmx {
             return Redirect::to(&login).into_response();
         }
-        let mut r = (StatusCode::UNAUTHORIZED, "请重新登录").into_response();
+        let mut r = (StatusCode::UNAUTHORIZED, ZH.sign_in_again).into_response();
         if let Ok(v) = HeaderValue::from_str(&login) {
             r.headers_mut().insert("hx-redirect", v);
         }
@@ -184,7 +185,7 @@ pub async fn require(State(auth): State<AuthState>, req: Request, next: Next) ->
             &digest(presented),
             &digest(&session.csrf(&auth.sessions)),
         ) {
-            return (StatusCode::FORBIDDEN, "表单已过期，请刷新页面后重试").into_response();
+            return (StatusCode::FORBIDDEN, ZH.form_expired).into_response();
         }
     }
     parts.extensions.insert(session.who.clone());

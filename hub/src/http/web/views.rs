@@ -66,41 +66,32 @@ pub fn clock_countdown(c: &StoredClock, sla: &SlaConfig, now: DateTime<Utc>) -> 
         .get(&c.clock.calendar)
         .unwrap_or_else(|| hub_cases::WorkingCalendar::always_open());
     let left = c.clock.budget_ms(calendar) - c.clock.used_ms(now, calendar);
-    let working = |m: Measure| {
-        if m == Measure::Natural {
-            ""
-        } else {
-            "（工作时间）"
-        }
-    };
+    let working_time = c.clock.limit.measure() != Measure::Natural;
     match c.clock.status(now) {
         ClockStatus::Running { .. } => Countdown {
             band: "ok",
-            text: format!(
-                "剩余 {}{}",
-                messages::span(left),
-                working(c.clock.limit.measure())
-            ),
+            text: messages::time_left(left, working_time),
         },
         ClockStatus::Warning { .. } => Countdown {
             band: "warn",
-            text: format!(
-                "即将超时，剩余 {}{}",
-                messages::span(left),
-                working(c.clock.limit.measure())
-            ),
+            text: messages::almost_overdue(left, working_time),
         },
         ClockStatus::Breached { overdue, .. } => Countdown {
             band: "late",
-            text: format!("已超时 {}", messages::span(overdue.num_milliseconds())),
+            text: messages::overdue_by(overdue.num_milliseconds()),
         },
         ClockStatus::Paused { left_ms, .. } => Countdown {
             band: "paused",
-            text: format!("已暂停，剩余 {}", messages::span(left_ms)),
+            text: messages::paused_time_left(left_ms),
         },
         ClockStatus::Stopped { met, .. } => Countdown {
             band: "met",
-            text: if met { "按时完成" } else { "超时完成" }.to_owned(),
+            text: if met {
+                ZH.finished_on_time
+            } else {
+                ZH.finished_late
+            }
+            .to_owned(),
         },
     }
 }
@@ -345,10 +336,10 @@ impl<'a> QueuePage<'a> {
             withins: choices(
                 [
                     ("", t.any),
-                    ("2h", "2小时内"),
-                    ("1d", "1天内"),
-                    ("3d", "3天内"),
-                    ("7d", "7天内"),
+                    ("2h", t.within_2h),
+                    ("1d", t.within_1d),
+                    ("3d", t.within_3d),
+                    ("7d", t.within_7d),
                 ],
                 &filters.due_within,
             ),
@@ -443,27 +434,21 @@ pub fn history_row(task: &Task, h: &StatusChange, name: &dyn Fn(&str) -> String)
     let note = h.note.clone().unwrap_or_default();
     let by_router = h.actor == hub_cases::opening::ROUTER_ACTOR;
     let (what, note) = if by_router && h.seq == 1 {
-        let mut n = format!(
-            "来自{} {} 记录 {}，位置：{}",
+        let n = messages::history_filed_from(
             messages::department(f.department),
-            f.source_system,
-            f.source_id,
-            f.place.matched_area
+            &f.source_system,
+            &f.source_id,
+            &f.place.matched_area,
+            f.lead_unit.is_some(),
         );
-        if f.lead_unit.is_none() {
-            n.push_str("；未匹配到主办单位，待分派");
-        }
-        ("立案".to_owned(), n)
+        (ZH.history_filed.to_owned(), n)
     } else if by_router && h.seq == 2 && h.to_status == TaskStatus::Dispatched {
-        let mut n = format!(
-            "派遣至主办单位 {}",
-            f.lead_unit.as_ref().map_or("", |u| u.name.as_str())
+        let co: Vec<&str> = f.co_handlers.iter().map(|u| u.name.as_str()).collect();
+        let n = messages::history_dispatched_to(
+            f.lead_unit.as_ref().map_or("", |u| u.name.as_str()),
+            &co,
         );
-        if !f.co_handlers.is_empty() {
-            let co: Vec<&str> = f.co_handlers.iter().map(|u| u.name.as_str()).collect();
-            n.push_str(&format!("；协办：{}", co.join("、")));
-        }
-        ("派遣".to_owned(), n)
+        (messages::action(ActionKind::Dispatch).to_owned(), n)
     } else {
         // The actor's own note, after the dash, is kept as written.
         let (written, said) = note.split_once(" — ").unwrap_or((note.as_str(), ""));
@@ -530,10 +515,10 @@ fn with_unit_names(text: &str, name: &dyn Fn(&str) -> String) -> String {
 /// Who acted: the system's parts in words, an account with its unit's name.
 fn actor_words(actor: &str, name: &dyn Fn(&str) -> String) -> String {
     match actor {
-        hub_cases::opening::ROUTER_ACTOR | "router" => "系统（路由引擎）".to_owned(),
-        "sla_tracker" => "系统（时限监控）".to_owned(),
+        hub_cases::opening::ROUTER_ACTOR | "router" => ZH.actor_router.to_owned(),
+        "sla_tracker" => ZH.actor_sla_tracker.to_owned(),
         a => match a.split_once('@') {
-            Some((account, unit)) => format!("{account}（{}）", name(unit)),
+            Some((account, unit)) => messages::with_aside(account, &name(unit)),
             None => a.to_owned(),
         },
     }
@@ -605,17 +590,22 @@ fn note_field() -> Field {
     }
 }
 
+/// Limits of so many working days (`3 working_days`, as the API reads them), after an
+/// empty choice worded `unset` when there is one (chosen first).
+fn working_days_choices(unset: Option<&str>, days: &[u32]) -> Vec<Choice> {
+    let mut options: Vec<(String, String)> = unset
+        .map(|label| (String::new(), label.to_owned()))
+        .into_iter()
+        .collect();
+    options.extend(
+        days.iter()
+            .map(|d| (format!("{d} working_days"), messages::working_days(*d))),
+    );
+    choices(options.iter().map(|(v, l)| (v.as_str(), l.as_str())), "")
+}
+
 fn part_limits() -> Vec<Choice> {
-    choices(
-        [
-            ("", "不限"),
-            ("1 working_days", "1个工作日"),
-            ("3 working_days", "3个工作日"),
-            ("5 working_days", "5个工作日"),
-            ("10 working_days", "10个工作日"),
-        ],
-        "",
-    )
+    working_days_choices(Some(ZH.joint_no_part_limit), &[1, 3, 5, 10])
 }
 
 /// The fields of the form that convenes the joint meeting: the lead unit and its part, up
@@ -649,14 +639,14 @@ fn convene_fields(units: &[Choice]) -> Vec<Field> {
         unit("lead_unit", t.joint_lead, units.to_vec()),
         part("lead_part", t.joint_lead_part, true),
     ];
-    const ROWS: [(&str, &str, &str, &str); CONVENE_CO_HANDLERS] = [
-        ("co_unit_1", "协办单位一", "co_part_1", "协办单位一的分工"),
-        ("co_unit_2", "协办单位二", "co_part_2", "协办单位二的分工"),
-        ("co_unit_3", "协办单位三", "co_part_3", "协办单位三的分工"),
+    const ROWS: [(&str, &str); CONVENE_CO_HANDLERS] = [
+        ("co_unit_1", "co_part_1"),
+        ("co_unit_2", "co_part_2"),
+        ("co_unit_3", "co_part_3"),
     ];
-    for (u, ul, p, pl) in ROWS {
-        fields.push(unit(u, ul, none.clone()));
-        fields.push(part(p, pl, false));
+    for (i, (u, p)) in ROWS.into_iter().enumerate() {
+        fields.push(unit(u, t.joint_co_unit[i], none.clone()));
+        fields.push(part(p, t.joint_co_part[i], false));
     }
     fields.push(Field {
         name: "part_limit",
@@ -703,16 +693,13 @@ pub fn action_form(kind: ActionKind, units: &[Choice], joint: &JointChoices) -> 
                 .map(|r| (r.as_str(), messages::cancel_reason(r)))
                 .to_vec(),
         )],
-        ActionKind::RequestExtension => vec![select(
-            "by",
-            t.extension_by,
-            vec![
-                ("1 working_days", "1个工作日"),
-                ("2 working_days", "2个工作日"),
-                ("3 working_days", "3个工作日"),
-                ("5 working_days", "5个工作日"),
-            ],
-        )],
+        ActionKind::RequestExtension => vec![Field {
+            name: "by",
+            label: t.extension_by,
+            required: true,
+            multiline: false,
+            choices: working_days_choices(None, &[1, 2, 3, 5]),
+        }],
         ActionKind::Dispatch | ActionKind::Arbitrate => vec![Field {
             name: "unit",
             label: t.assign_to,
@@ -722,29 +709,21 @@ pub fn action_form(kind: ActionKind, units: &[Choice], joint: &JointChoices) -> 
         }],
         ActionKind::ReportStage => vec![Field {
             name: "stage",
-            label: "完成的阶段",
+            label: t.stage_done,
             required: true,
             multiline: false,
             choices: Vec::new(),
         }],
         ActionKind::ApproveExtension => vec![Field {
             name: "by",
-            label: "批准延长",
+            label: t.extension_granted,
             required: false,
             multiline: false,
-            choices: choices(
-                [
-                    ("", "按申请"),
-                    ("1 working_days", "1个工作日"),
-                    ("2 working_days", "2个工作日"),
-                    ("3 working_days", "3个工作日"),
-                ],
-                "",
-            ),
+            choices: working_days_choices(Some(t.extension_as_requested), &[1, 2, 3]),
         }],
         ActionKind::Escalate => vec![Field {
             name: "step",
-            label: "督办至",
+            label: t.escalate_to,
             required: true,
             multiline: false,
             choices: hub_router::city::LadderStep::ALL
@@ -833,11 +812,11 @@ pub fn joint_rows(
     now: DateTime<Utc>,
 ) -> Vec<JointRow> {
     let judged = |done: Option<DateTime<Utc>>, due: Option<DateTime<Utc>>| match (done, due) {
-        (Some(at), Some(due)) if at > due => (format!("{} 完成（超时）", cst(at)), "late"),
-        (Some(at), _) => (format!("{} 完成", cst(at)), "met"),
-        (None, Some(due)) if now > due => (format!("已超时（时限 {}）", cst(due)), "late"),
-        (None, Some(due)) => (format!("时限 {}", cst(due)), "ok"),
-        (None, None) => ("不限时".to_owned(), "none"),
+        (Some(at), Some(due)) if at > due => (messages::part_done_late(&cst(at)), "late"),
+        (Some(at), _) => (messages::part_done_at(&cst(at)), "met"),
+        (None, Some(due)) if now > due => (messages::overdue_since(&cst(due)), "late"),
+        (None, Some(due)) => (messages::due_by(&cst(due)), "ok"),
+        (None, None) => (ZH.joint_untimed.to_owned(), "none"),
     };
     case.participants
         .iter()
@@ -845,15 +824,15 @@ pub fn joint_rows(
             let (report_in, report_in_band) = judged(p.reported_in_at, Some(p.report_in_by));
             let (part_state, part_band) = if p.reported_in_at.is_none() && p.part_done_at.is_none()
             {
-                ("待报到".to_owned(), "none")
+                (ZH.joint_awaiting_report_in.to_owned(), "none")
             } else {
                 judged(p.part_done_at, p.part_due)
             };
             JointRow {
                 unit: name(&p.unit),
                 role: match p.role {
-                    JointRole::Lead => "牵头",
-                    JointRole::CoHandler => "协办",
+                    JointRole::Lead => ZH.joint_role_lead,
+                    JointRole::CoHandler => ZH.joint_role_co_handler,
                 },
                 part: p.part.clone(),
                 report_in,
@@ -873,62 +852,56 @@ pub fn why_here(task: &Task) -> Vec<String> {
     let area = &e.matched_area;
     let mut why = vec![match e.place_method {
         PlaceMethod::Point => match f.location.point {
-            Some(p) => format!("位置：按上报坐标（{:.5}, {:.5}）落在{area}", p.lon, p.lat),
-            None => format!("位置：{area}"),
+            Some(p) => messages::placed_by_point(p.lon, p.lat, area),
+            None => messages::placed_in(area),
         },
-        PlaceMethod::GridCode => format!(
-            "位置：按网格编码 {} 定位到{area}",
-            f.location.grid_code.as_deref().unwrap_or_default()
-        ),
-        PlaceMethod::Address => format!(
-            "位置：按地址“{}”在地名库中定位到{area}",
-            f.location.address.as_deref().unwrap_or_default()
-        ),
-        PlaceMethod::Unplaced => format!("位置：上报信息中没有可用的位置（{area}）"),
+        PlaceMethod::GridCode => {
+            messages::placed_by_grid_code(f.location.grid_code.as_deref().unwrap_or_default(), area)
+        }
+        PlaceMethod::Address => {
+            messages::placed_by_address(f.location.address.as_deref().unwrap_or_default(), area)
+        }
+        PlaceMethod::Unplaced => messages::unplaced(area),
     }];
-    let own = f
-        .category_name
-        .as_deref()
-        .map(|n| format!("（{n}）"))
-        .unwrap_or_default();
-    why.push(format!(
-        "类别：{}代码 {}{own} 对应 {} {}",
+    why.push(messages::category_matched(
         messages::department(f.department),
-        f.category_code,
-        f.category.code,
-        f.category.name
+        &f.category_code,
+        f.category_name.as_deref(),
+        &f.category.code,
+        &f.category.name,
     ));
-    why.push(format!("规则：{}", e.rule_id));
+    why.push(messages::labelled(ZH.rule, &e.rule_id));
     match &f.lead_unit {
-        Some(lead) if lead.role == hub_router::city::UnitRole::TriageDesk => why.push(format!(
-            "派遣：没有社区承接，由{}分派（属地兜底）",
-            lead.name
-        )),
+        Some(lead) if lead.role == hub_router::city::UnitRole::TriageDesk => {
+            why.push(messages::triaged_by(&lead.name))
+        }
         Some(lead) => {
-            why.push(format!(
-                "主办：{}（{}）",
-                lead.name,
-                messages::unit_role(lead.role)
+            why.push(messages::lead_with_role(
+                &lead.name,
+                messages::unit_role(lead.role),
             ));
             if !f.co_handlers.is_empty() {
                 let co: Vec<String> = f
                     .co_handlers
                     .iter()
-                    .map(|u| format!("{}（{}）", u.name, messages::unit_role(u.role)))
+                    .map(|u| messages::with_aside(&u.name, messages::unit_role(u.role)))
                     .collect();
-                why.push(format!("协办：{}", co.join("、")));
+                why.push(messages::co_handlers_with_roles(&co));
             }
         }
-        None => why.push("派遣：没有社区承接，由上级分派（属地兜底）".to_owned()),
+        None => why.push(ZH.triaged_above.to_owned()),
     }
     if let Some(a) = &e.admission {
-        why.push(if a.admitted {
-            "准入：社区已准入此类事项".to_owned()
-        } else {
-            "准入：社区未准入此类事项".to_owned()
-        });
+        why.push(
+            if a.admitted {
+                ZH.admitted
+            } else {
+                ZH.not_admitted
+            }
+            .to_owned(),
+        );
     }
-    why.push(format!("{}：{}", ZH.rules_version, e.rules_version));
+    why.push(messages::labelled(ZH.rules_version, &e.rules_version));
     why
 }
 
@@ -989,12 +962,12 @@ pub fn task_view(facts: &TaskFacts<'_>, sla: &SlaConfig, now: DateTime<Utc>) -> 
             .lead_unit
             .as_ref()
             .map_or_else(|| ZH.unassigned.to_owned(), |u| u.name.clone()),
-        co_handlers: f
-            .co_handlers
-            .iter()
-            .map(|u| u.name.as_str())
-            .collect::<Vec<_>>()
-            .join("、"),
+        co_handlers: messages::listed(
+            &f.co_handlers
+                .iter()
+                .map(|u| u.name.as_str())
+                .collect::<Vec<_>>(),
+        ),
         reports: facts
             .reports
             .iter()
