@@ -115,6 +115,10 @@ pub struct KafkaConfig {
     /// How the routing pipeline gets its feed partitions; see [`RouterAssignment`].
     #[serde(default)]
     pub router_assignment: RouterAssignment,
+    /// At most this many feed events routed and stored together (one transaction): what the
+    /// consumer has ready, so a lone event is never kept waiting for a full batch.
+    #[serde(default = "default_router_batch")]
+    pub router_batch: usize,
     pub topics: TopicsConfig,
 }
 
@@ -165,6 +169,10 @@ pub struct RoutingConfig {
     /// How often the files are checked for changes (hot reload); 0 turns reloading off.
     #[serde(default = "default_reload_ms")]
     pub reload_check_ms: u64,
+}
+
+fn default_router_batch() -> usize {
+    500
 }
 
 fn default_reload_ms() -> u64 {

@@ -227,7 +227,8 @@ pub async fn start_with(
             config.input.limits(),
             pipeline_status.clone(),
             hooks.routing.clone(),
-        );
+        )
+        .with_batch(config.kafka.router_batch);
         supervisor.spawn(&mut tasks, PIPELINE_TASK, "routing_pipeline", pipeline);
     }
     if config.routing.reload_check_ms > 0 {

@@ -205,6 +205,15 @@ pub trait Tasks: Send + Sync {
         opening: &Opening,
     ) -> Result<CreateOutcome, StoreError>;
 
+    /// Several routed tasks with their openings, each as [`Tasks::create_task`] would store
+    /// it, in ONE transaction: one commit for all, which is what lets a backlog drain at the
+    /// broker's pace. All or nothing: on an error none is stored, and the caller stores them
+    /// one by one to tell which record is at fault.
+    async fn create_tasks(
+        &self,
+        tasks: &[(&NewTask, &Opening)],
+    ) -> Result<Vec<CreateOutcome>, StoreError>;
+
     async fn get_task(&self, task_id: &str) -> Result<Option<Task>, StoreError>;
 
     /// The task's status changes, oldest first (empty for an unknown task).
@@ -236,6 +245,14 @@ pub trait Reports: Send + Sync {
         source_system: &str,
         source_id: &str,
     ) -> Result<Option<PriorOutcome>, StoreError>;
+
+    /// The prior outcomes of several records of one source system, by source id (records
+    /// with none are absent): what [`Reports::prior_outcome`] answers, in a few queries.
+    async fn prior_outcomes(
+        &self,
+        source_system: &str,
+        source_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, PriorOutcome>, StoreError>;
 
     /// Open tasks (not closed or cancelled) of a category group within a time window and a
     /// bounding box: the candidates a new report may duplicate.

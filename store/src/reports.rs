@@ -135,6 +135,57 @@ pub(crate) async fn prior_outcome(
     Ok(suppressed.map(|_| PriorOutcome::Suppressed))
 }
 
+/// [`prior_outcome`] for many records of one source system: three queries per 500 ids.
+pub(crate) async fn prior_outcomes(
+    store: &Store,
+    source_system: &str,
+    source_ids: &[&str],
+) -> Result<std::collections::HashMap<String, PriorOutcome>, StoreError> {
+    let err = || {
+        StoreError::query(store.backend(), || {
+            format!("look up {} records of {source_system}", source_ids.len())
+        })
+    };
+    let mut found = std::collections::HashMap::new();
+    for chunk in source_ids.chunks(500) {
+        // The most telling outcome first, as `prior_outcome` answers: a task, then a
+        // return, then a suppression.
+        for (table, key, outcome) in [
+            ("task_reports", "task_id", None),
+            (
+                "department_returns",
+                "event_id",
+                Some(PriorOutcome::Returned),
+            ),
+            ("suppressions", "event_id", Some(PriorOutcome::Suppressed)),
+        ] {
+            let mut q = crate::filter::SqlBuilder::new(format!(
+                "SELECT source_id, {key} FROM {table} WHERE source_system = "
+            ));
+            q.push_bind(source_system).push(" AND source_id IN (");
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.push_bind(*id);
+            }
+            q.push(")");
+            let (sql, args) = q.build().map_err(err())?;
+            let rows: Vec<(String, String)> = sqlx::query_as_with(&sql, args)
+                .fetch_all(&store.readers)
+                .await
+                .map_err(err())?;
+            for (source_id, value) in rows {
+                let outcome = outcome
+                    .clone()
+                    .unwrap_or(PriorOutcome::Task { task_id: value });
+                found.entry(source_id).or_insert(outcome);
+            }
+        }
+    }
+    Ok(found)
+}
+
 pub(crate) async fn open_tasks_near(
     store: &Store,
     q: &NearQuery,

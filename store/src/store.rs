@@ -78,6 +78,13 @@ impl Tasks for Store {
         tasks::create_task(self, task, opening).await
     }
 
+    async fn create_tasks(
+        &self,
+        tasks: &[(&NewTask, &Opening)],
+    ) -> Result<Vec<CreateOutcome>, StoreError> {
+        tasks::create_tasks(self, tasks).await
+    }
+
     async fn get_task(&self, task_id: &str) -> Result<Option<Task>, StoreError> {
         tasks::get_task(self, task_id).await
     }
@@ -111,6 +118,14 @@ impl Reports for Store {
         source_id: &str,
     ) -> Result<Option<PriorOutcome>, StoreError> {
         reports::prior_outcome(self, source_system, source_id).await
+    }
+
+    async fn prior_outcomes(
+        &self,
+        source_system: &str,
+        source_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, PriorOutcome>, StoreError> {
+        reports::prior_outcomes(self, source_system, source_ids).await
     }
 
     async fn open_tasks_near(&self, query: &NearQuery) -> Result<Vec<OpenTaskNear>, StoreError> {

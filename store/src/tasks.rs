@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use hub_cases::opening::Opening;
 use hub_router::task::{NewTask, StatusChange, Task, TaskStatus};
 use hub_router::taxonomy::CategoryRef;
+use sqlx::AnyConnection;
 
 use crate::filter::{self, SqlBuilder};
 use crate::rows::{HistoryRow, TaskRow};
@@ -60,6 +61,49 @@ pub(crate) async fn create_task(
     task: &NewTask,
     opening: &Opening,
 ) -> Result<CreateOutcome, StoreError> {
+    let db_err = || StoreError::query(store.backend(), || create_operation(task));
+    let mut tx = store.writer.begin().await.map_err(db_err())?;
+    let outcome = create_in(store, &mut tx, task, opening).await?;
+    if matches!(outcome, CreateOutcome::Created { .. }) {
+        tx.commit().await.map_err(db_err())?;
+    }
+    Ok(outcome)
+}
+
+/// Several tasks in one transaction (one commit for all: what makes a backlog fast).
+pub(crate) async fn create_tasks(
+    store: &Store,
+    tasks: &[(&NewTask, &Opening)],
+) -> Result<Vec<CreateOutcome>, StoreError> {
+    let db_err = || {
+        StoreError::query(store.backend(), || {
+            format!("create {} tasks in one transaction", tasks.len())
+        })
+    };
+    let mut tx = store.writer.begin().await.map_err(db_err())?;
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for (task, opening) in tasks {
+        outcomes.push(create_in(store, &mut tx, task, opening).await?);
+    }
+    tx.commit().await.map_err(db_err())?;
+    Ok(outcomes)
+}
+
+fn create_operation(task: &NewTask) -> String {
+    format!(
+        "create task {} for {}/{}",
+        task.task_id, task.source_system, task.source_id
+    )
+}
+
+/// A task, its history, clocks, first report and outbox events, inside `tx`; nothing is
+/// written when the source record has its task already.
+async fn create_in(
+    store: &Store,
+    tx: &mut AnyConnection,
+    task: &NewTask,
+    opening: &Opening,
+) -> Result<CreateOutcome, StoreError> {
     let status = match opening.history.last() {
         Some(entry) => entry.to_status,
         None => {
@@ -72,15 +116,9 @@ pub(crate) async fn create_task(
     let row = TaskRow::new(task, status)?;
     let history: Vec<HistoryRow> = opening.history.iter().map(HistoryRow::of).collect();
     let clocks = &opening.clocks;
-    let operation = || {
-        format!(
-            "create task {} for {}/{}",
-            task.task_id, task.source_system, task.source_id
-        )
-    };
+    let operation = || create_operation(task);
     let db_err = || StoreError::query(store.backend(), operation);
 
-    let mut tx = store.writer.begin().await.map_err(db_err())?;
     // A concurrent insert of the same source record (another PostgreSQL process; SQLite's one
     // writer runs them one after the other) makes this wait for that transaction and then do
     // nothing, so exactly one caller sees a row inserted. No conflict target: with one, a race
@@ -119,14 +157,14 @@ pub(crate) async fn create_task(
             .await
             .map_err(db_err())?;
     }
-    clocks::upsert_clocks(store, &mut tx, &task.task_id, clocks).await?;
+    clocks::upsert_clocks(store, tx, &task.task_id, clocks).await?;
     sqlx::query(workflow::SET_DUE)
         .bind(&task.task_id)
         .bind(clocks::earliest_deadline(clocks).map(|d| d.timestamp_millis()))
         .execute(&mut *tx)
         .await
         .map_err(db_err())?;
-    store.lock_outbox_order(&mut tx).await.map_err(db_err())?;
+    store.lock_outbox_order(tx).await.map_err(db_err())?;
     reports::insert_report(
         &mut *tx,
         &task.task_id,
@@ -145,7 +183,7 @@ pub(crate) async fn create_task(
         let (department, at) = (task.department.as_str(), task.created_at);
         outbox::insert(
             store,
-            &mut tx,
+            tx,
             Some(&task.task_id),
             department,
             event,
@@ -154,7 +192,6 @@ pub(crate) async fn create_task(
         )
         .await?;
     }
-    tx.commit().await.map_err(db_err())?;
     Ok(CreateOutcome::Created {
         task_id: task.task_id.clone(),
     })

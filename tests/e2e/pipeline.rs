@@ -745,3 +745,199 @@ async fn task_events_reach_the_departments_webhook_once_in_order_and_signed() {
     hub.stop().await;
     broker.stop().await;
 }
+
+/// Police thefts (never merged) and garbage reports (10 of each incident, merged into one
+/// task) preloaded onto the feed topics, as a department's backlog after a day offline.
+struct Backlog {
+    /// Source records by (source system, source id).
+    records: BTreeSet<(String, String)>,
+    thefts: usize,
+    incidents: usize,
+}
+
+async fn preload_backlog(
+    dir: &std::path::Path,
+    broker: &str,
+    thefts: usize,
+    incidents: usize,
+    reports_each: usize,
+) -> Backlog {
+    use hub_connectors::mapping::{Mapped, Mapper, MappingContext, RecordFormat};
+    use hub_schemas::codec::{value_subject, Codec};
+    use hub_schemas::registry::{LocalRegistry, Registry};
+    let codec = Codec::new(Registry::from(
+        LocalRegistry::open(dir.join("schema-ids.json")).unwrap(),
+    ));
+    let kafka = hub::infra::kafka::Kafka::connect(broker, "backlog").unwrap();
+    let addresses = addresses();
+    let mut generator = Generator::new(addresses.clone(), 2026);
+    let mut records = BTreeSet::new();
+    let mut produce = |department: Department, record: Value, format: RecordFormat| {
+        let ctx = MappingContext {
+            source_system: if department == Department::Police {
+                "police.backlog"
+            } else {
+                "urban_management.backlog"
+            },
+            received_at: now(),
+            limits: Default::default(),
+        };
+        let raw = hub_connectors::RawRecord {
+            bytes: record.to_string().into_bytes(),
+            uri: "test:backlog".into(),
+        };
+        let Mapped::Event(event) = Mapper::new(format).map(ctx, &raw).unwrap() else {
+            panic!("a backlog record was skipped");
+        };
+        records.insert((event.source_system.clone(), event.source_id.clone()));
+        *event
+    };
+    let mut events = Vec::new();
+    for i in 0..thefts {
+        let at = &addresses[(i * 7919) % addresses.len()];
+        let mut r = generator.record_at(Department::Police, at, now());
+        r["jjdbh"] = Value::from(format!("THEFT-{i}"));
+        r["bjlbdm"] = Value::from("0201");
+        r["bjlbmc"] = Value::from("盗窃");
+        events.push(produce(Department::Police, r, RecordFormat::PoliceIncident));
+    }
+    // Interleaved, so that an incident's reports fall into different batches.
+    for k in 0..reports_each {
+        for j in 0..incidents {
+            let at = &addresses[(j * 31) % addresses.len()];
+            let mut r = generator.record_at(Department::UrbanManagement, at, now());
+            r["caseNo"] = Value::from(format!("PILE-{j}-{k}"));
+            r["eventTypeCode"] = Value::from("010102");
+            r["eventTypeName"] = Value::from("暴露垃圾");
+            events.push(produce(
+                Department::UrbanManagement,
+                r,
+                RecordFormat::UrbanManagementCase,
+            ));
+        }
+    }
+    let mut encoded = Vec::with_capacity(events.len());
+    for (n, event) in events.iter().enumerate() {
+        let topic = if event.department == Department::Police {
+            "hub.feed.police"
+        } else {
+            "hub.feed.urban-management"
+        };
+        let payload = codec.encode(&value_subject(topic), event).await.unwrap();
+        encoded.push((topic, format!("k{}", n % 97), payload));
+    }
+    // Many in flight at once; a partition keeps their order.
+    for chunk in encoded.chunks(500) {
+        let sends = chunk
+            .iter()
+            .map(|(topic, key, payload)| kafka.produce(topic, key, payload, &[]));
+        for sent in futures::future::join_all(sends).await {
+            sent.unwrap();
+        }
+    }
+    Backlog {
+        records,
+        thefts,
+        incidents,
+    }
+}
+
+/// A backlog drains in batches while the routing process is killed with SIGKILL again and
+/// again, in the middle of its batches: every source record ends with exactly one outcome —
+/// its own task, or a report merged into its incident's one task — none lost, none doubled.
+async fn a_backlog_drains_in_batches_through_repeated_kills(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let store_url = fresh_store_url(backend, dir.path()).await;
+    let config = hub_config(dir.path(), broker.bootstrap(), &store_url);
+    let env = config_overrides(dir.path(), broker.bootstrap(), &store_url);
+    // The API process creates the topics; the backlog waits on them.
+    let api = start(&config, API_ONLY).await;
+    let backlog = preload_backlog(dir.path(), broker.bootstrap(), 3_000, 20, 10).await;
+    let store = api.store.clone();
+    let spawn_router = || HubProcess::spawn(dir.path(), "", "router", &env);
+    let mut router = spawn_router();
+    eventually(Duration::from_secs(60), "the first tasks", || async {
+        (task_count(&store).await > 0).then_some(())
+    })
+    .await;
+    let want = (backlog.thefts + backlog.incidents) as u64;
+    let mut kills = 0;
+    let mut at_kills = Vec::new();
+    for pause_ms in [250, 60, 150, 400, 100, 300, 200, 120] {
+        // Killed while it routes: once its first batch is stored, a moment later.
+        let before = task_count(&store).await;
+        if before >= want {
+            break;
+        }
+        eventually(
+            Duration::from_secs(60),
+            "the restarted router routing",
+            || async { (task_count(&store).await > before).then_some(()) },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        router.kill().await;
+        kills += 1;
+        at_kills.push(task_count(&store).await);
+        router = spawn_router();
+    }
+    assert!(
+        at_kills.iter().filter(|n| **n < want).count() >= 4,
+        "kills fell while the backlog drained: tasks at each kill {at_kills:?}"
+    );
+    eventually(Duration::from_secs(180), "every task", || async {
+        (task_count(&store).await >= want).then_some(())
+    })
+    .await;
+    // Let any redelivery land before counting for good.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        task_count(&store).await,
+        want,
+        "exactly one task per incident"
+    );
+    let mut by_system: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (system, id) in &backlog.records {
+        by_system.entry(system).or_default().push(id);
+    }
+    let mut piles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (system, ids) in by_system {
+        let found = store.prior_outcomes(system, &ids).await.unwrap();
+        for id in ids {
+            match found.get(id) {
+                Some(hub_store::PriorOutcome::Task { task_id }) => {
+                    if let Some(pile) = id.strip_prefix("PILE-") {
+                        let incident = pile.split('-').next().unwrap().to_owned();
+                        piles.entry(incident).or_default().insert(task_id.clone());
+                    }
+                }
+                other => panic!("{system}/{id} has no task: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(piles.len(), backlog.incidents);
+    for (incident, tasks) in &piles {
+        assert_eq!(
+            tasks.len(),
+            1,
+            "the reports of pile {incident} are in one task: {tasks:?}"
+        );
+    }
+    println!(
+        "{} records, {kills} kills of the router (tasks at each: {at_kills:?}), {want} tasks",
+        backlog.records.len()
+    );
+    router.kill().await;
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_drains_in_batches_through_repeated_kills_on_sqlite() {
+    a_backlog_drains_in_batches_through_repeated_kills(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_drains_in_batches_through_repeated_kills_on_postgres() {
+    a_backlog_drains_in_batches_through_repeated_kills(Backend::Postgres).await;
+}

@@ -34,6 +34,8 @@ pub const OPEN311_REQUESTS: &str = "hub_open311_requests_total";
 pub const ROUTER_EVENTS: &str = "hub_router_events_total";
 /// Seconds from consuming an event to its task being committed.
 pub const ROUTER_EVENT_SECONDS: &str = "hub_router_event_duration_seconds";
+/// Feed events taken together by the routing pipeline (histogram).
+pub const ROUTER_BATCH_EVENTS: &str = "hub_router_batch_events";
 /// Records written to the dead-letter topic; label `stage`.
 pub const DEAD_LETTERS: &str = "hub_dead_letters_total";
 /// Outbox entries delivered; label `destination` (`kafka`, `webhook:<department>`).

@@ -58,6 +58,8 @@ pub struct RoutingPipeline {
     /// Where the pipeline says how it is doing (`/healthz`).
     pub status: Arc<crate::context::health::PipelineStatus>,
     pub hooks: Hooks,
+    /// At most this many events taken together (one transaction for their new tasks).
+    pub batch_max: usize,
 }
 
 pub type ConsumerFactory = Box<dyn Fn() -> anyhow::Result<StreamConsumer> + Send + Sync>;
@@ -127,7 +129,14 @@ impl RoutingPipeline {
             limits,
             status,
             hooks,
+            batch_max: 500,
         }
+    }
+
+    /// At most `n` events taken together (at least one).
+    pub fn with_batch(mut self, n: usize) -> Self {
+        self.batch_max = n.max(1);
+        self
     }
 
     /// Commits what the consumer stored (every offset it stored is of a settled record)
@@ -172,20 +181,34 @@ impl crate::infra::supervisor::Service for RoutingPipeline {
                 m = consumer.recv() => m,
                 _ = shutdown.wait() => break,
             };
-            match message {
-                Ok(msg) => {
-                    if !self.handle(&msg, &mut shutdown).await {
-                        break;
-                    }
-                    if let Err(e) = consumer.store_offset_from_message(&msg) {
-                        // The partition was revoked meanwhile; its new owner re-reads the
-                        // message and finds the task already stored.
-                        tracing::debug!(error = %e, "offset not stored");
-                    }
-                }
+            let first = match message {
+                Ok(msg) => msg,
                 Err(e) => {
                     tracing::warn!(error = %e, "consuming from the feed topics failed");
                     shutdown.sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            // With it, whatever else the consumer has ready now: a backlog goes in batches,
+            // a lone event is not kept waiting for company.
+            let mut batch = vec![first];
+            while batch.len() < self.batch_max {
+                match consumer.recv().now_or_never() {
+                    Some(Ok(msg)) => batch.push(msg),
+                    // An error is met again, and reported, by the next `recv`.
+                    Some(Err(_)) | None => break,
+                }
+            }
+            metrics::histogram!(telemetry::ROUTER_BATCH_EVENTS).record(batch.len() as f64);
+            if !self.handle_batch(&batch, &mut shutdown).await {
+                break;
+            }
+            // Every outcome of the batch is stored: its offsets may be.
+            for msg in &batch {
+                if let Err(e) = consumer.store_offset_from_message(msg) {
+                    // The partition was revoked meanwhile; its new owner re-reads the
+                    // message and finds the task already stored.
+                    tracing::debug!(error = %e, "offset not stored");
                 }
             }
         }
@@ -196,39 +219,212 @@ impl crate::infra::supervisor::Service for RoutingPipeline {
 }
 
 impl RoutingPipeline {
-    /// Handle one message completely: its outcome is stored or it is dead-lettered. Returns
-    /// false only if shutdown interrupted a retry, in which case the offset must not be
-    /// stored.
-    async fn handle(&self, msg: &BorrowedMessage<'_>, shutdown: &mut Shutdown) -> bool {
+    /// Handle a batch of messages completely: every outcome is stored or dead-lettered. New
+    /// tasks (the bulk of a backlog) are routed in memory and stored together in one
+    /// transaction; the rest (a report that may duplicate an open task, a return, a
+    /// suppression, a record seen before or twice in the batch) one at a time, in order,
+    /// after the tasks before them. A batch the store refuses is stored record by record,
+    /// where a failure is classified and the record at fault dead-lettered. Returns false
+    /// only if shutdown interrupted a retry: the offsets must then not be stored.
+    async fn handle_batch(&self, batch: &[BorrowedMessage<'_>], shutdown: &mut Shutdown) -> bool {
         let started = Instant::now();
+        let mut ready: Vec<(&BorrowedMessage<'_>, CivicEvent)> = Vec::with_capacity(batch.len());
+        for msg in batch {
+            match self.checked(msg, shutdown).await {
+                Checked::Event(event) => ready.push((msg, *event)),
+                Checked::Refused(letter) => {
+                    if !self.dead_letter(&letter, shutdown).await {
+                        return false;
+                    }
+                }
+                Checked::Interrupted => return false,
+            }
+        }
+        let Ok(prior) = self.prior_outcomes(&ready).await else {
+            // The store did not answer: one at a time, each retried in place.
+            for (msg, event) in &ready {
+                if !self.handle_event(msg, event, started, shutdown).await {
+                    return false;
+                }
+            }
+            return true;
+        };
+        let router = self.routing.current();
+        let mut pending: Vec<Pending<'_, '_>> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (msg, event) in &ready {
+            let key = (event.source_system.as_str(), event.source_id.as_str());
+            if prior.contains(&key) {
+                tracing::debug!(event_id = %event.event_id, "event already handled; redelivery changes nothing");
+                self.settled(&Settled::Duplicate, started);
+                continue;
+            }
+            let first_time = seen.insert(key);
+            let routed = AssertUnwindSafe(|| {
+                if let Some(hook) = &self.hooks.before_routing {
+                    hook(event);
+                }
+                router.route(event, Utc::now())
+            });
+            let task = match std::panic::catch_unwind(routed) {
+                Ok(Ok(RoutingDecision::Dispatch(task) | RoutingDecision::Triage(task)))
+                    if first_time && router.merge_candidate(&task).is_none() =>
+                {
+                    task
+                }
+                // A panic, an unmapped category and everything else take the one-at-a-time
+                // path (which says why), after the tasks before them are stored.
+                _ => {
+                    if !self.flush(&mut pending, started, shutdown).await
+                        || !self.handle_event(msg, event, started, shutdown).await
+                    {
+                        return false;
+                    }
+                    continue;
+                }
+            };
+            let opening = self.cases.open(&task);
+            pending.push(Pending {
+                msg,
+                event,
+                task: *task,
+                opening,
+            });
+        }
+        self.flush(&mut pending, started, shutdown).await
+    }
+
+    /// Stores the pending new tasks in one transaction; if the store refuses it, one at a
+    /// time (the record at fault is found and dead-lettered, a store outage retried).
+    async fn flush(
+        &self,
+        pending: &mut Vec<Pending<'_, '_>>,
+        started: Instant,
+        shutdown: &mut Shutdown,
+    ) -> bool {
+        if pending.is_empty() {
+            return true;
+        }
+        let tasks: Vec<(&NewTask, &hub_cases::opening::Opening)> =
+            pending.iter().map(|p| (&p.task, &p.opening)).collect();
+        match self.store.create_tasks(&tasks).await {
+            Ok(outcomes) => {
+                for (p, outcome) in pending.iter().zip(outcomes) {
+                    let settled = match outcome {
+                        CreateOutcome::Created { .. } => Settled::Created,
+                        CreateOutcome::AlreadyExists { .. } => Settled::Duplicate,
+                    };
+                    let t = &p.task;
+                    tracing::info!(
+                        event_id = %p.event.event_id,
+                        source_id = %p.event.source_id,
+                        task_id = %t.task_id,
+                        community = t.place.community_code.as_deref().unwrap_or("-"),
+                        lead = t.lead_unit.as_ref().map(|u| u.unit_id.as_str()).unwrap_or("triage"),
+                        rule = %t.explanation.rule_id,
+                        batch = tasks.len(),
+                        "task stored"
+                    );
+                    self.settled(&settled, started);
+                }
+            }
+            Err(error) => {
+                metrics::counter!(telemetry::STORE_ERRORS, "operation" => "route_batch")
+                    .increment(1);
+                tracing::warn!(error = %error, tasks = tasks.len(), "storing a batch of tasks failed; storing them one at a time");
+                for p in pending.iter() {
+                    if !self.handle_event(p.msg, p.event, started, shutdown).await {
+                        return false;
+                    }
+                }
+            }
+        }
+        pending.clear();
+        true
+    }
+
+    /// Which events of the batch were handled before (a redelivery), by (source system,
+    /// source id): one lookup per source system.
+    async fn prior_outcomes<'e>(
+        &self,
+        ready: &'e [(&BorrowedMessage<'_>, CivicEvent)],
+    ) -> Result<std::collections::HashSet<(&'e str, &'e str)>, StoreError> {
+        let mut by_source: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for (_, e) in ready {
+            by_source
+                .entry(e.source_system.as_str())
+                .or_default()
+                .push(e.source_id.as_str());
+        }
+        let mut handled = std::collections::HashSet::new();
+        for (system, ids) in by_source {
+            let found = self.store.prior_outcomes(system, &ids).await?;
+            for id in ids {
+                if found.contains_key(id) {
+                    handled.insert((system, id));
+                }
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Counts an outcome.
+    fn settled(&self, settled: &Settled, started: Instant) {
+        metrics::counter!(telemetry::ROUTER_EVENTS, "outcome" => settled.label()).increment(1);
+        metrics::histogram!(telemetry::ROUTER_EVENT_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        self.status.progress();
+    }
+
+    /// A message decoded and held to the input bounds, or the letter saying why not.
+    async fn checked(&self, msg: &BorrowedMessage<'_>, shutdown: &mut Shutdown) -> Checked {
         let payload = msg.payload().unwrap_or_default();
-        let origin = format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset());
         let refuse = |stage: &'static str, source: &str, reason: String| Letter {
             stage,
             source: source.to_owned(),
             format: None,
-            origin: origin.clone(),
+            origin: origin_of(msg),
             reason,
             original: payload.to_vec(),
         };
         let event = match self.decode(payload, shutdown).await {
             Some(Ok(event)) => event,
             Some(Err(e)) => {
-                let letter = refuse(STAGE_ROUTER_DECODE, msg.topic(), e.to_string());
-                return self.dead_letter(&letter, shutdown).await;
+                return Checked::Refused(refuse(STAGE_ROUTER_DECODE, msg.topic(), e.to_string()))
             }
-            None => return false,
+            None => return Checked::Interrupted,
         };
         // Anything with the broker's address can write to a feed topic: the event is held
         // to the same bounds the connectors apply, before a value reaches the store.
         if let Err(problem) = check_event(&event, &self.limits, Utc::now()) {
-            let letter = refuse(
+            return Checked::Refused(refuse(
                 STAGE_ROUTER_VALIDATE,
                 &event.source_system,
                 problem.to_string(),
-            );
-            return self.dead_letter(&letter, shutdown).await;
+            ));
         }
+        Checked::Event(Box::new(event))
+    }
+
+    /// Handle one event completely: its outcome is stored or it is dead-lettered. Returns
+    /// false only if shutdown interrupted a retry, in which case the offset must not be
+    /// stored.
+    async fn handle_event(
+        &self,
+        msg: &BorrowedMessage<'_>,
+        event: &CivicEvent,
+        started: Instant,
+        shutdown: &mut Shutdown,
+    ) -> bool {
+        let payload = msg.payload().unwrap_or_default();
+        let refuse = |stage: &'static str, source: &str, reason: String| Letter {
+            stage,
+            source: source.to_owned(),
+            format: None,
+            origin: origin_of(msg),
+            reason,
+            original: payload.to_vec(),
+        };
         let span = tracing::info_span!("route", event_id = %event.event_id, source_id = %event.source_id, task_id = tracing::field::Empty);
         async {
             let router = self.routing.current();
@@ -237,7 +433,7 @@ impl RoutingPipeline {
             loop {
                 // A panic while routing one record is that record's fault: it is set aside
                 // and the stream goes on.
-                let settled = AssertUnwindSafe(self.settle(&router, &event))
+                let settled = AssertUnwindSafe(self.settle(&router, event))
                     .catch_unwind()
                     .await;
                 let error = match settled {
@@ -246,11 +442,7 @@ impl RoutingPipeline {
                         return self.dead_letter(&letter, shutdown).await;
                     }
                     Ok(Ok(settled)) => {
-                        metrics::counter!(telemetry::ROUTER_EVENTS, "outcome" => settled.label())
-                            .increment(1);
-                        metrics::histogram!(telemetry::ROUTER_EVENT_SECONDS)
-                            .record(started.elapsed().as_secs_f64());
-                        self.status.progress();
+                        self.settled(&settled, started);
                         return true;
                     }
                     Err(panic) => {
@@ -442,6 +634,27 @@ impl RoutingPipeline {
             }
         }
     }
+}
+
+/// A message as the pipeline checked it.
+enum Checked {
+    Event(Box<CivicEvent>),
+    Refused(Letter),
+    /// Shutdown came first.
+    Interrupted,
+}
+
+/// A new task routed in a batch, to be stored with the others.
+struct Pending<'m, 'e> {
+    msg: &'m BorrowedMessage<'m>,
+    event: &'e CivicEvent,
+    task: NewTask,
+    opening: hub_cases::opening::Opening,
+}
+
+/// Where a message came from, for its dead letter: `topic/partition@offset`.
+fn origin_of(msg: &BorrowedMessage<'_>) -> String {
+    format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset())
 }
 
 fn report_of(task: &NewTask) -> Report {

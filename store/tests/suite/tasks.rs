@@ -21,7 +21,65 @@ store_suite!(
     triage_task_is_stored_as_created,
     points_list_placed_tasks_of_the_scope_with_their_deadline,
     queue_filters_by_category_prefix_grid_and_paused_clock,
+    a_batch_of_tasks_is_stored_in_one_go_and_its_records_are_known_after,
 );
+
+/// The routing pipeline's batch: several tasks in one transaction, a record stored before
+/// left as it is, then every record's prior outcome in one lookup.
+async fn a_batch_of_tasks_is_stored_in_one_go_and_its_records_are_known_after(db: &TestDb) {
+    use hub_cases::opening::Opening;
+    use hub_store::PriorOutcome;
+    let store = db.open().await;
+    let before = sample_task("B-0", BASE_MS);
+    store.create_routed(&before, &[]).await.unwrap();
+    let batch: Vec<NewTask> = (0..3)
+        .map(|i| sample_task(&format!("B-{i}"), BASE_MS + i))
+        .collect();
+    let openings: Vec<Opening> = batch
+        .iter()
+        .map(|t| Opening::new(t, vec![sign_for_clock(30)]))
+        .collect();
+    let pairs: Vec<_> = batch.iter().zip(&openings).collect();
+    let outcomes = store.create_tasks(&pairs).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            CreateOutcome::AlreadyExists {
+                task_id: before.task_id.clone()
+            },
+            CreateOutcome::Created {
+                task_id: batch[1].task_id.clone()
+            },
+            CreateOutcome::Created {
+                task_id: batch[2].task_id.clone()
+            },
+        ]
+    );
+    // Stored whole: the clocks and the history came with the tasks.
+    assert_eq!(store.task_clocks(&batch[2].task_id).await.unwrap().len(), 1);
+    assert_eq!(
+        store.task_history(&batch[2].task_id).await.unwrap().len(),
+        2
+    );
+    let ids = ["B-0", "B-1", "B-2", "B-9"];
+    let prior = store
+        .prior_outcomes(&before.source_system, &ids)
+        .await
+        .unwrap();
+    assert_eq!(prior.len(), 3, "{prior:?}");
+    assert_eq!(
+        prior["B-1"],
+        PriorOutcome::Task {
+            task_id: batch[1].task_id.clone()
+        }
+    );
+    assert!(!prior.contains_key("B-9"));
+    assert!(store
+        .prior_outcomes("another.system", &ids)
+        .await
+        .unwrap()
+        .is_empty());
+}
 
 /// The console's queue filters: a taxonomy code prefix (major class or category), a grid,
 /// tasks with a paused clock (waiting on the resident) and tasks at risk.
