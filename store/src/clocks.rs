@@ -6,6 +6,7 @@ use hub_cases::SlaClock;
 use serde::Serialize;
 use sqlx::AnyConnection;
 
+use crate::filter::SqlBuilder;
 use crate::store::Store;
 use crate::workflow::to_json;
 use crate::StoreError;
@@ -39,9 +40,11 @@ pub fn earliest_deadline<'a>(
         .min()
 }
 
-/// Binds task, key, clock JSON, open (0/1), deadline, changed_at, warning_at.
-const UPSERT_CLOCK: &str = "INSERT INTO sla_clocks (task_id, clock_key, clock, is_open, \
-     deadline, changed_at, warning_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (task_id, clock_key) \
+/// Followed by `(task, key, clock JSON, open (0/1), deadline, changed_at, warning_at)` rows
+/// and [`UPSERT_CLOCKS_CONFLICT`].
+const UPSERT_CLOCKS: &str = "INSERT INTO sla_clocks (task_id, clock_key, clock, is_open, \
+     deadline, changed_at, warning_at) VALUES ";
+const UPSERT_CLOCKS_CONFLICT: &str = " ON CONFLICT (task_id, clock_key) \
      DO UPDATE SET clock = excluded.clock, is_open = excluded.is_open, deadline = excluded.deadline, \
      changed_at = excluded.changed_at, warning_at = excluded.warning_at";
 const TASK_CLOCKS: &str = "WHERE c.task_id = $1 ORDER BY c.id";
@@ -67,21 +70,60 @@ pub(crate) async fn upsert_clocks(
     task_id: &str,
     clocks: &[SlaClock],
 ) -> Result<(), StoreError> {
+    upsert_clocks_of(store, tx, &[(task_id, clocks)]).await
+}
+
+/// The clocks of several tasks, in multi-row statements.
+pub(crate) async fn upsert_clocks_of(
+    store: &Store,
+    tx: &mut AnyConnection,
+    tasks: &[(&str, &[SlaClock])],
+) -> Result<(), StoreError> {
     let err = || {
-        StoreError::query(store.backend(), || {
-            format!("write clocks of task {task_id}")
+        StoreError::query(store.backend(), || match tasks {
+            [(task_id, _)] => format!("write clocks of task {task_id}"),
+            _ => format!("write clocks of {} tasks", tasks.len()),
         })
     };
     let changed_at = Utc::now().timestamp_millis();
-    for clock in clocks {
-        sqlx::query(UPSERT_CLOCK)
-            .bind(task_id)
-            .bind(clock_key(clock)?)
-            .bind(to_json(task_id, "clock", clock)?)
-            .bind(i64::from(clock.is_open()))
-            .bind(clock.deadline().map(|d| d.timestamp_millis()))
-            .bind(changed_at)
-            .bind(clock.warning_at().map(|d| d.timestamp_millis()))
+    let mut rows = Vec::new();
+    for (task_id, clocks) in tasks {
+        for clock in *clocks {
+            rows.push((
+                *task_id,
+                clock_key(clock)?,
+                to_json(task_id, "clock", clock)?,
+                i64::from(clock.is_open()),
+                clock.deadline().map(|d| d.timestamp_millis()),
+                clock.warning_at().map(|d| d.timestamp_millis()),
+            ));
+        }
+    }
+    for chunk in rows.chunks(store.rows_per_statement()) {
+        let mut q = SqlBuilder::new(UPSERT_CLOCKS);
+        for (i, (task_id, key, json, open, deadline, warning)) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push("(")
+                .push_bind(*task_id)
+                .push(", ")
+                .push_bind(key.as_str())
+                .push(", ")
+                .push_bind(json.as_str())
+                .push(", ")
+                .push_bind(*open)
+                .push(", ")
+                .push_bind(*deadline)
+                .push(", ")
+                .push_bind(changed_at)
+                .push(", ")
+                .push_bind(*warning)
+                .push(")");
+        }
+        q.push(UPSERT_CLOCKS_CONFLICT);
+        let (sql, args) = q.build().map_err(err())?;
+        sqlx::query_with(&sql, args)
             .execute(&mut *tx)
             .await
             .map_err(err())?;

@@ -160,6 +160,60 @@ pub(crate) async fn insert(
     Ok(())
 }
 
+/// An outbox entry to write.
+pub(crate) struct NewEntry<'a> {
+    pub task_id: Option<&'a str>,
+    pub department: &'a str,
+    pub event: &'a TaskEvent,
+    pub at: DateTime<Utc>,
+}
+
+/// Several entries in multi-row statements, in order (their ids follow it). The caller
+/// holds the outbox ordering lock.
+pub(crate) async fn insert_many(
+    store: &Store,
+    tx: &mut AnyConnection,
+    entries: &[NewEntry<'_>],
+) -> Result<(), StoreError> {
+    let err = || {
+        StoreError::query(store.backend(), || {
+            format!("write {} outbox events", entries.len())
+        })
+    };
+    let payloads = entries
+        .iter()
+        .map(|e| to_payload(e.event))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows = store.rows_per_statement();
+    for (chunk, payloads) in entries.chunks(rows).zip(payloads.chunks(rows)) {
+        let mut q = crate::filter::SqlBuilder::new(
+            "INSERT INTO outbox (task_id, department, kind, payload, created_at) VALUES ",
+        );
+        for (i, (e, payload)) in chunk.iter().zip(payloads).enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push("(")
+                .push_bind(e.task_id)
+                .push(", ")
+                .push_bind(e.department)
+                .push(", ")
+                .push_bind(e.event.kind())
+                .push(", ")
+                .push_bind(payload.as_str())
+                .push("::jsonb, ")
+                .push_bind(e.at.timestamp_millis())
+                .push(")");
+        }
+        let (sql, args) = q.build().map_err(err())?;
+        sqlx::query_with(&store.sql(&sql), args)
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+    }
+    Ok(())
+}
+
 /// [`insert`] for the event of a lifecycle transition or an alert on task `task_id`.
 pub(crate) async fn insert_task_event(
     store: &Store,

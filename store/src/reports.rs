@@ -67,6 +67,10 @@ pub struct NearQuery {
 const INSERT_REPORT: &str = "INSERT INTO task_reports (task_id, event_id, source_system, \
      source_id, department, occurred_at, linked_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
      ON CONFLICT DO NOTHING";
+/// Followed by `(task_id, event_id, source_system, source_id, department, occurred_at,
+/// linked_at)` rows.
+const INSERT_REPORTS: &str = "INSERT INTO task_reports (task_id, event_id, source_system, \
+     source_id, department, occurred_at, linked_at) VALUES ";
 const SELECT_REPORTS: &str = "SELECT event_id, source_system, source_id, department, \
      occurred_at, linked_at FROM task_reports WHERE task_id = $1 \
      ORDER BY linked_at, source_system, source_id";
@@ -96,6 +100,49 @@ pub(crate) async fn insert_report<'e>(
         .execute(db)
         .await?;
     Ok(done.rows_affected())
+}
+
+/// The first reports of new tasks, in multi-row statements.
+pub(crate) async fn insert_reports(
+    store: &Store,
+    tx: &mut sqlx::AnyConnection,
+    reports: &[(&str, Report)],
+) -> Result<(), StoreError> {
+    let err = || {
+        StoreError::query(store.backend(), || {
+            format!("link the first reports of {} tasks", reports.len())
+        })
+    };
+    for chunk in reports.chunks(store.rows_per_statement()) {
+        let mut q = crate::filter::SqlBuilder::new(INSERT_REPORTS);
+        for (i, (task_id, r)) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push("(")
+                .push_bind(*task_id)
+                .push(", ")
+                .push_bind(r.event_id.as_str())
+                .push(", ")
+                .push_bind(r.source_system.as_str())
+                .push(", ")
+                .push_bind(r.source_id.as_str())
+                .push(", ")
+                .push_bind(r.department.as_str())
+                .push(", ")
+                .push_bind(r.occurred_at.timestamp_millis())
+                .push(", ")
+                .push_bind(r.linked_at.timestamp_millis())
+                .push(")");
+        }
+        q.push(" ON CONFLICT DO NOTHING");
+        let (sql, args) = q.build().map_err(err())?;
+        sqlx::query_with(&sql, args)
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn prior_outcome(

@@ -19,6 +19,7 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::Any;
 
+use crate::filter::SqlBuilder;
 use crate::StoreError;
 
 /// A query with its arguments, as `sqlx::query` builds it.
@@ -63,12 +64,20 @@ pub(crate) struct TaskRow {
     /// The taxonomy's code of `category`, for filtering; written, not read back.
     #[sqlx(default)]
     taxonomy_code: String,
+    /// The earliest open deadline (epoch ms) the task is created with; written, not read
+    /// back (the workflow record reads it).
+    #[sqlx(default)]
+    due_at: Option<i64>,
 }
 
 impl TaskRow {
     /// The row a freshly routed task is stored as, in the status its opening left it
     /// (dispatched to its lead unit, or `created` for triage).
-    pub(crate) fn new(task: &NewTask, status: TaskStatus) -> Result<Self, StoreError> {
+    pub(crate) fn new(
+        task: &NewTask,
+        status: TaskStatus,
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<Self, StoreError> {
         if let Some(point) = task.location.point {
             // JSON has no NaN or infinity: serde_json would write `null` and the task could
             // never be read back.
@@ -118,10 +127,11 @@ impl TaskRow {
             place_lon: task.place.point.map(|p| p.lon),
             place_lat: task.place.point.map(|p| p.lat),
             taxonomy_code: task.category.code.clone(),
+            due_at: due_at.map(|d| d.timestamp_millis()),
         })
     }
 
-    /// Binds every column, in declaration order, to an `INSERT` with 34 parameters.
+    /// Binds every column, in declaration order, to an `INSERT` with 35 parameters.
     pub(crate) fn bind_insert<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
         query
             .bind(self.task_id.as_str())
@@ -158,6 +168,7 @@ impl TaskRow {
             .bind(self.place_lon)
             .bind(self.place_lat)
             .bind(self.taxonomy_code.as_str())
+            .bind(self.due_at)
     }
 
     pub(crate) fn into_task(self) -> Result<Task, StoreError> {
@@ -260,16 +271,24 @@ impl HistoryRow {
         }
     }
 
-    /// Binds `task_id, seq, from_status, to_status, actor, note, at`, in that order.
-    pub(crate) fn bind_insert<'q>(&'q self, task_id: &'q str, query: AnyQuery<'q>) -> AnyQuery<'q> {
-        query
-            .bind(task_id)
-            .bind(self.seq)
-            .bind(self.from_status.as_deref())
-            .bind(self.to_status.as_str())
-            .bind(self.actor.as_str())
-            .bind(self.note.as_deref())
-            .bind(self.at)
+    /// Appends `(task_id, seq, from_status, to_status, actor, note, at)` to a multi-row
+    /// `VALUES` list.
+    pub(crate) fn push_values<'q>(&'q self, task_id: &'q str, q: &mut SqlBuilder<'q>) {
+        q.push("(")
+            .push_bind(task_id)
+            .push(", ")
+            .push_bind(self.seq)
+            .push(", ")
+            .push_bind(self.from_status.as_deref())
+            .push(", ")
+            .push_bind(self.to_status.as_str())
+            .push(", ")
+            .push_bind(self.actor.as_str())
+            .push(", ")
+            .push_bind(self.note.as_deref())
+            .push(", ")
+            .push_bind(self.at)
+            .push(")");
     }
 
     pub(crate) fn into_change(self, task_id: &str) -> Result<StatusChange, StoreError> {

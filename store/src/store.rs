@@ -41,6 +41,11 @@ impl Store {
         self.dialect.sql(sql)
     }
 
+    /// Rows per multi-row statement ([`Dialect::rows_per_statement`]).
+    pub(crate) fn rows_per_statement(&self) -> usize {
+        self.dialect.rows_per_statement()
+    }
+
     /// Takes the outbox ordering lock for the rest of the transaction, where the dialect has
     /// one ([`Dialect::outbox_order_lock`]). Call it before writing outbox entries.
     pub(crate) async fn lock_outbox_order(&self, tx: &mut AnyConnection) -> sqlx::Result<()> {

@@ -10,7 +10,7 @@ use sqlx::AnyConnection;
 use crate::filter::{self, SqlBuilder};
 use crate::rows::{HistoryRow, TaskRow};
 use crate::store::Store;
-use crate::{clocks, outbox, reports, workflow, CreateOutcome, StoreError, TaskFilter};
+use crate::{clocks, outbox, reports, CreateOutcome, StoreError, TaskFilter};
 
 /// A task as a map shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,10 +36,10 @@ const INSERT_TASK: &str = "INSERT INTO tasks (task_id, event_id, source_system, 
      category_code, category_name, description, status, district_code, street_code, community_code, \
      grid_code, place_level, place_method, matched_area, lead_unit_id, lead_unit_role, lead_unit_name, \
      co_handlers, location, explanation, rules_version, occurred_at, received_at, created_at, updated_at, \
-     category, category_group, priority, sla_policy, place_lon, place_lat, taxonomy_code) \
+     category, category_group, priority, sla_policy, place_lon, place_lat, taxonomy_code, due_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
      $20::jsonb, $21::jsonb, $22::jsonb, $23, $24, $25, $26, $27, $28::jsonb, $29, $30, $31, $32, $33, \
-     $34) \
+     $34, $35) \
      ON CONFLICT DO NOTHING";
 
 const SELECT_TASKS: &str = "SELECT task_id, event_id, source_system, source_id, department, \
@@ -50,8 +50,9 @@ const SELECT_TASKS: &str = "SELECT task_id, event_id, source_system, source_id, 
      category::text AS category, category_group, priority, sla_policy, place_lon, place_lat \
      FROM tasks";
 
-const INSERT_HISTORY: &str = "INSERT INTO task_history (task_id, seq, from_status, to_status, \
-     actor, note, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// Followed by `(task_id, seq, from_status, to_status, actor, note, at)` rows.
+const INSERT_HISTORY_VALUES: &str = "INSERT INTO task_history (task_id, seq, from_status, \
+     to_status, actor, note, at) VALUES ";
 
 const SELECT_HISTORY: &str = "SELECT seq, from_status, to_status, actor, note, at \
      FROM task_history WHERE task_id = $1 ORDER BY seq";
@@ -61,30 +62,38 @@ pub(crate) async fn create_task(
     task: &NewTask,
     opening: &Opening,
 ) -> Result<CreateOutcome, StoreError> {
-    let db_err = || StoreError::query(store.backend(), || create_operation(task));
-    let mut tx = store.writer.begin().await.map_err(db_err())?;
-    let outcome = create_in(store, &mut tx, task, opening).await?;
-    if matches!(outcome, CreateOutcome::Created { .. }) {
-        tx.commit().await.map_err(db_err())?;
-    }
-    Ok(outcome)
+    let outcomes = create_tasks(store, &[(task, opening)]).await?;
+    Ok(outcomes.into_iter().next().expect("one outcome per task"))
 }
 
-/// Several tasks in one transaction (one commit for all: what makes a backlog fast).
+/// Tasks with their openings in one transaction: a row per task (to learn which are new),
+/// then the history, clocks, first reports and outbox events of the new ones in a few
+/// multi-row statements. One commit for all: what makes a backlog fast.
 pub(crate) async fn create_tasks(
     store: &Store,
     tasks: &[(&NewTask, &Opening)],
 ) -> Result<Vec<CreateOutcome>, StoreError> {
     let db_err = || {
-        StoreError::query(store.backend(), || {
-            format!("create {} tasks in one transaction", tasks.len())
+        StoreError::query(store.backend(), || match tasks {
+            [(task, _)] => create_operation(task),
+            _ => format!("create {} tasks in one transaction", tasks.len()),
         })
     };
     let mut tx = store.writer.begin().await.map_err(db_err())?;
     let mut outcomes = Vec::with_capacity(tasks.len());
-    for (task, opening) in tasks {
-        outcomes.push(create_in(store, &mut tx, task, opening).await?);
+    let mut created = Vec::with_capacity(tasks.len());
+    for &(task, opening) in tasks {
+        let outcome = insert_task_row(store, &mut tx, task, opening).await?;
+        if matches!(outcome, CreateOutcome::Created { .. }) {
+            created.push((task, opening));
+        }
+        outcomes.push(outcome);
     }
+    if created.is_empty() {
+        // Nothing new: nothing to commit.
+        return Ok(outcomes);
+    }
+    write_openings(store, &mut tx, &created).await?;
     tx.commit().await.map_err(db_err())?;
     Ok(outcomes)
 }
@@ -96,9 +105,9 @@ fn create_operation(task: &NewTask) -> String {
     )
 }
 
-/// A task, its history, clocks, first report and outbox events, inside `tx`; nothing is
-/// written when the source record has its task already.
-async fn create_in(
+/// The task's row, with its earliest deadline; nothing is written when the source record
+/// has its task already.
+async fn insert_task_row(
     store: &Store,
     tx: &mut AnyConnection,
     task: &NewTask,
@@ -113,12 +122,10 @@ async fn create_in(
             })
         }
     };
-    let row = TaskRow::new(task, status)?;
-    let history: Vec<HistoryRow> = opening.history.iter().map(HistoryRow::of).collect();
-    let clocks = &opening.clocks;
+    let due_at = clocks::earliest_deadline(&opening.clocks);
+    let row = TaskRow::new(task, status, due_at)?;
     let operation = || create_operation(task);
     let db_err = || StoreError::query(store.backend(), operation);
-
     // A concurrent insert of the same source record (another PostgreSQL process; SQLite's one
     // writer runs them one after the other) makes this wait for that transaction and then do
     // nothing, so exactly one caller sees a row inserted. No conflict target: with one, a race
@@ -129,72 +136,100 @@ async fn create_in(
         .await
         .map_err(db_err())?
         .rows_affected();
-    if inserted == 0 {
-        // A new statement, so under PostgreSQL's READ COMMITTED it sees the row the winner
-        // committed.
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT task_id FROM tasks WHERE source_system = $1 AND source_id = $2",
-        )
-        .bind(&task.source_system)
-        .bind(&task.source_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err())?;
-        return match existing {
-            Some(task_id) => Ok(CreateOutcome::AlreadyExists { task_id }),
-            None => Err(StoreError::Inconsistent {
-                backend: store.backend(),
-                operation: operation(),
-                reason: "its task id is already taken by a task from another source record"
-                    .to_owned(),
-            }),
-        };
+    if inserted == 1 {
+        return Ok(CreateOutcome::Created {
+            task_id: task.task_id.clone(),
+        });
     }
-    for entry in &history {
-        entry
-            .bind_insert(&task.task_id, sqlx::query(INSERT_HISTORY))
+    // A new statement, so under PostgreSQL's READ COMMITTED it sees the row the winner
+    // committed.
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT task_id FROM tasks WHERE source_system = $1 AND source_id = $2")
+            .bind(&task.source_system)
+            .bind(&task.source_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err())?;
+    match existing {
+        Some(task_id) => Ok(CreateOutcome::AlreadyExists { task_id }),
+        None => Err(StoreError::Inconsistent {
+            backend: store.backend(),
+            operation: operation(),
+            reason: "its task id is already taken by a task from another source record".to_owned(),
+        }),
+    }
+}
+
+/// The openings of new tasks: history entries, clocks, first reports and outbox events, each
+/// kind in multi-row statements.
+async fn write_openings(
+    store: &Store,
+    tx: &mut AnyConnection,
+    created: &[(&NewTask, &Opening)],
+) -> Result<(), StoreError> {
+    let db_err = || {
+        StoreError::query(store.backend(), || {
+            format!("write the openings of {} new tasks", created.len())
+        })
+    };
+    let history: Vec<(&str, HistoryRow)> = created
+        .iter()
+        .flat_map(|(task, opening)| {
+            opening
+                .history
+                .iter()
+                .map(|entry| (task.task_id.as_str(), HistoryRow::of(entry)))
+        })
+        .collect();
+    for chunk in history.chunks(store.rows_per_statement()) {
+        let mut q = SqlBuilder::new(INSERT_HISTORY_VALUES);
+        for (i, (task_id, row)) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            row.push_values(task_id, &mut q);
+        }
+        let (sql, args) = q.build().map_err(db_err())?;
+        sqlx::query_with(&sql, args)
             .execute(&mut *tx)
             .await
             .map_err(db_err())?;
     }
-    clocks::upsert_clocks(store, tx, &task.task_id, clocks).await?;
-    sqlx::query(workflow::SET_DUE)
-        .bind(&task.task_id)
-        .bind(clocks::earliest_deadline(clocks).map(|d| d.timestamp_millis()))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err())?;
+    let clocks: Vec<(&str, &[hub_cases::SlaClock])> = created
+        .iter()
+        .map(|(task, opening)| (task.task_id.as_str(), opening.clocks.as_slice()))
+        .collect();
+    clocks::upsert_clocks_of(store, tx, &clocks).await?;
     store.lock_outbox_order(tx).await.map_err(db_err())?;
-    reports::insert_report(
-        &mut *tx,
-        &task.task_id,
-        &reports::Report {
-            event_id: task.event_id.clone(),
-            source_system: task.source_system.clone(),
-            source_id: task.source_id.clone(),
-            department: task.department,
-            occurred_at: task.occurred_at,
-            linked_at: task.created_at,
-        },
-    )
-    .await
-    .map_err(db_err())?;
-    for event in &opening.events {
-        let (department, at) = (task.department.as_str(), task.created_at);
-        outbox::insert(
-            store,
-            tx,
-            Some(&task.task_id),
-            department,
-            event,
-            at,
-            db_err(),
-        )
-        .await?;
-    }
-    Ok(CreateOutcome::Created {
-        task_id: task.task_id.clone(),
-    })
+    let reports: Vec<(&str, reports::Report)> = created
+        .iter()
+        .map(|(task, _)| {
+            (
+                task.task_id.as_str(),
+                reports::Report {
+                    event_id: task.event_id.clone(),
+                    source_system: task.source_system.clone(),
+                    source_id: task.source_id.clone(),
+                    department: task.department,
+                    occurred_at: task.occurred_at,
+                    linked_at: task.created_at,
+                },
+            )
+        })
+        .collect();
+    reports::insert_reports(store, tx, &reports).await?;
+    let events: Vec<outbox::NewEntry<'_>> = created
+        .iter()
+        .flat_map(|(task, opening)| {
+            opening.events.iter().map(|event| outbox::NewEntry {
+                task_id: Some(task.task_id.as_str()),
+                department: task.department.as_str(),
+                event,
+                at: task.created_at,
+            })
+        })
+        .collect();
+    outbox::insert_many(store, tx, &events).await
 }
 
 pub(crate) async fn get_task(store: &Store, task_id: &str) -> Result<Option<Task>, StoreError> {

@@ -56,7 +56,6 @@ pub(crate) const NEXT_SEQ: &str =
     "SELECT COALESCE(MAX(seq), 0) + 1 FROM task_history WHERE task_id = $1";
 pub(crate) const INSERT_HISTORY_ACTION: &str = "INSERT INTO task_history (task_id, seq, \
      from_status, to_status, actor, note, at, action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-pub(crate) const SET_DUE: &str = "UPDATE tasks SET due_at = $2 WHERE task_id = $1";
 
 pub(crate) async fn workflow(
     store: &Store,

@@ -240,6 +240,7 @@ impl RoutingPipeline {
                 Checked::Interrupted => return false,
             }
         }
+        let checked_at = Instant::now();
         let Ok(prior) = self.prior_outcomes(&ready).await else {
             // The store did not answer: one at a time, each retried in place.
             for (msg, event) in &ready {
@@ -249,6 +250,7 @@ impl RoutingPipeline {
             }
             return true;
         };
+        let looked_up_at = Instant::now();
         let router = self.routing.current();
         let mut pending: Vec<Pending<'_, '_>> = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -291,7 +293,20 @@ impl RoutingPipeline {
                 opening,
             });
         }
-        self.flush(&mut pending, started, shutdown).await
+        let routed_at = Instant::now();
+        let new_tasks = pending.len();
+        let flushed = self.flush(&mut pending, started, shutdown).await;
+        // Where a batch's time goes, for whoever tunes the pipeline.
+        tracing::debug!(
+            events = batch.len(),
+            new_tasks,
+            check_ms = (checked_at - started).as_secs_f64() * 1e3,
+            lookup_ms = (looked_up_at - checked_at).as_secs_f64() * 1e3,
+            route_ms = (routed_at - looked_up_at).as_secs_f64() * 1e3,
+            store_ms = routed_at.elapsed().as_secs_f64() * 1e3,
+            "batch routed"
+        );
+        flushed
     }
 
     /// Stores the pending new tasks in one transaction; if the store refuses it, one at a

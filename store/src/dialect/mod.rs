@@ -44,6 +44,18 @@ impl Dialect {
         }
     }
 
+    /// Rows per statement when many rows of one kind are written together (a batch's
+    /// history, clocks, reports, outbox events). PostgreSQL pays a round trip per
+    /// statement: many rows each. SQLite runs in-process, and one small prepared statement
+    /// reused per row is faster there than a statement with thousands of parameters
+    /// (measured with `hub bench pipeline`: 200 ms against 50 ms for 500 tasks' openings).
+    pub(crate) fn rows_per_statement(self) -> usize {
+        match self {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres => 1_000,
+        }
+    }
+
     /// The statement that every transaction writing outbox entries runs before it writes them,
     /// if the dialect needs one: see [`postgres::OUTBOX_ORDER_LOCK`]. SQLite needs none: its
     /// one writer commits transactions one after the other, in the order of their ids.
