@@ -3,9 +3,12 @@
 //! incident, an event sent back to its department (not admitted), or nothing (suppressed by
 //! a rule). An event whose category the taxonomy does not map is dead-lettered.
 //!
-//! A message's offset is stored only after the outcome's transaction has committed, and a
-//! store failure is retried in place, so no later success commits past an unhandled failure.
-//! Every outcome is idempotent on (source system, source id): a redelivery changes nothing.
+//! It works in batches of what the consumer has ready: the new tasks of a batch are stored
+//! in one transaction, everything else one at a time in order (see
+//! `RoutingPipeline::handle_batch`). A batch's offsets are stored only after every outcome
+//! of it has committed, and a store failure is retried in place, so no later success commits
+//! past an unhandled failure. Every outcome is idempotent on (source system, source id): a
+//! redelivery changes nothing.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
