@@ -93,11 +93,13 @@ pub(crate) fn push_filter<'a>(query: &mut SqlBuilder<'a>, filter: &'a TaskFilter
             .push(" ESCAPE '!'");
         keyword = " AND ";
     }
+    // `+c.is_open` in the subqueries: a task's own clocks are found by task id (see
+    // `SELECT_POINTS`).
     if filter.paused {
         // A paused clock is open with no deadline (it has none until it runs again).
         query.push(keyword).push(
             "EXISTS (SELECT 1 FROM sla_clocks c WHERE c.task_id = tasks.task_id \
-             AND c.is_open = 1 AND c.deadline IS NULL)",
+             AND +c.is_open = 1 AND c.deadline IS NULL)",
         );
         keyword = " AND ";
     }
@@ -107,7 +109,7 @@ pub(crate) fn push_filter<'a>(query: &mut SqlBuilder<'a>, filter: &'a TaskFilter
             .push(keyword)
             .push(
                 "EXISTS (SELECT 1 FROM sla_clocks c WHERE c.task_id = tasks.task_id \
-                 AND c.is_open = 1 AND c.warning_at <= ",
+                 AND +c.is_open = 1 AND c.warning_at <= ",
             )
             .push_bind(now)
             .push(" AND c.deadline > ")
