@@ -3,7 +3,7 @@
 //! Rows hold only column types that sqlx's `Any` driver carries (text, optional text, 64-bit
 //! integers, doubles), so the same structs and the same bind order serve SQLite and
 //! PostgreSQL; the SQL in [`crate::tasks`] lists the columns in the order of
-//! [`TaskRow::bind_insert`].
+//! [`TaskRow::push_values`].
 
 use chrono::{DateTime, Utc};
 use hub_router::city::UnitRole;
@@ -15,15 +15,9 @@ use hub_router::taxonomy::CategoryRef;
 use hub_schemas::event::{Department, GeoPoint, Location};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
-use sqlx::Any;
 
 use crate::filter::SqlBuilder;
 use crate::StoreError;
-
-/// A query with its arguments, as `sqlx::query` builds it.
-pub(crate) type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 
 /// One row of `tasks`. Times are epoch milliseconds; JSON columns are read as text.
 #[derive(Debug, sqlx::FromRow)]
@@ -131,44 +125,80 @@ impl TaskRow {
         })
     }
 
-    /// Binds every column, in declaration order, to an `INSERT` with 35 parameters.
-    pub(crate) fn bind_insert<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
-        query
-            .bind(self.task_id.as_str())
-            .bind(self.event_id.as_str())
-            .bind(self.source_system.as_str())
-            .bind(self.source_id.as_str())
-            .bind(self.department.as_str())
-            .bind(self.category_code.as_str())
-            .bind(self.category_name.as_deref())
-            .bind(self.description.as_str())
-            .bind(self.status.as_str())
-            .bind(self.district_code.as_deref())
-            .bind(self.street_code.as_deref())
-            .bind(self.community_code.as_deref())
-            .bind(self.grid_code.as_deref())
-            .bind(self.place_level.as_str())
-            .bind(self.place_method.as_str())
-            .bind(self.matched_area.as_str())
-            .bind(self.lead_unit_id.as_deref())
-            .bind(self.lead_unit_role.as_deref())
-            .bind(self.lead_unit_name.as_deref())
-            .bind(self.co_handlers.as_str())
-            .bind(self.location.as_str())
-            .bind(self.explanation.as_str())
-            .bind(self.rules_version.as_str())
-            .bind(self.occurred_at)
-            .bind(self.received_at)
-            .bind(self.created_at)
-            .bind(self.updated_at)
-            .bind(self.category.as_str())
-            .bind(self.category_group.as_str())
-            .bind(self.priority.as_str())
-            .bind(self.sla_policy.as_deref())
-            .bind(self.place_lon)
-            .bind(self.place_lat)
-            .bind(self.taxonomy_code.as_str())
-            .bind(self.due_at)
+    /// Appends the row to a multi-row `VALUES` list, its columns in declaration order (the
+    /// JSON ones cast to JSONB, a cast SQLite's dialect drops).
+    pub(crate) fn push_values<'q>(&'q self, q: &mut SqlBuilder<'q>) {
+        q.push("(")
+            .push_bind(self.task_id.as_str())
+            .push(", ")
+            .push_bind(self.event_id.as_str())
+            .push(", ")
+            .push_bind(self.source_system.as_str())
+            .push(", ")
+            .push_bind(self.source_id.as_str())
+            .push(", ")
+            .push_bind(self.department.as_str())
+            .push(", ")
+            .push_bind(self.category_code.as_str())
+            .push(", ")
+            .push_bind(self.category_name.as_deref())
+            .push(", ")
+            .push_bind(self.description.as_str())
+            .push(", ")
+            .push_bind(self.status.as_str())
+            .push(", ")
+            .push_bind(self.district_code.as_deref())
+            .push(", ")
+            .push_bind(self.street_code.as_deref())
+            .push(", ")
+            .push_bind(self.community_code.as_deref())
+            .push(", ")
+            .push_bind(self.grid_code.as_deref())
+            .push(", ")
+            .push_bind(self.place_level.as_str())
+            .push(", ")
+            .push_bind(self.place_method.as_str())
+            .push(", ")
+            .push_bind(self.matched_area.as_str())
+            .push(", ")
+            .push_bind(self.lead_unit_id.as_deref())
+            .push(", ")
+            .push_bind(self.lead_unit_role.as_deref())
+            .push(", ")
+            .push_bind(self.lead_unit_name.as_deref())
+            .push(", ")
+            .push_bind(self.co_handlers.as_str())
+            .push("::jsonb, ")
+            .push_bind(self.location.as_str())
+            .push("::jsonb, ")
+            .push_bind(self.explanation.as_str())
+            .push("::jsonb, ")
+            .push_bind(self.rules_version.as_str())
+            .push(", ")
+            .push_bind(self.occurred_at)
+            .push(", ")
+            .push_bind(self.received_at)
+            .push(", ")
+            .push_bind(self.created_at)
+            .push(", ")
+            .push_bind(self.updated_at)
+            .push(", ")
+            .push_bind(self.category.as_str())
+            .push("::jsonb, ")
+            .push_bind(self.category_group.as_str())
+            .push(", ")
+            .push_bind(self.priority.as_str())
+            .push(", ")
+            .push_bind(self.sla_policy.as_deref())
+            .push(", ")
+            .push_bind(self.place_lon)
+            .push(", ")
+            .push_bind(self.place_lat)
+            .push(", ")
+            .push_bind(self.taxonomy_code.as_str())
+            .push(", ")
+            .push_bind(self.due_at)
+            .push(")");
     }
 
     pub(crate) fn into_task(self) -> Result<Task, StoreError> {

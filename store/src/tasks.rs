@@ -29,18 +29,21 @@ pub struct TaskPoint {
     pub breached: bool,
 }
 
-/// Parameters in the order of [`TaskRow::bind_insert`]. The JSON columns (co-handlers,
-/// location, explanation, category) are JSONB on PostgreSQL, hence their casts here and in
-/// [`SELECT_TASKS`]; SQLite drops them ([`crate::dialect::Dialect::sql`]).
-const INSERT_TASK: &str = "INSERT INTO tasks (task_id, event_id, source_system, source_id, department, \
+/// Followed by rows in the order of [`TaskRow::push_values`], then [`INSERT_TASKS_END`]. The
+/// JSON columns (co-handlers, location, explanation, category) are JSONB on PostgreSQL, hence
+/// their casts there and in [`SELECT_TASKS`]; SQLite drops them
+/// ([`crate::dialect::Dialect::sql`]).
+const INSERT_TASKS: &str = "INSERT INTO tasks (task_id, event_id, source_system, source_id, department, \
      category_code, category_name, description, status, district_code, street_code, community_code, \
      grid_code, place_level, place_method, matched_area, lead_unit_id, lead_unit_role, lead_unit_name, \
      co_handlers, location, explanation, rules_version, occurred_at, received_at, created_at, updated_at, \
      category, category_group, priority, sla_policy, place_lon, place_lat, taxonomy_code, due_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-     $20::jsonb, $21::jsonb, $22::jsonb, $23, $24, $25, $26, $27, $28::jsonb, $29, $30, $31, $32, $33, \
-     $34, $35) \
-     ON CONFLICT DO NOTHING";
+     VALUES ";
+/// A concurrent insert of the same source record (another PostgreSQL process; SQLite's one
+/// writer runs them one after the other) makes the insert wait for that transaction and then
+/// do nothing, so exactly one caller sees its row inserted. No conflict target: with one, a
+/// race on the task id (the other unique index) would fail instead.
+const INSERT_TASKS_END: &str = " ON CONFLICT DO NOTHING RETURNING task_id";
 
 const SELECT_TASKS: &str = "SELECT task_id, event_id, source_system, source_id, department, \
      category_code, category_name, description, status, district_code, street_code, community_code, \
@@ -79,15 +82,40 @@ pub(crate) async fn create_tasks(
             _ => format!("create {} tasks in one transaction", tasks.len()),
         })
     };
+    let rows = tasks
+        .iter()
+        .map(|(task, opening)| task_row(task, opening))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut tx = store.writer.begin().await.map_err(db_err())?;
+    let mut inserted = std::collections::HashSet::new();
+    for chunk in rows.chunks(store.rows_per_statement()) {
+        let mut q = SqlBuilder::new(INSERT_TASKS);
+        for (i, row) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            row.push_values(&mut q);
+        }
+        q.push(INSERT_TASKS_END);
+        let (sql, args) = q.build().map_err(db_err())?;
+        let ids: Vec<String> = sqlx::query_scalar_with(&store.sql(&sql), args)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err())?;
+        inserted.extend(ids);
+    }
     let mut outcomes = Vec::with_capacity(tasks.len());
     let mut created = Vec::with_capacity(tasks.len());
     for &(task, opening) in tasks {
-        let outcome = insert_task_row(store, &mut tx, task, opening).await?;
-        if matches!(outcome, CreateOutcome::Created { .. }) {
+        // `remove`: a record twice in one call is created once, then found.
+        if inserted.remove(&task.task_id) {
             created.push((task, opening));
+            outcomes.push(CreateOutcome::Created {
+                task_id: task.task_id.clone(),
+            });
+        } else {
+            outcomes.push(existing_task(store, &mut tx, task).await?);
         }
-        outcomes.push(outcome);
     }
     if created.is_empty() {
         // Nothing new: nothing to commit.
@@ -105,14 +133,8 @@ fn create_operation(task: &NewTask) -> String {
     )
 }
 
-/// The task's row, with its earliest deadline; nothing is written when the source record
-/// has its task already.
-async fn insert_task_row(
-    store: &Store,
-    tx: &mut AnyConnection,
-    task: &NewTask,
-    opening: &Opening,
-) -> Result<CreateOutcome, StoreError> {
+/// The task's row in the status its opening leaves it, with its earliest deadline.
+fn task_row(task: &NewTask, opening: &Opening) -> Result<TaskRow, StoreError> {
     let status = match opening.history.last() {
         Some(entry) => entry.to_status,
         None => {
@@ -122,25 +144,16 @@ async fn insert_task_row(
             })
         }
     };
-    let due_at = clocks::earliest_deadline(&opening.clocks);
-    let row = TaskRow::new(task, status, due_at)?;
+    TaskRow::new(task, status, clocks::earliest_deadline(&opening.clocks))
+}
+
+/// The task a record already has, when its insert did nothing.
+async fn existing_task(
+    store: &Store,
+    tx: &mut AnyConnection,
+    task: &NewTask,
+) -> Result<CreateOutcome, StoreError> {
     let operation = || create_operation(task);
-    let db_err = || StoreError::query(store.backend(), operation);
-    // A concurrent insert of the same source record (another PostgreSQL process; SQLite's one
-    // writer runs them one after the other) makes this wait for that transaction and then do
-    // nothing, so exactly one caller sees a row inserted. No conflict target: with one, a race
-    // on the task id (the other unique index) would fail instead.
-    let inserted = row
-        .bind_insert(sqlx::query(&store.sql(INSERT_TASK)))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err())?
-        .rows_affected();
-    if inserted == 1 {
-        return Ok(CreateOutcome::Created {
-            task_id: task.task_id.clone(),
-        });
-    }
     // A new statement, so under PostgreSQL's READ COMMITTED it sees the row the winner
     // committed.
     let existing: Option<String> =
@@ -149,7 +162,7 @@ async fn insert_task_row(
             .bind(&task.source_id)
             .fetch_optional(&mut *tx)
             .await
-            .map_err(db_err())?;
+            .map_err(StoreError::query(store.backend(), operation))?;
     match existing {
         Some(task_id) => Ok(CreateOutcome::AlreadyExists { task_id }),
         None => Err(StoreError::Inconsistent {
