@@ -101,26 +101,17 @@ pub(crate) async fn upsert_clocks_of(
     }
     for chunk in rows.chunks(store.rows_per_statement()) {
         let mut q = SqlBuilder::new(UPSERT_CLOCKS);
-        for (i, (task_id, key, json, open, deadline, warning)) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
+        q.push_rows(chunk, |q, (task_id, key, json, open, deadline, warning)| {
             q.push("(")
                 .push_bind(*task_id)
-                .push(", ")
-                .push_bind(key.as_str())
-                .push(", ")
-                .push_bind(json.as_str())
-                .push(", ")
-                .push_bind(*open)
-                .push(", ")
-                .push_bind(*deadline)
-                .push(", ")
-                .push_bind(changed_at)
-                .push(", ")
-                .push_bind(*warning)
+                .push_bind_next(key.as_str())
+                .push_bind_next(json.as_str())
+                .push_bind_next(*open)
+                .push_bind_next(*deadline)
+                .push_bind_next(changed_at)
+                .push_bind_next(*warning)
                 .push(")");
-        }
+        });
         q.push(UPSERT_CLOCKS_CONFLICT);
         let (sql, args) = q.build().map_err(err())?;
         sqlx::query_with(&sql, args)

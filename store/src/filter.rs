@@ -50,6 +50,30 @@ impl<'a> SqlBuilder<'a> {
         self
     }
 
+    /// Appends `, ` and the next placeholder, binding `value`: a value after the first of a
+    /// row in a `VALUES` list.
+    pub(crate) fn push_bind_next<T>(&mut self, value: T) -> &mut Self
+    where
+        T: 'a + Encode<'a, Any> + Type<Any>,
+    {
+        self.push(", ").push_bind(value)
+    }
+
+    /// Appends what `row` writes for each item (a parenthesised value list), comma-separated.
+    pub(crate) fn push_rows<T>(
+        &mut self,
+        items: &'a [T],
+        mut row: impl FnMut(&mut Self, &'a T),
+    ) -> &mut Self {
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            row(self, item);
+        }
+        self
+    }
+
     /// The SQL and its arguments, for `sqlx::query_with` and its kin.
     pub(crate) fn build(self) -> Result<(String, AnyArguments<'a>), sqlx::Error> {
         match self.error {

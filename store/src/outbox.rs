@@ -180,31 +180,24 @@ pub(crate) async fn insert_many(
             format!("write {} outbox events", entries.len())
         })
     };
-    let payloads = entries
+    let rows = entries
         .iter()
-        .map(|e| to_payload(e.event))
-        .collect::<Result<Vec<_>, _>>()?;
-    let rows = store.rows_per_statement();
-    for (chunk, payloads) in entries.chunks(rows).zip(payloads.chunks(rows)) {
+        .map(|e| Ok((e, to_payload(e.event)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    for chunk in rows.chunks(store.rows_per_statement()) {
         let mut q = crate::filter::SqlBuilder::new(
             "INSERT INTO outbox (task_id, department, kind, payload, created_at) VALUES ",
         );
-        for (i, (e, payload)) in chunk.iter().zip(payloads).enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
+        q.push_rows(chunk, |q, (e, payload)| {
             q.push("(")
                 .push_bind(e.task_id)
-                .push(", ")
-                .push_bind(e.department)
-                .push(", ")
-                .push_bind(e.event.kind())
-                .push(", ")
-                .push_bind(payload.as_str())
-                .push("::jsonb, ")
-                .push_bind(e.at.timestamp_millis())
+                .push_bind_next(e.department)
+                .push_bind_next(e.event.kind())
+                .push_bind_next(payload.as_str())
+                .push("::jsonb")
+                .push_bind_next(e.at.timestamp_millis())
                 .push(")");
-        }
+        });
         let (sql, args) = q.build().map_err(err())?;
         sqlx::query_with(&store.sql(&sql), args)
             .execute(&mut *tx)

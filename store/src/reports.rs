@@ -20,6 +20,20 @@ pub struct Report {
     pub linked_at: DateTime<Utc>,
 }
 
+impl Report {
+    /// The report of the record a routed task came from, linked when the task was created.
+    pub fn of(task: &hub_router::task::NewTask) -> Self {
+        Report {
+            event_id: task.event_id.clone(),
+            source_system: task.source_system.clone(),
+            source_id: task.source_id.clone(),
+            department: task.department,
+            occurred_at: task.occurred_at,
+            linked_at: task.created_at,
+        }
+    }
+}
+
 /// What [`crate::TaskStore::link_report`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkOutcome {
@@ -115,26 +129,17 @@ pub(crate) async fn insert_reports(
     };
     for chunk in reports.chunks(store.rows_per_statement()) {
         let mut q = crate::filter::SqlBuilder::new(INSERT_REPORTS);
-        for (i, (task_id, r)) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
+        q.push_rows(chunk, |q, (task_id, r)| {
             q.push("(")
                 .push_bind(*task_id)
-                .push(", ")
-                .push_bind(r.event_id.as_str())
-                .push(", ")
-                .push_bind(r.source_system.as_str())
-                .push(", ")
-                .push_bind(r.source_id.as_str())
-                .push(", ")
-                .push_bind(r.department.as_str())
-                .push(", ")
-                .push_bind(r.occurred_at.timestamp_millis())
-                .push(", ")
-                .push_bind(r.linked_at.timestamp_millis())
+                .push_bind_next(r.event_id.as_str())
+                .push_bind_next(r.source_system.as_str())
+                .push_bind_next(r.source_id.as_str())
+                .push_bind_next(r.department.as_str())
+                .push_bind_next(r.occurred_at.timestamp_millis())
+                .push_bind_next(r.linked_at.timestamp_millis())
                 .push(")");
-        }
+        });
         q.push(" ON CONFLICT DO NOTHING");
         let (sql, args) = q.build().map_err(err())?;
         sqlx::query_with(&sql, args)
@@ -210,12 +215,9 @@ pub(crate) async fn prior_outcomes(
                 "SELECT source_id, {key} FROM {table} WHERE source_system = "
             ));
             q.push_bind(source_system).push(" AND source_id IN (");
-            for (i, id) in chunk.iter().enumerate() {
-                if i > 0 {
-                    q.push(", ");
-                }
+            q.push_rows(chunk, |q, id| {
                 q.push_bind(*id);
-            }
+            });
             q.push(")");
             let (sql, args) = q.build().map_err(err())?;
             let rows: Vec<(String, String)> = sqlx::query_as_with(&sql, args)

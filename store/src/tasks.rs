@@ -90,12 +90,9 @@ pub(crate) async fn create_tasks(
     let mut inserted = std::collections::HashSet::new();
     for chunk in rows.chunks(store.rows_per_statement()) {
         let mut q = SqlBuilder::new(INSERT_TASKS);
-        for (i, row) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            row.push_values(&mut q);
-        }
+        q.push_rows(chunk, |q, row| {
+            row.push_values(q);
+        });
         q.push(INSERT_TASKS_END);
         let (sql, args) = q.build().map_err(db_err())?;
         let ids: Vec<String> = sqlx::query_scalar_with(&store.sql(&sql), args)
@@ -196,12 +193,9 @@ async fn write_openings(
         .collect();
     for chunk in history.chunks(store.rows_per_statement()) {
         let mut q = SqlBuilder::new(INSERT_HISTORY_VALUES);
-        for (i, (task_id, row)) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            row.push_values(task_id, &mut q);
-        }
+        q.push_rows(chunk, |q, (task_id, row)| {
+            row.push_values(task_id, q);
+        });
         let (sql, args) = q.build().map_err(db_err())?;
         sqlx::query_with(&sql, args)
             .execute(&mut *tx)
@@ -216,19 +210,7 @@ async fn write_openings(
     store.lock_outbox_order(tx).await.map_err(db_err())?;
     let reports: Vec<(&str, reports::Report)> = created
         .iter()
-        .map(|(task, _)| {
-            (
-                task.task_id.as_str(),
-                reports::Report {
-                    event_id: task.event_id.clone(),
-                    source_system: task.source_system.clone(),
-                    source_id: task.source_id.clone(),
-                    department: task.department,
-                    occurred_at: task.occurred_at,
-                    linked_at: task.created_at,
-                },
-            )
-        })
+        .map(|(task, _)| (task.task_id.as_str(), reports::Report::of(task)))
         .collect();
     reports::insert_reports(store, tx, &reports).await?;
     let events: Vec<outbox::NewEntry<'_>> = created

@@ -397,14 +397,7 @@ impl RoutingPipeline {
     /// A message decoded and held to the input bounds, or the letter saying why not.
     async fn checked(&self, msg: &BorrowedMessage<'_>, shutdown: &mut Shutdown) -> Checked {
         let payload = msg.payload().unwrap_or_default();
-        let refuse = |stage: &'static str, source: &str, reason: String| Letter {
-            stage,
-            source: source.to_owned(),
-            format: None,
-            origin: origin_of(msg),
-            reason,
-            original: payload.to_vec(),
-        };
+        let refuse = |stage, source: &str, reason| letter(msg, stage, source, reason);
         let event = match self.decode(payload, shutdown).await {
             Some(Ok(event)) => event,
             Some(Err(e)) => {
@@ -434,15 +427,7 @@ impl RoutingPipeline {
         started: Instant,
         shutdown: &mut Shutdown,
     ) -> bool {
-        let payload = msg.payload().unwrap_or_default();
-        let refuse = |stage: &'static str, source: &str, reason: String| Letter {
-            stage,
-            source: source.to_owned(),
-            format: None,
-            origin: origin_of(msg),
-            reason,
-            original: payload.to_vec(),
-        };
+        let refuse = |stage, source: &str, reason| letter(msg, stage, source, reason);
         let span = tracing::info_span!("route", event_id = %event.event_id, source_id = %event.source_id, task_id = tracing::field::Empty);
         async {
             let router = self.routing.current();
@@ -535,7 +520,7 @@ impl RoutingPipeline {
             RoutingDecision::Dispatch(task) | RoutingDecision::Triage(task) => {
                 tracing::Span::current().record("task_id", task.task_id.as_str());
                 if let Some(target) = self.merge_target(router, &task).await? {
-                    let linked = self.store.link_report(&target, &report_of(&task)).await?;
+                    let linked = self.store.link_report(&target, &Report::of(&task)).await?;
                     tracing::info!(merged_into = %target, ?linked, "duplicate report merged into an open task");
                     return Ok(match linked {
                         LinkOutcome::Linked => Settled::Merged,
@@ -670,19 +655,16 @@ struct Pending<'m, 'e> {
     opening: hub_cases::opening::Opening,
 }
 
-/// Where a message came from, for its dead letter: `topic/partition@offset`.
-fn origin_of(msg: &BorrowedMessage<'_>) -> String {
-    format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset())
-}
-
-fn report_of(task: &NewTask) -> Report {
-    Report {
-        event_id: task.event_id.clone(),
-        source_system: task.source_system.clone(),
-        source_id: task.source_id.clone(),
-        department: task.department,
-        occurred_at: task.occurred_at,
-        linked_at: task.created_at,
+/// The dead letter of a message the pipeline refuses: its original bytes, where it came from
+/// (`topic/partition@offset`) and why.
+fn letter(msg: &BorrowedMessage<'_>, stage: &'static str, source: &str, reason: String) -> Letter {
+    Letter {
+        stage,
+        source: source.to_owned(),
+        format: None,
+        origin: format!("{}/{}@{}", msg.topic(), msg.partition(), msg.offset()),
+        reason,
+        original: msg.payload().unwrap_or_default().to_vec(),
     }
 }
 
