@@ -96,6 +96,9 @@ pub(crate) async fn create_tasks(
         q.push(INSERT_TASKS_END);
         let (sql, args) = q.build().map_err(db_err())?;
         let ids: Vec<String> = sqlx::query_scalar_with(&store.sql(&sql), args)
+            // Not kept prepared: a cached statement keeps the parameter types of its first
+            // rows (a NULL there), which PostgreSQL then applies to later values.
+            .persistent(false)
             .fetch_all(&mut *tx)
             .await
             .map_err(db_err())?;
@@ -198,6 +201,9 @@ async fn write_openings(
         });
         let (sql, args) = q.build().map_err(db_err())?;
         sqlx::query_with(&sql, args)
+            // Not kept prepared: a cached statement keeps the parameter types of its first
+            // rows (a NULL there), which PostgreSQL then applies to later values.
+            .persistent(false)
             .execute(&mut *tx)
             .await
             .map_err(db_err())?;
