@@ -164,84 +164,141 @@ fn rate(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-fn minutes(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<f64> {
-    let ms = (to? - from?).num_milliseconds();
-    (ms >= 0).then(|| ms as f64 / 60_000.0)
+/// The counts of one group and the sums its averages come from: what the store's aggregate
+/// query returns for a group, and what [`compute`] adds up from each case's facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub key: String,
+    pub received: u64,
+    pub filed: u64,
+    pub dispatched: u64,
+    pub responded: u64,
+    pub resolved: u64,
+    pub due_to_close: u64,
+    pub closed: u64,
+    pub closed_on_time: u64,
+    pub reworked: u64,
+    pub extended: u64,
+    pub callbacks: u64,
+    pub satisfied: u64,
+    /// Dispatch → signed for, summed over the cases signed for, in milliseconds.
+    pub sign_for_ms: i64,
+    pub sign_for_cases: u64,
+    /// Signed for → feedback, summed over the cases resolved, in milliseconds.
+    pub handling_ms: i64,
+    pub handling_cases: u64,
 }
 
-fn mean(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
-}
-
-/// Indicators per group, by key, as of `as_of` (the end of the period, or now if earlier).
-pub fn compute(cases: &[CaseFacts], by: GroupBy, as_of: DateTime<Utc>) -> Vec<Indicators> {
-    let mut groups: BTreeMap<String, (Indicators, Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for f in cases {
-        let key = by.key(f);
-        let (g, sign_for, handling) = groups.entry(key.clone()).or_insert_with(|| {
-            (
-                Indicators {
-                    key,
-                    ..Indicators::default()
-                },
-                Vec::new(),
-                Vec::new(),
-            )
-        });
-        g.received += 1;
+impl Tally {
+    /// Adds one case, as of `as_of`. The definitions of the module's header, in code; the
+    /// store's aggregate query (`hub_store`'s `indicators.rs`) says the same in SQL, and a
+    /// store test holds the two to the same figures.
+    pub fn add(&mut self, f: &CaseFacts, as_of: DateTime<Utc>) {
+        self.received += 1;
         if f.status == TaskStatus::Cancelled {
-            continue;
+            return;
         }
-        g.filed += 1;
+        self.filed += 1;
         let closed = f.status == TaskStatus::Closed || f.closed_at.is_some();
         if let Some(dispatched) = f.dispatched_at {
-            g.dispatched += 1;
+            self.dispatched += 1;
             let responded = match (f.signed_for_at, f.sign_for_due) {
                 (Some(signed), Some(due)) => signed <= due,
                 (Some(_), None) => true,
                 _ => false,
             };
-            g.responded += u64::from(responded);
-            sign_for.extend(minutes(Some(dispatched), f.signed_for_at));
+            self.responded += u64::from(responded);
+            if let Some(ms) = millis(Some(dispatched), f.signed_for_at) {
+                self.sign_for_ms += ms;
+                self.sign_for_cases += 1;
+            }
         }
         if f.resolved_at.is_some() {
-            g.resolved += 1;
-            handling.extend(minutes(f.signed_for_at, f.resolved_at));
+            self.resolved += 1;
+            if let Some(ms) = millis(f.signed_for_at, f.resolved_at) {
+                self.handling_ms += ms;
+                self.handling_cases += 1;
+            }
         }
         if closed || f.handling_due.is_some_and(|due| due <= as_of) {
-            g.due_to_close += 1;
+            self.due_to_close += 1;
         }
         if closed {
-            g.closed += 1;
+            self.closed += 1;
             let on_time = match (f.resolved_at, f.handling_due) {
                 (Some(resolved), Some(due)) => resolved <= due,
                 (Some(_), None) => true,
                 (None, _) => false,
             };
-            g.closed_on_time += u64::from(on_time);
-            g.reworked += u64::from(f.reworked);
+            self.closed_on_time += u64::from(on_time);
+            self.reworked += u64::from(f.reworked);
         }
-        g.extended += u64::from(f.extended);
+        self.extended += u64::from(f.extended);
         if let Some(satisfied) = f.satisfied {
-            g.callbacks += 1;
-            g.satisfied += u64::from(satisfied);
+            self.callbacks += 1;
+            self.satisfied += u64::from(satisfied);
         }
     }
-    groups
-        .into_values()
-        .map(|(mut g, sign_for, handling)| {
-            g.filing_rate = rate(g.filed, g.received);
-            g.closing_rate = rate(g.closed, g.due_to_close);
-            g.on_time_closing_rate = rate(g.closed_on_time, g.due_to_close);
-            g.rework_rate = rate(g.reworked, g.closed);
-            g.extension_rate = rate(g.extended, g.filed);
-            g.response_rate = rate(g.responded, g.dispatched);
-            g.resolution_rate = rate(g.resolved, g.filed);
-            g.satisfaction_rate = rate(g.satisfied, g.callbacks);
-            g.avg_sign_for_minutes = mean(&sign_for);
-            g.avg_handling_minutes = mean(&handling);
-            g
-        })
+
+    /// The group's rates and averages.
+    pub fn indicators(self) -> Indicators {
+        let minutes = |ms: i64, n: u64| (n > 0).then(|| ms as f64 / n as f64 / 60_000.0);
+        Indicators {
+            filing_rate: rate(self.filed, self.received),
+            closing_rate: rate(self.closed, self.due_to_close),
+            on_time_closing_rate: rate(self.closed_on_time, self.due_to_close),
+            rework_rate: rate(self.reworked, self.closed),
+            extension_rate: rate(self.extended, self.filed),
+            response_rate: rate(self.responded, self.dispatched),
+            resolution_rate: rate(self.resolved, self.filed),
+            satisfaction_rate: rate(self.satisfied, self.callbacks),
+            avg_sign_for_minutes: minutes(self.sign_for_ms, self.sign_for_cases),
+            avg_handling_minutes: minutes(self.handling_ms, self.handling_cases),
+            key: self.key,
+            received: self.received,
+            filed: self.filed,
+            dispatched: self.dispatched,
+            responded: self.responded,
+            resolved: self.resolved,
+            due_to_close: self.due_to_close,
+            closed: self.closed,
+            closed_on_time: self.closed_on_time,
+            reworked: self.reworked,
+            extended: self.extended,
+            callbacks: self.callbacks,
+            satisfied: self.satisfied,
+        }
+    }
+}
+
+/// `to - from` in milliseconds, when both are known and in that order.
+fn millis(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<i64> {
+    let ms = (to? - from?).num_milliseconds();
+    (ms >= 0).then_some(ms)
+}
+
+/// The tallies of each group, by key, as of `as_of` (the end of the period, or now if
+/// earlier): the reference the store's aggregate query is tested against.
+pub fn tally(cases: &[CaseFacts], by: GroupBy, as_of: DateTime<Utc>) -> Vec<Tally> {
+    let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
+    for f in cases {
+        let key = by.key(f);
+        groups
+            .entry(key.clone())
+            .or_insert_with(|| Tally {
+                key,
+                ..Tally::default()
+            })
+            .add(f, as_of);
+    }
+    groups.into_values().collect()
+}
+
+/// Indicators per group, by key, as of `as_of`.
+pub fn compute(cases: &[CaseFacts], by: GroupBy, as_of: DateTime<Utc>) -> Vec<Indicators> {
+    tally(cases, by, as_of)
+        .into_iter()
+        .map(Tally::indicators)
         .collect()
 }
 

@@ -181,6 +181,24 @@ enum BenchCommand {
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
         postgres: String,
     },
+    /// The assessment indicators of a city-year on PostgreSQL: cases routed by the sample
+    /// city and driven through the workflow, copied until there are N over a year, then the
+    /// indicators per community, street and unit, beside a count and the case-by-case reads.
+    #[cfg(feature = "demo")]
+    Indicators {
+        /// Cases in the year.
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: u32,
+        /// Cases driven through the workflow before copying.
+        #[arg(long, default_value_t = 800)]
+        template: u32,
+        /// The PostgreSQL server to create a fresh database on.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        postgres: String,
+        /// The configuration folder (city, rules, SLA policies).
+        #[arg(long, default_value = "config")]
+        dir: PathBuf,
+    },
     /// The SLA tracker's scheduler with many open tasks (deadlines spread over working
     /// hours): resident memory, breach-detection delay (median, worst), restart recovery.
     Sla {
@@ -240,6 +258,20 @@ async fn main() -> std::process::ExitCode {
                 quick, postgres,
             ))
             .await
+        }
+        #[cfg(feature = "demo")]
+        Command::Bench(BenchCommand::Indicators {
+            cases,
+            template,
+            postgres,
+            dir,
+        }) => {
+            let params = hub::cli::bench_indicators::Params {
+                cases,
+                template,
+                postgres,
+            };
+            hub::cli::bench_indicators::bench_indicators(&dir, &params).await
         }
         Command::Report {
             api,

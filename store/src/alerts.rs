@@ -74,7 +74,6 @@ pub(crate) async fn raise_alert(
         })
     };
     let mut tx = store.writer.begin().await.map_err(err())?;
-    store.lock_outbox_order(&mut tx).await.map_err(err())?;
     let claimed = sqlx::query(CLAIM_ALERT)
         .bind(alert.clock_id)
         .bind(&alert.kind)

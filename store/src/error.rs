@@ -45,6 +45,10 @@ pub enum StoreError {
     #[error("task {task_id} cannot be stored: {reason}")]
     InvalidTask { task_id: String, reason: String },
 
+    /// A question the store cannot answer as asked (a filter a query does not support).
+    #[error("{reason}")]
+    Unsupported { reason: String },
+
     /// A stored row does not decode into a task: written by something other than this crate,
     /// or by a version that knew a value this one does not.
     #[error("stored task {task_id} is unreadable: column `{column}`: {reason}")]
@@ -104,6 +108,7 @@ impl StoreError {
                 source, backend, ..
             } => class_of(backend, source),
             StoreError::InvalidTask { .. }
+            | StoreError::Unsupported { .. }
             | StoreError::Corrupt { .. }
             | StoreError::CorruptOutbox { .. } => FailureClass::Permanent,
             StoreError::UnsupportedScheme { .. }

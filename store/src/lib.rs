@@ -17,6 +17,7 @@
 //! - `tasks.rs`: creating a task (with its history, clocks, report and outbox events, in one
 //!   transaction), reading, listing and counting tasks, their history; `filter.rs` turns a
 //!   [`TaskFilter`] into SQL; `rows.rs` turns tasks into rows and back.
+//! - `indicators.rs`: the assessment indicators of many tasks, in one aggregate query.
 //! - `workflow.rs`: lifecycle transitions on a task's versioned state machine.
 //! - `clocks.rs`: SLA clocks; `alerts.rs`: the alerts raised on them, once, across processes.
 //! - `outbox.rs`: task events waiting to be relayed, and each destination's lease and cursor.
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use hub_cases::indicators::{GroupBy, Tally};
 use hub_cases::opening::Opening;
 use hub_router::city::UnitRole;
 use hub_router::task::{AssignedUnit, NewTask, StatusChange, Task, TaskStatus};
@@ -43,6 +45,7 @@ mod cursors;
 pub(crate) mod dialect;
 mod error;
 mod filter;
+mod indicators;
 mod outbox;
 mod reports;
 mod returns;
@@ -54,6 +57,7 @@ mod workflow;
 pub use alerts::{AlertTransition, ClockAlert, RaiseOutcome};
 pub use clocks::{earliest_deadline, StoredClock};
 pub use dialect::postgres::fresh_database as fresh_postgres_database;
+pub use dialect::postgres::replicate_tasks as replicate_postgres_tasks;
 pub use error::{FailureClass, StoreError};
 pub use outbox::{DestinationState, EventReturned, OutboxEvent, TaskEvent};
 pub use reports::{LinkOutcome, NearQuery, OpenTaskNear, PriorOutcome, Report};
@@ -232,6 +236,16 @@ pub trait Tasks: Send + Sync {
 
     /// How many tasks match the filter (its limit and offset are ignored).
     async fn count_tasks(&self, filter: &TaskFilter) -> Result<u64, StoreError>;
+
+    /// The indicator tallies (考核) of the tasks matching the filter, per group, by key, as
+    /// of `as_of` (its limit and offset are ignored): one aggregate query, whatever the
+    /// number of tasks.
+    async fn tally_indicators(
+        &self,
+        filter: &TaskFilter,
+        by: GroupBy,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<Tally>, StoreError>;
 }
 
 /// The departmental records behind tasks: a record's prior outcome, duplicates nearby and

@@ -1,5 +1,7 @@
 //! Task events waiting to be relayed: written with the task change that caused them, read in
-//! id order by each destination's relay.
+//! id order by each destination's relay. Writers take no lock for that order: on PostgreSQL
+//! the relays number committed entries before they read ([`sequence`]), so an entry that
+//! commits late is numbered late and never skipped.
 
 use chrono::{DateTime, Utc};
 
@@ -15,7 +17,9 @@ pub use hub_cases::events::{EventReturned, TaskEvent};
 /// One outbox entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEvent {
-    /// Increasing in commit order: a destination delivers entries by ascending id.
+    /// Increasing in commit order: a destination delivers entries by ascending id. PostgreSQL
+    /// numbers an entry when a relay first reads after it commits (migration 0008), SQLite
+    /// when it is written.
     pub id: i64,
     pub department: Department,
     pub created_at: DateTime<Utc>,
@@ -136,8 +140,7 @@ const DELIVERED: &str = "UPDATE outbox_destinations SET delivered_up_to = $3, at
 const FAILED: &str = "UPDATE outbox_destinations SET attempts = attempts + 1, last_error = $3, \
      last_attempt_at = $4, next_attempt_at = $5 WHERE destination = $1 AND lease_holder = $2";
 
-/// Writes `event` to the outbox inside the caller's transaction, which must hold the outbox
-/// ordering lock ([`Store::lock_outbox_order`]). `task_id` is `None` for a returned event;
+/// Writes `event` to the outbox inside the caller's transaction. `task_id` is `None` for a returned event;
 /// `err` names the caller's operation in a failure.
 pub(crate) async fn insert(
     store: &Store,
@@ -168,8 +171,7 @@ pub(crate) struct NewEntry<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// Several entries in multi-row statements, in order (their ids follow it). The caller
-/// holds the outbox ordering lock.
+/// Several entries in multi-row statements, in order (their ids follow it).
 pub(crate) async fn insert_many(
     store: &Store,
     tx: &mut AnyConnection,
@@ -231,6 +233,7 @@ pub(crate) async fn outbox_after(
     department: Option<Department>,
     limit: u32,
 ) -> Result<Vec<OutboxEvent>, StoreError> {
+    sequence(store).await?;
     let rows: Vec<OutboxRow> = sqlx::query_as(&store.sql(SELECT_AFTER))
         .bind(after)
         .bind(department.map(|d| d.as_str()))
@@ -241,6 +244,21 @@ pub(crate) async fn outbox_after(
             format!("read outbox after {after}")
         }))?;
     rows.into_iter().map(OutboxRow::into_event).collect()
+}
+
+/// Numbers the entries committed since the last call, where the dialect numbers them at
+/// relay time ([`crate::dialect::Dialect::outbox_sequencing`]).
+async fn sequence(store: &Store) -> Result<(), StoreError> {
+    let statements = store.dialect.outbox_sequencing();
+    if statements.is_empty() {
+        return Ok(());
+    }
+    let err = || StoreError::query(store.backend(), || "number new outbox entries".to_owned());
+    let mut tx = store.writer.begin().await.map_err(err())?;
+    for sql in statements {
+        sqlx::query(sql).execute(&mut *tx).await.map_err(err())?;
+    }
+    tx.commit().await.map_err(err())
 }
 
 pub(crate) async fn outbox_head(store: &Store) -> Result<i64, StoreError> {

@@ -106,7 +106,6 @@ pub(crate) async fn record_return(
     if inserted == 0 {
         return Ok(false);
     }
-    store.lock_outbox_order(&mut tx).await.map_err(err())?;
     let department = ret.department.as_str();
     outbox::insert(
         store,

@@ -5,14 +5,15 @@ use std::borrow::Cow;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use hub_cases::indicators::{GroupBy, Tally};
 use hub_cases::opening::Opening;
 use hub_cases::{SlaClock, Transition};
 use hub_router::task::{AssignedUnit, NewTask, StatusChange, Task};
 use hub_schemas::event::Department;
-use sqlx::{AnyConnection, AnyPool};
+use sqlx::AnyPool;
 
 use crate::dialect::Dialect;
-use crate::{alerts, clocks, cursors, outbox, reports, returns, tasks, workflow};
+use crate::{alerts, clocks, cursors, indicators, outbox, reports, returns, tasks, workflow};
 use crate::{
     ApplyOutcome, ClockAlert, CreateOutcome, DepartmentReturn, DestinationState, LinkOutcome,
     NearQuery, OpenTaskNear, OutboxEvent, PriorOutcome, RaiseOutcome, Report, StoreError,
@@ -44,15 +45,6 @@ impl Store {
     /// Rows per multi-row statement ([`Dialect::rows_per_statement`]).
     pub(crate) fn rows_per_statement(&self) -> usize {
         self.dialect.rows_per_statement()
-    }
-
-    /// Takes the outbox ordering lock for the rest of the transaction, where the dialect has
-    /// one ([`Dialect::outbox_order_lock`]). Call it before writing outbox entries.
-    pub(crate) async fn lock_outbox_order(&self, tx: &mut AnyConnection) -> sqlx::Result<()> {
-        if let Some(lock) = self.dialect.outbox_order_lock() {
-            sqlx::query(lock).execute(tx).await?;
-        }
-        Ok(())
     }
 }
 
@@ -112,6 +104,15 @@ impl Tasks for Store {
 
     async fn count_tasks(&self, filter: &TaskFilter) -> Result<u64, StoreError> {
         tasks::count_tasks(self, filter).await
+    }
+
+    async fn tally_indicators(
+        &self,
+        filter: &TaskFilter,
+        by: GroupBy,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<Tally>, StoreError> {
+        indicators::tally_indicators(self, filter, by, as_of).await
     }
 }
 

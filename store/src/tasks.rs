@@ -10,7 +10,7 @@ use sqlx::AnyConnection;
 use crate::filter::{self, SqlBuilder};
 use crate::rows::{HistoryRow, TaskRow};
 use crate::store::Store;
-use crate::{clocks, outbox, reports, CreateOutcome, StoreError, TaskFilter};
+use crate::{clocks, indicators, outbox, reports, CreateOutcome, StoreError, TaskFilter};
 
 /// A task as a map shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,7 +213,6 @@ async fn write_openings(
         .map(|(task, opening)| (task.task_id.as_str(), opening.clocks.as_slice()))
         .collect();
     clocks::upsert_clocks_of(store, tx, &clocks).await?;
-    store.lock_outbox_order(tx).await.map_err(db_err())?;
     let reports: Vec<(&str, reports::Report)> = created
         .iter()
         .map(|(task, _)| (task.task_id.as_str(), reports::Report::of(task)))
@@ -230,7 +229,9 @@ async fn write_openings(
             })
         })
         .collect();
-    outbox::insert_many(store, tx, &events).await
+    outbox::insert_many(store, tx, &events).await?;
+    let ids: Vec<&str> = created.iter().map(|(t, _)| t.task_id.as_str()).collect();
+    indicators::refresh_case_facts(store, tx, &ids).await
 }
 
 pub(crate) async fn get_task(store: &Store, task_id: &str) -> Result<Option<Task>, StoreError> {

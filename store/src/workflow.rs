@@ -13,7 +13,7 @@ use serde::Serialize;
 use sqlx::AnyConnection;
 
 use crate::store::Store;
-use crate::{clocks, outbox, StoreError, TaskEvent};
+use crate::{clocks, indicators, outbox, StoreError, TaskEvent};
 
 /// A task's workflow as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,9 +47,11 @@ const SELECT_WORKFLOW: &str = "SELECT task_id, status, workflow, workflow_versio
      due_at, breached FROM tasks WHERE task_id = $1";
 pub(crate) const SELECT_HEAD: &str = "SELECT department, source_system, source_id, status, \
      workflow_version FROM tasks WHERE task_id = $1";
-/// Binds task, status, workflow, new version, updated_at, due_at, expected version.
+/// Binds task, status, workflow, new version, updated_at, due_at, expected version, and the
+/// state's counts the indicators read (rework, extension, callback verdict).
 const UPDATE_WORKFLOW: &str = "UPDATE tasks SET status = $2, workflow = $3, \
-     workflow_version = $4, updated_at = $5, due_at = $6 WHERE task_id = $1 AND workflow_version = $7";
+     workflow_version = $4, updated_at = $5, due_at = $6, rework_count = $8, \
+     extension_count = $9, callback_satisfied = $10 WHERE task_id = $1 AND workflow_version = $7";
 const UPDATE_LEAD: &str = "UPDATE tasks SET lead_unit_id = $2, lead_unit_role = $3, \
      lead_unit_name = $4 WHERE task_id = $1";
 pub(crate) const NEXT_SEQ: &str =
@@ -86,7 +88,6 @@ pub(crate) async fn apply_transition(
         })
     };
     let mut tx = store.writer.begin().await.map_err(err())?;
-    store.lock_outbox_order(&mut tx).await.map_err(err())?;
     let head: Option<TaskHead> = sqlx::query_as(SELECT_HEAD)
         .bind(task_id)
         .fetch_optional(&mut *tx)
@@ -151,6 +152,9 @@ impl TransitionWrite<'_> {
             .bind(t.at.timestamp_millis())
             .bind(self.due_at.map(|d| d.timestamp_millis()))
             .bind(i64::try_from(self.expected_version).unwrap_or(i64::MAX))
+            .bind(i64::from(t.state.rework_count))
+            .bind(i64::from(t.state.extension_count))
+            .bind(t.state.callback_satisfied.map(i64::from))
             .execute(&mut *tx)
             .await
             .map_err(err())?
@@ -188,6 +192,7 @@ impl TransitionWrite<'_> {
             .await
             .map_err(err())?;
         clocks::upsert_clocks(store, tx, task_id, self.clocks).await?;
+        indicators::refresh_case_facts(store, tx, &[task_id]).await?;
         let event = TaskEvent::TaskStatusChanged(TaskStatusChanged {
             task_id: task_id.to_owned(),
             seq,

@@ -941,3 +941,96 @@ async fn a_backlog_drains_in_batches_through_repeated_kills_on_sqlite() {
 async fn a_backlog_drains_in_batches_through_repeated_kills_on_postgres() {
     a_backlog_drains_in_batches_through_repeated_kills(Backend::Postgres).await;
 }
+
+/// A port nothing listens on now, for a hub process whose metrics the test reads.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Feed events the hub process listening on `port` has routed (all outcomes), from its
+/// Prometheus metrics; `None` while it does not answer.
+async fn routed_by(port: u16) -> Option<f64> {
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with("hub_router_events_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+/// Two hub processes route one backlog in `group` assignment on one consumer group: both
+/// take partitions, and when one is stopped gracefully (SIGTERM) midway, the other takes over
+/// its partitions from the committed offsets. Every record ends as exactly one task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_routing_processes_in_one_group_split_a_backlog_and_one_stops_midway() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let store_url = fresh_store_url(Backend::Postgres, dir.path()).await;
+    let config = hub_config(dir.path(), broker.bootstrap(), &store_url);
+    let api = start(&config, API_ONLY).await;
+    let backlog = preload_backlog(dir.path(), broker.bootstrap(), 6_000, 0, 0).await;
+    let store = api.store.clone();
+    let spawn = |port: u16| {
+        let mut env = config_overrides(dir.path(), broker.bootstrap(), &store_url);
+        env.retain(|(k, _)| k != "HUB__LISTEN");
+        env.push(("HUB__LISTEN".into(), format!("\"127.0.0.1:{port}\"")));
+        env.push(("HUB__KAFKA__ROUTER_ASSIGNMENT".into(), "\"group\"".into()));
+        HubProcess::spawn(dir.path(), "", "router,api", &env)
+    };
+    let (port_a, port_b) = (free_port(), free_port());
+    let a = spawn(port_a);
+    let b = spawn(port_b);
+    let want = backlog.thefts as u64;
+    eventually(
+        Duration::from_secs(90),
+        "both processes routing",
+        || async {
+            let (ra, rb) = (routed_by(port_a).await?, routed_by(port_b).await?);
+            (ra > 0.0 && rb > 0.0).then_some(())
+        },
+    )
+    .await;
+    let at_stop = task_count(&store).await;
+    assert!(
+        at_stop < want,
+        "the backlog drained before the second process took partitions"
+    );
+    let routed_a = routed_by(port_a).await.unwrap_or_default();
+    let status = a.terminate(Duration::from_secs(30)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the stopped process exits cleanly within its drain limit: {status:?}"
+    );
+    let before_takeover = routed_by(port_b).await.unwrap_or_default();
+    eventually(Duration::from_secs(180), "every task", || async {
+        (task_count(&store).await >= want).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(task_count(&store).await, want, "one task per record");
+    let ids: Vec<&str> = backlog.records.iter().map(|(_, id)| id.as_str()).collect();
+    let found = store.prior_outcomes("police.backlog", &ids).await.unwrap();
+    let missing: Vec<&&str> = ids.iter().filter(|id| !found.contains_key(**id)).collect();
+    assert!(missing.is_empty(), "records without a task: {missing:?}");
+    let routed_b = routed_by(port_b).await.unwrap_or_default();
+    assert!(
+        routed_b - before_takeover > 0.0,
+        "the remaining process routed what was left"
+    );
+    println!(
+        "{want} records: process A routed {routed_a} before its SIGTERM at {at_stop} tasks, \
+         process B {routed_b} in all"
+    );
+    b.terminate(Duration::from_secs(30)).await;
+    api.stop().await;
+}

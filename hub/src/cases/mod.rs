@@ -1,8 +1,7 @@
 //! Cases as the hub runs them over the store: the lifecycle service that applies the pure
-//! case workflow (`hub_cases`) to stored tasks ([`service`]), the SLA tracker that
-//! raises warnings, breaches and escalations ([`sla_tracker`]), and the facts each case's
-//! indicators are computed from ([`indicators`]).
+//! case workflow (`hub_cases`) to stored tasks ([`service`]) and the SLA tracker that
+//! raises warnings, breaches and escalations ([`sla_tracker`]). The indicators are tallied
+//! by the store (`TaskStore::tally_indicators`) and shown by `http::indicators`.
 
-pub mod indicators;
 pub mod service;
 pub mod sla_tracker;

@@ -9,6 +9,9 @@
 //!    from each event's production to its task's routing decision (the task's `created_at`,
 //!    written in the transaction that commits it).
 //!
+//! 4. **Two hubs in one group**: two routing pipelines in `group` assignment on one
+//!    consumer group and one fresh PostgreSQL database route the same backlog together.
+//!
 //! The events are police 110 thefts (盗窃, a group that never merges: two thefts in one
 //! building are two cases), spread over the city's addresses, so each one becomes one task
 //! and the count of tasks tells when the backlog is done. The figures print last, with the ratio of
@@ -166,7 +169,7 @@ pub async fn bench_pipeline(params: &Params) -> anyhow::Result<()> {
             "hub on {name}: {hub_rate:.0} events/s routed to committed tasks ({done} in {:.1} s)",
             elapsed.as_secs_f64()
         );
-        ratios.push((name.to_owned(), hub_rate / consume));
+        ratios.push((name.to_string(), hub_rate / consume));
         if n == 0 {
             // 3. Latency at a fixed rate, on the first store.
             eprintln!(
@@ -184,6 +187,38 @@ pub async fn bench_pipeline(params: &Params) -> anyhow::Result<()> {
             }
         }
         hub.stop().await;
+    }
+    // 4. Two routing processes' pipelines in one consumer group, on a PostgreSQL of their own:
+    // what a second process adds on this machine.
+    if stores.len() > 1 {
+        match hub_store::fresh_postgres_database(&params.postgres, "hub_bench_group").await {
+            Ok(url) => {
+                eprintln!("two routers in one group routing the backlog on PostgreSQL");
+                let mut config = config.clone();
+                config.store.url = url;
+                config.kafka.router_group = "hub-bench-router-group".to_owned();
+                config.kafka.router_assignment = RouterAssignment::Group;
+                let first = startup::start(&config, ROUTER_ONLY, Arc::new(|_: &str| None)).await?;
+                let second = startup::start(&config, ROUTER_ONLY, Arc::new(|_: &str| None)).await?;
+                let routed = until_tasks(&first, payloads.len(), Duration::from_secs(3600)).await;
+                second.stop().await;
+                first.stop().await;
+                let (done, elapsed) = routed?;
+                let pair = rate(done, elapsed);
+                let _ = writeln!(
+                    report,
+                    "two hubs in one group on PostgreSQL: {pair:.0} events/s ({done} in {:.1} s)",
+                    elapsed.as_secs_f64()
+                );
+                ratios.push((
+                    "PostgreSQL, two hubs in one group".to_owned(),
+                    pair / consume,
+                ));
+            }
+            Err(e) => {
+                let _ = writeln!(report, "two hubs in one group skipped: {e}");
+            }
+        }
     }
     for (name, ratio) in ratios {
         let _ = writeln!(report, "hub / raw consume on {name}: {ratio:.3}");
@@ -219,14 +254,14 @@ fn rate(n: usize, elapsed: Duration) -> f64 {
 }
 
 /// Police thefts in the sample city, one task each.
-struct Events {
+pub(crate) struct Events {
     generator: Generator,
     addresses: Vec<Address>,
     n: usize,
 }
 
 impl Events {
-    fn new(addresses: Vec<Address>) -> Self {
+    pub(crate) fn new(addresses: Vec<Address>) -> Self {
         Events {
             generator: Generator::new(addresses.clone(), 20_261_201),
             addresses,
@@ -235,7 +270,7 @@ impl Events {
     }
 
     /// The next event, received now.
-    fn next(&mut self, prefix: &str) -> anyhow::Result<CivicEvent> {
+    pub(crate) fn next(&mut self, prefix: &str) -> anyhow::Result<CivicEvent> {
         let at = &self.addresses[(self.n * 7919) % self.addresses.len()];
         let mut record = self.generator.record_at(DEPARTMENT, at, Utc::now());
         record["jjdbh"] = json!(format!("{prefix}-{}", self.n));

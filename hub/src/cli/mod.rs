@@ -5,6 +5,8 @@
 
 pub mod bench;
 #[cfg(feature = "demo")]
+pub mod bench_indicators;
+#[cfg(feature = "demo")]
 pub mod bench_pipeline;
 pub mod connectors;
 #[cfg(feature = "demo")]

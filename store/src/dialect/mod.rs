@@ -56,13 +56,14 @@ impl Dialect {
         }
     }
 
-    /// The statement that every transaction writing outbox entries runs before it writes them,
-    /// if the dialect needs one: see [`postgres::OUTBOX_ORDER_LOCK`]. SQLite needs none: its
-    /// one writer commits transactions one after the other, in the order of their ids.
-    pub(crate) fn outbox_order_lock(self) -> Option<&'static str> {
+    /// The statements a relay runs (in one transaction) to number the outbox entries that
+    /// committed since, before it reads "after id N", if the dialect needs them: see
+    /// [`postgres::OUTBOX_SEQUENCING`]. SQLite needs none: its one writer commits
+    /// transactions one after the other, so its entry ids are in commit order already.
+    pub(crate) fn outbox_sequencing(self) -> &'static [&'static str] {
         match self {
-            Dialect::Sqlite => None,
-            Dialect::Postgres => Some(postgres::OUTBOX_ORDER_LOCK),
+            Dialect::Sqlite => &[],
+            Dialect::Postgres => &postgres::OUTBOX_SEQUENCING,
         }
     }
 }

@@ -20,6 +20,10 @@ enum Cleanup {
 }
 
 impl TestDb {
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub async fn open(&self) -> Arc<dyn TaskStore> {
         hub_store::open(&self.url)
             .await

@@ -31,6 +31,7 @@ mod fixtures;
 
 mod alerts;
 mod cursors;
+mod indicators;
 mod migrations;
 mod outbox;
 mod reports;

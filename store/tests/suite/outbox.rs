@@ -155,3 +155,50 @@ async fn outbox_destination_lease_cursor_and_failures(db: &TestDb) {
         .unwrap());
     assert_eq!(store.outbox_destinations().await.unwrap().len(), 1);
 }
+
+/// An entry whose transaction commits after a later writer's is still relayed, after what a
+/// relay read meanwhile: PostgreSQL writers take no ordering lock, and the relays number
+/// entries as they see them committed. (SQLite's one writer commits in order; a second
+/// writer would wait for the first, so the case does not arise there.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_entry_that_commits_late_is_relayed_after_what_was_read() {
+    use sqlx::{Connection, Executor};
+    let db = crate::backends::postgres().await;
+    let store = db.open().await;
+    store
+        .create_routed(&sample_task("CG-LATE-1", BASE_MS), &[])
+        .await
+        .unwrap();
+    let mut slow = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    slow.execute("BEGIN").await.unwrap();
+    slow.execute(
+        "INSERT INTO outbox (task_id, department, kind, payload, created_at) \
+         SELECT task_id, department, kind, payload, created_at FROM outbox \
+         ORDER BY entry_id LIMIT 1",
+    )
+    .await
+    .unwrap();
+    // A later writer does not wait for the open transaction.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        store.create_routed(&sample_task("CG-LATE-2", BASE_MS + 1000), &[]),
+    )
+    .await
+    .expect("a writer waited for another writer's open transaction")
+    .unwrap();
+    let read = store.outbox_after(0, None, 100).await.unwrap();
+    let up_to = read.last().expect("the committed entries").id;
+    slow.execute("COMMIT").await.unwrap();
+    let next = store.outbox_after(up_to, None, 100).await.unwrap();
+    assert_eq!(
+        next.len(),
+        1,
+        "the late entry comes after what was read (up to {up_to}): {next:?}"
+    );
+    assert!(next[0].id > up_to);
+    assert!(store
+        .outbox_after(next[0].id, None, 100)
+        .await
+        .unwrap()
+        .is_empty());
+}

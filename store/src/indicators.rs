@@ -1,0 +1,215 @@
+//! The assessment indicators (考核) of the tasks a filter selects, per street, community or
+//! lead unit, in ONE aggregate query over `case_facts`: a city-year is a million cases, and
+//! reading each case's history, state and clocks (or joining them all at query time) took
+//! minutes, or half a minute.
+//!
+//! `case_facts` holds one narrow row per task, rewritten by [`refresh_case_facts`] in the
+//! transaction of every change to the task (its creation, each lifecycle transition): the
+//! first dispatch and sign-for and the last feedback and closing (from its history), the
+//! first sign-for deadline and the latest handling or rework deadline (from its clocks), and
+//! its rework, extension and callback counts (from its state). [`AGGREGATE`] then counts
+//! what `hub_cases::indicators::Tally::add` counts; the store suite holds the two to the
+//! same figures.
+
+use chrono::{DateTime, Utc};
+use hub_cases::indicators::{GroupBy, Tally};
+use sqlx::AnyConnection;
+
+use crate::filter::{self, SqlBuilder};
+use crate::store::Store;
+use crate::{StoreError, TaskFilter};
+
+/// Rewrites the facts of the tasks whose ids follow, as `($1, $2, ...)`. The same statement
+/// (without the ids) fills the table in migration 0007.
+const REFRESH_FACTS: &str = "INSERT INTO case_facts (task_id, created_at, department, status, \
+     street_code, community_code, lead_unit_id, lead_unit_role, co_handlers, dispatched_at, \
+     signed_for_at, resolved_at, closed_at, sign_for_due, handling_due, rework_count, \
+     extension_count, callback_satisfied) \
+SELECT t.task_id, t.created_at, t.department, t.status, t.street_code, t.community_code, \
+       t.lead_unit_id, t.lead_unit_role, CAST(t.co_handlers AS TEXT), \
+       (SELECT MIN(h.at) FROM task_history h WHERE h.task_id = t.task_id \
+           AND h.to_status = 'dispatched' AND (h.from_status IS NULL OR h.from_status <> h.to_status)), \
+       (SELECT MIN(h.at) FROM task_history h WHERE h.task_id = t.task_id \
+           AND h.to_status = 'signed_for' AND (h.from_status IS NULL OR h.from_status <> h.to_status)), \
+       (SELECT MAX(h.at) FROM task_history h WHERE h.task_id = t.task_id \
+           AND h.to_status = 'resolved' AND (h.from_status IS NULL OR h.from_status <> h.to_status)), \
+       (SELECT MAX(h.at) FROM task_history h WHERE h.task_id = t.task_id \
+           AND h.to_status = 'closed' AND (h.from_status IS NULL OR h.from_status <> h.to_status)), \
+       (SELECT c.deadline FROM sla_clocks c WHERE c.task_id = t.task_id \
+           AND c.clock_key LIKE '{\"kind\":\"sign!_for\"}#%' ESCAPE '!' ORDER BY c.id LIMIT 1), \
+       (SELECT MAX(c.deadline) FROM sla_clocks c WHERE c.task_id = t.task_id \
+           AND (c.clock_key LIKE '{\"kind\":\"handling\",%' OR c.clock_key LIKE '{\"kind\":\"rework\"}#%')), \
+       t.rework_count, t.extension_count, t.callback_satisfied \
+  FROM tasks t WHERE t.task_id IN ";
+
+const REFRESH_FACTS_CONFLICT: &str = " ON CONFLICT (task_id) DO UPDATE SET \
+     status = excluded.status, lead_unit_id = excluded.lead_unit_id, \
+     lead_unit_role = excluded.lead_unit_role, co_handlers = excluded.co_handlers, \
+     dispatched_at = excluded.dispatched_at, signed_for_at = excluded.signed_for_at, \
+     resolved_at = excluded.resolved_at, closed_at = excluded.closed_at, \
+     sign_for_due = excluded.sign_for_due, handling_due = excluded.handling_due, \
+     rework_count = excluded.rework_count, extension_count = excluded.extension_count, \
+     callback_satisfied = excluded.callback_satisfied";
+
+/// Rewrites the indicator facts of `task_ids` from their rows as they stand in `tx`: call it
+/// after writing a task's history, clocks and state.
+pub(crate) async fn refresh_case_facts(
+    store: &Store,
+    tx: &mut AnyConnection,
+    task_ids: &[&str],
+) -> Result<(), StoreError> {
+    for chunk in task_ids.chunks(store.rows_per_statement().max(100)) {
+        let err = || {
+            StoreError::query(store.backend(), || {
+                format!("refresh the indicator facts of {} tasks", chunk.len())
+            })
+        };
+        let mut q = SqlBuilder::new(REFRESH_FACTS);
+        q.push("(");
+        q.push_rows(chunk, |q, id| {
+            q.push_bind(*id);
+        });
+        q.push(")").push(REFRESH_FACTS_CONFLICT);
+        let (sql, args) = q.build().map_err(err())?;
+        sqlx::query_with(&sql, args)
+            // Not kept prepared: the statement differs with the number of ids.
+            .persistent(false)
+            .execute(&mut *tx)
+            .await
+            .map_err(err())?;
+    }
+    Ok(())
+}
+
+/// `f`: one row of facts per case, as 0/1 flags and times, narrowed by the filter that
+/// follows; then [`AGGREGATE`], the as-of time and [`AGGREGATE_END`].
+fn facts(by: GroupBy) -> String {
+    let key = match by {
+        GroupBy::Street => "street_code",
+        GroupBy::Community => "community_code",
+        GroupBy::Unit => "lead_unit_id",
+    };
+    format!(
+        "WITH f AS (SELECT COALESCE({key}, '-') AS group_key, \
+         CASE WHEN status = 'cancelled' THEN 0 ELSE 1 END AS filed, \
+         dispatched_at, signed_for_at, resolved_at, \
+         CASE WHEN status = 'closed' OR closed_at IS NOT NULL THEN 1 ELSE 0 END AS closed, \
+         sign_for_due, handling_due, rework_count AS reworks, extension_count AS extensions, \
+         callback_satisfied AS satisfied FROM case_facts"
+    )
+}
+
+const AGGREGATE: &str = ") \
+SELECT group_key, \
+  CAST(COUNT(*) AS BIGINT) AS received, \
+  CAST(SUM(filed) AS BIGINT) AS filed, \
+  CAST(SUM(CASE WHEN filed = 1 AND dispatched_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS dispatched, \
+  CAST(SUM(CASE WHEN filed = 1 AND dispatched_at IS NOT NULL AND signed_for_at IS NOT NULL \
+      AND (sign_for_due IS NULL OR signed_for_at <= sign_for_due) THEN 1 ELSE 0 END) AS BIGINT) AS responded, \
+  CAST(SUM(CASE WHEN filed = 1 AND resolved_at IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS resolved, \
+  CAST(SUM(CASE WHEN filed = 1 AND (closed = 1 OR handling_due <= ";
+const AGGREGATE_END: &str = ") THEN 1 ELSE 0 END) AS BIGINT) AS due_to_close, \
+  CAST(SUM(CASE WHEN filed = 1 AND closed = 1 THEN 1 ELSE 0 END) AS BIGINT) AS closed, \
+  CAST(SUM(CASE WHEN filed = 1 AND closed = 1 AND resolved_at IS NOT NULL \
+      AND (handling_due IS NULL OR resolved_at <= handling_due) THEN 1 ELSE 0 END) AS BIGINT) AS closed_on_time, \
+  CAST(SUM(CASE WHEN filed = 1 AND closed = 1 AND reworks > 0 THEN 1 ELSE 0 END) AS BIGINT) AS reworked, \
+  CAST(SUM(CASE WHEN filed = 1 AND extensions > 0 THEN 1 ELSE 0 END) AS BIGINT) AS extended, \
+  CAST(SUM(CASE WHEN filed = 1 AND satisfied IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS callbacks, \
+  CAST(SUM(CASE WHEN filed = 1 AND satisfied = 1 THEN 1 ELSE 0 END) AS BIGINT) AS satisfied, \
+  CAST(COALESCE(SUM(CASE WHEN filed = 1 AND signed_for_at >= dispatched_at \
+      THEN signed_for_at - dispatched_at END), 0) AS BIGINT) AS sign_for_ms, \
+  CAST(SUM(CASE WHEN filed = 1 AND signed_for_at >= dispatched_at THEN 1 ELSE 0 END) AS BIGINT) AS sign_for_cases, \
+  CAST(COALESCE(SUM(CASE WHEN filed = 1 AND resolved_at IS NOT NULL AND resolved_at >= signed_for_at \
+      THEN resolved_at - signed_for_at END), 0) AS BIGINT) AS handling_ms, \
+  CAST(SUM(CASE WHEN filed = 1 AND resolved_at IS NOT NULL AND resolved_at >= signed_for_at \
+      THEN 1 ELSE 0 END) AS BIGINT) AS handling_cases \
+FROM f GROUP BY group_key";
+
+/// Whether `filter` narrows by what `case_facts` holds: the scope of an account (street,
+/// community, unit, department, roles), status and period.
+fn facts_can_filter(filter: &TaskFilter) -> bool {
+    filter.grid_code.is_none()
+        && filter.category.is_none()
+        && !filter.paused
+        && filter.at_risk_at.is_none()
+        && filter.due_before.is_none()
+        && filter.breached.is_none()
+}
+
+#[derive(sqlx::FromRow)]
+struct TallyRow {
+    group_key: String,
+    received: i64,
+    filed: i64,
+    dispatched: i64,
+    responded: i64,
+    resolved: i64,
+    due_to_close: i64,
+    closed: i64,
+    closed_on_time: i64,
+    reworked: i64,
+    extended: i64,
+    callbacks: i64,
+    satisfied: i64,
+    sign_for_ms: i64,
+    sign_for_cases: i64,
+    handling_ms: i64,
+    handling_cases: i64,
+}
+
+pub(crate) async fn tally_indicators(
+    store: &Store,
+    filter: &TaskFilter,
+    by: GroupBy,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<Tally>, StoreError> {
+    let err = || {
+        StoreError::query(store.backend(), || {
+            format!("tally indicators by {} ({filter:?})", by.as_str())
+        })
+    };
+    if !facts_can_filter(filter) {
+        return Err(StoreError::Unsupported {
+            reason: format!(
+                "indicators are narrowed by scope, status and period only, not by {filter:?}"
+            ),
+        });
+    }
+    let mut query = SqlBuilder::new(facts(by));
+    filter::push_filter(&mut query, filter);
+    query
+        .push(AGGREGATE)
+        .push_bind(as_of.timestamp_millis())
+        .push(AGGREGATE_END);
+    let (sql, args) = query.build().map_err(err())?;
+    let rows: Vec<TallyRow> = sqlx::query_as_with(&sql, args)
+        .fetch_all(&store.readers)
+        .await
+        .map_err(err())?;
+    let n = |v: i64| v.unsigned_abs();
+    let mut tallies: Vec<Tally> = rows
+        .into_iter()
+        .map(|r| Tally {
+            key: r.group_key,
+            received: n(r.received),
+            filed: n(r.filed),
+            dispatched: n(r.dispatched),
+            responded: n(r.responded),
+            resolved: n(r.resolved),
+            due_to_close: n(r.due_to_close),
+            closed: n(r.closed),
+            closed_on_time: n(r.closed_on_time),
+            reworked: n(r.reworked),
+            extended: n(r.extended),
+            callbacks: n(r.callbacks),
+            satisfied: n(r.satisfied),
+            sign_for_ms: r.sign_for_ms,
+            sign_for_cases: n(r.sign_for_cases),
+            handling_ms: r.handling_ms,
+            handling_cases: n(r.handling_cases),
+        })
+        .collect();
+    // By key in code, not in SQL: PostgreSQL's collation would order keys unlike SQLite.
+    tallies.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(tallies)
+}
