@@ -127,13 +127,15 @@ pub struct KafkaConfig {
 #[serde(rename_all = "snake_case")]
 pub enum RouterAssignment {
     /// This process reads every partition of every feed topic, resuming from the offsets
-    /// committed for `router_group`. Right for one routing process, and the only safe choice
-    /// with the embedded broker, whose group coordinator never hands partitions to a new
-    /// member after a member crashed (measured with tansu 0.6.0).
+    /// committed for `router_group`. Right for one routing process, and the safe choice with
+    /// the embedded broker.
     #[default]
     Static,
     /// Kafka consumer-group subscription: several hub processes split the partitions and take
-    /// over from each other. Use it with a real Kafka cluster.
+    /// over from each other. With the embedded broker (tansu 0.6.0) a member that stops
+    /// gracefully hands its partitions over (test `two_routing_processes_in_one_group_...`),
+    /// but after a member is killed the whole group stops: the other member routed nothing
+    /// for the 120 s measured. Use it with a real Kafka cluster.
     Group,
 }
 

@@ -230,8 +230,7 @@ async fn write_openings(
         })
         .collect();
     outbox::insert_many(store, tx, &events).await?;
-    let ids: Vec<&str> = created.iter().map(|(t, _)| t.task_id.as_str()).collect();
-    indicators::refresh_case_facts(store, tx, &ids).await
+    indicators::insert_opening_facts(store, tx, created).await
 }
 
 pub(crate) async fn get_task(store: &Store, task_id: &str) -> Result<Option<Task>, StoreError> {
