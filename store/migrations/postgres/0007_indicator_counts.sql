@@ -14,6 +14,8 @@ UPDATE tasks
 -- the transaction of every change to the task (store/src/indicators.rs): the indicators of a
 -- city-year then read one small table instead of every case's history and clocks. The
 -- columns a listing filter narrows indicators by are repeated from the task.
+-- (`ORDER BY c.id + 0`: ordered by the id index itself, PostgreSQL walks the whole clock
+-- table looking for each task's first sign-for clock.)
 CREATE TABLE case_facts (
     task_id            TEXT NOT NULL PRIMARY KEY REFERENCES tasks (task_id),
     created_at         BIGINT NOT NULL,
@@ -47,7 +49,7 @@ SELECT t.task_id, t.created_at, t.department, t.status, t.street_code, t.communi
        (SELECT MAX(h.at) FROM task_history h WHERE h.task_id = t.task_id
            AND h.to_status = 'closed' AND (h.from_status IS NULL OR h.from_status <> h.to_status)),
        (SELECT c.deadline FROM sla_clocks c WHERE c.task_id = t.task_id
-           AND c.clock_key LIKE '{"kind":"sign!_for"}#%' ESCAPE '!' ORDER BY c.id LIMIT 1),
+           AND c.clock_key LIKE '{"kind":"sign!_for"}#%' ESCAPE '!' ORDER BY c.id + 0 LIMIT 1),
        (SELECT MAX(c.deadline) FROM sla_clocks c WHERE c.task_id = t.task_id
            AND (c.clock_key LIKE '{"kind":"handling",%' OR c.clock_key LIKE '{"kind":"rework"}#%')),
        t.rework_count, t.extension_count, t.callback_satisfied
