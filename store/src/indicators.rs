@@ -23,8 +23,8 @@ use crate::filter::{self, SqlBuilder};
 use crate::store::Store;
 use crate::{StoreError, TaskFilter};
 
-/// Rewrites the facts of the tasks whose ids follow, as `($1, $2, ...)`. The same statement
-/// (without the ids) fills the table in migration 0007. `ORDER BY c.id + 0`: ordered by
+/// Rewrites the facts of the task `$1`. The same statement (for every task) fills the table
+/// in migration 0007. `ORDER BY c.id + 0`: ordered by
 /// `c.id` itself, PostgreSQL walked the whole clock table in id order looking for the task's
 /// clock (24 ms a task at 130,000 clocks) instead of taking the task's few clocks by its index.
 const REFRESH_FACTS: &str = "INSERT INTO case_facts (task_id, created_at, department, status, \
@@ -46,9 +46,8 @@ SELECT t.task_id, t.created_at, t.department, t.status, t.street_code, t.communi
        (SELECT MAX(c.deadline) FROM sla_clocks c WHERE c.task_id = t.task_id \
            AND (c.clock_key LIKE '{\"kind\":\"handling\",%' OR c.clock_key LIKE '{\"kind\":\"rework\"}#%')), \
        t.rework_count, t.extension_count, t.callback_satisfied \
-  FROM tasks t WHERE t.task_id IN ";
-
-const REFRESH_FACTS_CONFLICT: &str = " ON CONFLICT (task_id) DO UPDATE SET \
+  FROM tasks t WHERE t.task_id = $1 \
+ON CONFLICT (task_id) DO UPDATE SET \
      status = excluded.status, lead_unit_id = excluded.lead_unit_id, \
      lead_unit_role = excluded.lead_unit_role, co_handlers = excluded.co_handlers, \
      dispatched_at = excluded.dispatched_at, signed_for_at = excluded.signed_for_at, \
@@ -57,33 +56,20 @@ const REFRESH_FACTS_CONFLICT: &str = " ON CONFLICT (task_id) DO UPDATE SET \
      rework_count = excluded.rework_count, extension_count = excluded.extension_count, \
      callback_satisfied = excluded.callback_satisfied";
 
-/// Rewrites the indicator facts of `task_ids` from their rows as they stand in `tx`: call it
-/// after writing a task's history, clocks and state (a lifecycle transition).
+/// Rewrites the indicator facts of `task_id` from its rows as they stand in `tx`: call it
+/// after writing the task's history, clocks and state (a lifecycle transition).
 pub(crate) async fn refresh_case_facts(
     store: &Store,
     tx: &mut AnyConnection,
-    task_ids: &[&str],
+    task_id: &str,
 ) -> Result<(), StoreError> {
-    for chunk in task_ids.chunks(store.rows_per_statement().max(100)) {
-        let err = || {
-            StoreError::query(store.backend(), || {
-                format!("refresh the indicator facts of {} tasks", chunk.len())
-            })
-        };
-        let mut q = SqlBuilder::new(REFRESH_FACTS);
-        q.push("(");
-        q.push_rows(chunk, |q, id| {
-            q.push_bind(*id);
-        });
-        q.push(")").push(REFRESH_FACTS_CONFLICT);
-        let (sql, args) = q.build().map_err(err())?;
-        sqlx::query_with(&sql, args)
-            // Not kept prepared: the statement differs with the number of ids.
-            .persistent(false)
-            .execute(&mut *tx)
-            .await
-            .map_err(err())?;
-    }
+    sqlx::query(REFRESH_FACTS)
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query(store.backend(), || {
+            format!("refresh the indicator facts of task {task_id}")
+        }))?;
     Ok(())
 }
 

@@ -192,7 +192,7 @@ impl TransitionWrite<'_> {
             .await
             .map_err(err())?;
         clocks::upsert_clocks(store, tx, task_id, self.clocks).await?;
-        indicators::refresh_case_facts(store, tx, &[task_id]).await?;
+        indicators::refresh_case_facts(store, tx, task_id).await?;
         let event = TaskEvent::TaskStatusChanged(TaskStatusChanged {
             task_id: task_id.to_owned(),
             seq,

@@ -942,15 +942,6 @@ async fn a_backlog_drains_in_batches_through_repeated_kills_on_postgres() {
     a_backlog_drains_in_batches_through_repeated_kills(Backend::Postgres).await;
 }
 
-/// A port nothing listens on now, for a hub process whose metrics the test reads.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Feed events the hub process listening on `port` has routed (all outcomes), from its
 /// Prometheus metrics; `None` while it does not answer.
 async fn routed_by(port: u16) -> Option<f64> {

@@ -410,14 +410,6 @@ default = "1 hours"
 report_in = "30 minutes"
 "#;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn wait_healthy(base: &str) -> DateTime<Utc> {
     let client = reqwest::Client::new();
     eventually(

@@ -97,6 +97,15 @@ pub fn config_overrides(dir: &Path, brokers: &str, store_url: &str) -> Vec<(Stri
     ]
 }
 
+/// A loopback port nothing listens on now, for a hub process the test talks to.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The shipped configuration with [`config_overrides`] applied.
 pub fn hub_config(dir: &Path, brokers: &str, store_url: &str) -> HubConfig {
     // The hub's own logs, filtered by RUST_LOG (warnings by default), in the test's output.
