@@ -177,6 +177,9 @@ enum BenchCommand {
         /// at 2,000 events/s.
         #[arg(long)]
         quick: bool,
+        /// Events in the backlog instead (for a closer look at one part).
+        #[arg(long)]
+        events: Option<usize>,
         /// The PostgreSQL server to create a fresh database on.
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
         postgres: String,
@@ -253,11 +256,14 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(BenchCommand::Route { quick }) => hub::cli::bench::bench_route(quick),
         Command::Bench(BenchCommand::Sla { tasks, dir }) => hub::cli::bench::bench_sla(&dir, tasks),
         #[cfg(feature = "demo")]
-        Command::Bench(BenchCommand::Pipeline { quick, postgres }) => {
-            hub::cli::bench_pipeline::bench_pipeline(&hub::cli::bench_pipeline::Params::new(
-                quick, postgres,
-            ))
-            .await
+        Command::Bench(BenchCommand::Pipeline {
+            quick,
+            events,
+            postgres,
+        }) => {
+            let mut params = hub::cli::bench_pipeline::Params::new(quick, postgres);
+            params.events = events.unwrap_or(params.events);
+            hub::cli::bench_pipeline::bench_pipeline(&params).await
         }
         #[cfg(feature = "demo")]
         Command::Bench(BenchCommand::Indicators {

@@ -23,6 +23,13 @@ pub struct StoredClock {
     pub changed_at: DateTime<Utc>,
 }
 
+/// That a clock was written, and when: what the SLA tracker follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockChange {
+    pub id: i64,
+    pub changed_at: DateTime<Utc>,
+}
+
 impl StoredClock {
     pub fn raised(&self, kind: &str) -> bool {
         self.alerts.iter().any(|a| a == kind)
@@ -50,9 +57,10 @@ const UPSERT_CLOCKS_CONFLICT: &str = " ON CONFLICT (task_id, clock_key) \
 const TASK_CLOCKS: &str = "WHERE c.task_id = $1 ORDER BY c.id";
 const OPEN_CLOCKS: &str = "WHERE c.is_open = 1 AND c.id > $1 ORDER BY c.id LIMIT $2";
 const CLOCK_BY_ID: &str = "WHERE c.id = $1";
-/// Keyset over (changed_at, id): binds changed_at, id, limit.
-const CHANGED_CLOCKS: &str = "WHERE c.changed_at > $1 OR (c.changed_at = $1 AND \
-     c.id > $2) ORDER BY c.changed_at, c.id LIMIT $3";
+/// Keyset over (changed_at, id): binds changed_at, id, limit. Only the keys, which the
+/// `sla_clocks_changed` index holds: the tracker reads the rows of the few it has not seen.
+const CHANGED_CLOCKS: &str = "SELECT id, changed_at FROM sla_clocks WHERE changed_at > $1 \
+     OR (changed_at = $1 AND id > $2) ORDER BY changed_at, id LIMIT $3";
 
 /// `SELECT` of clock rows with their alerts joined by commas (`string_agg`, which SQLite
 /// calls `group_concat`); `rest` is the `WHERE`/`ORDER BY`/`LIMIT` clauses.
@@ -115,9 +123,7 @@ pub(crate) async fn upsert_clocks_of(
         q.push(UPSERT_CLOCKS_CONFLICT);
         let (sql, args) = q.build().map_err(err())?;
         sqlx::query_with(&sql, args)
-            // Not kept prepared: a cached statement keeps the parameter types of its first
-            // rows (a NULL there), which PostgreSQL then applies to later values.
-            .persistent(false)
+            .persistent(store.keeps_row_statements())
             .execute(&mut *tx)
             .await
             .map_err(err())?;
@@ -171,8 +177,8 @@ pub(crate) async fn clocks_changed(
     since: DateTime<Utc>,
     after_id: i64,
     limit: u32,
-) -> Result<Vec<StoredClock>, StoreError> {
-    let rows: Vec<ClockRow> = sqlx::query_as(&store.sql(&select_clocks(CHANGED_CLOCKS)))
+) -> Result<Vec<ClockChange>, StoreError> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(CHANGED_CLOCKS)
         .bind(since.timestamp_millis())
         .bind(after_id)
         .bind(i64::from(limit))
@@ -181,7 +187,46 @@ pub(crate) async fn clocks_changed(
         .map_err(StoreError::query(store.backend(), || {
             format!("read clocks changed since {since}")
         }))?;
-    rows.into_iter().map(ClockRow::into_clock).collect()
+    Ok(rows
+        .into_iter()
+        .map(|(id, changed_at)| ClockChange {
+            id,
+            changed_at: DateTime::from_timestamp_millis(changed_at).unwrap_or_default(),
+        })
+        .collect())
+}
+
+pub(crate) async fn clocks_by_id(
+    store: &Store,
+    ids: &[i64],
+) -> Result<Vec<StoredClock>, StoreError> {
+    let err = || {
+        StoreError::query(store.backend(), || {
+            format!("read {} clocks by id", ids.len())
+        })
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut q = SqlBuilder::new(store.sql(&select_clocks("WHERE c.id IN (")).into_owned());
+        for (n, id) in chunk.iter().enumerate() {
+            if n > 0 {
+                q.push(", ");
+            }
+            q.push_bind(*id);
+        }
+        q.push(") ORDER BY c.id");
+        let (sql, args) = q.build().map_err(err())?;
+        let rows: Vec<ClockRow> = sqlx::query_as_with(&sql, args)
+            // Not kept prepared: the statement differs with the number of ids.
+            .persistent(false)
+            .fetch_all(&store.readers)
+            .await
+            .map_err(err())?;
+        for row in rows {
+            out.push(row.into_clock()?);
+        }
+    }
+    Ok(out)
 }
 
 /// The key that makes a clock unique within its task: its kind and round.

@@ -55,7 +55,7 @@ mod tasks;
 mod workflow;
 
 pub use alerts::{AlertTransition, ClockAlert, RaiseOutcome};
-pub use clocks::{earliest_deadline, StoredClock};
+pub use clocks::{earliest_deadline, ClockChange, StoredClock};
 pub use dialect::postgres::fresh_database as fresh_postgres_database;
 pub use dialect::postgres::replicate_tasks as replicate_postgres_tasks;
 pub use error::{FailureClass, StoreError};
@@ -335,14 +335,19 @@ pub trait Workflow: Send + Sync {
     /// through them at start.
     async fn open_clocks(&self, after: i64, limit: u32) -> Result<Vec<StoredClock>, StoreError>;
 
-    /// Clocks written after (`since`, `after_id`) in (changed_at, id) order, at most
-    /// `limit`, open or not: how an SLA tracker learns of clocks other processes changed.
+    /// Which clocks were written after (`since`, `after_id`), in (changed_at, id) order, at
+    /// most `limit`, open or not: how an SLA tracker learns of clocks other processes
+    /// changed. Keys only: the tracker reads again ([`Self::clocks`]) only those it has not
+    /// seen in that version, since it reads a few seconds back every time.
     async fn clocks_changed(
         &self,
         since: DateTime<Utc>,
         after_id: i64,
         limit: u32,
-    ) -> Result<Vec<StoredClock>, StoreError>;
+    ) -> Result<Vec<ClockChange>, StoreError>;
+
+    /// The clocks of these ids that exist, with their alerts, by id.
+    async fn clocks(&self, ids: &[i64]) -> Result<Vec<StoredClock>, StoreError>;
 
     /// Raises an alert on a clock once: claims (clock, kind) and, if this call got the
     /// claim, writes a history entry and an outbox event (and marks the task breached for a

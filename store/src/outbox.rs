@@ -202,9 +202,7 @@ pub(crate) async fn insert_many(
         });
         let (sql, args) = q.build().map_err(err())?;
         sqlx::query_with(&store.sql(&sql), args)
-            // Not kept prepared: a cached statement keeps the parameter types of its first
-            // rows (a NULL there), which PostgreSQL then applies to later values.
-            .persistent(false)
+            .persistent(store.keeps_row_statements())
             .execute(&mut *tx)
             .await
             .map_err(err())?;

@@ -15,9 +15,9 @@ use sqlx::AnyPool;
 use crate::dialect::Dialect;
 use crate::{alerts, clocks, cursors, indicators, outbox, reports, returns, tasks, workflow};
 use crate::{
-    ApplyOutcome, ClockAlert, CreateOutcome, DepartmentReturn, DestinationState, LinkOutcome,
-    NearQuery, OpenTaskNear, OutboxEvent, PriorOutcome, RaiseOutcome, Report, StoreError,
-    StoredClock, Suppression, TaskFilter, TaskPoint, TaskStore, WorkflowRecord,
+    ApplyOutcome, ClockAlert, ClockChange, CreateOutcome, DepartmentReturn, DestinationState,
+    LinkOutcome, NearQuery, OpenTaskNear, OutboxEvent, PriorOutcome, RaiseOutcome, Report,
+    StoreError, StoredClock, Suppression, TaskFilter, TaskPoint, TaskStore, WorkflowRecord,
 };
 use crate::{Cursors, Outbox, Reports, Tasks, Workflow};
 
@@ -45,6 +45,10 @@ impl Store {
     /// Rows per multi-row statement ([`Dialect::rows_per_statement`]).
     pub(crate) fn rows_per_statement(&self) -> usize {
         self.dialect.rows_per_statement()
+    }
+
+    pub(crate) fn keeps_row_statements(&self) -> bool {
+        self.dialect.keeps_row_statements()
     }
 }
 
@@ -215,8 +219,12 @@ impl Workflow for Store {
         since: DateTime<Utc>,
         after_id: i64,
         limit: u32,
-    ) -> Result<Vec<StoredClock>, StoreError> {
+    ) -> Result<Vec<ClockChange>, StoreError> {
         clocks::clocks_changed(self, since, after_id, limit).await
+    }
+
+    async fn clocks(&self, ids: &[i64]) -> Result<Vec<StoredClock>, StoreError> {
+        clocks::clocks_by_id(self, ids).await
     }
 
     async fn raise_alert(&self, alert: &ClockAlert) -> Result<RaiseOutcome, StoreError> {

@@ -167,11 +167,20 @@ impl SlaTracker {
                 .store
                 .clocks_changed(since, after_id, CHANGES_PAGE)
                 .await?;
-            for c in &page {
-                if feed.seen.get(&c.id) != Some(&c.changed_at) {
+            // Most of a page was seen at the last poll (it reads FEED_OVERLAP back): only
+            // the clocks new or changed since are read in full.
+            let fresh: Vec<i64> = page
+                .iter()
+                .filter(|c| feed.seen.get(&c.id) != Some(&c.changed_at))
+                .map(|c| c.id)
+                .collect();
+            if !fresh.is_empty() {
+                for c in self.cases.store.clocks(&fresh).await? {
                     feed.seen.insert(c.id, c.changed_at);
-                    watch(scheduler, c);
+                    watch(scheduler, &c);
                 }
+            }
+            for c in &page {
                 feed.watermark = feed.watermark.max(c.changed_at);
             }
             match page.last() {

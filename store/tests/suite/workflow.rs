@@ -273,6 +273,14 @@ async fn dispatch_clocks_are_stored_with_the_task_and_seen_as_changes(db: &TestD
     let changed = store.clocks_changed(before, 0, 100).await.unwrap();
     assert_eq!(changed.len(), 1);
     let (at_ms, last_id) = (changed[0].changed_at, changed[0].id);
+    assert_eq!((last_id, at_ms), (open[0].id, open[0].changed_at));
+    // The feed gives keys; the clocks are read in full by id (an unknown id is skipped).
+    assert_eq!(
+        store.clocks(&[last_id, last_id + 1000]).await.unwrap(),
+        open,
+        "the clock read by id is the stored one"
+    );
+    assert!(store.clocks(&[]).await.unwrap().is_empty());
     assert!(store
         .clocks_changed(at_ms, last_id, 100)
         .await
