@@ -102,6 +102,22 @@ pub struct WebhookConfig {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub url: String,
+    /// PostgreSQL: the connections of the process's shared pool (API, console, workflow, SLA
+    /// tracker, outbox relays).
+    #[serde(default = "default_connections")]
+    pub connections: u32,
+    /// PostgreSQL: the routing pipeline's own connections, which nothing else takes: a burst
+    /// of console reads cannot hold up a backlog. SQLite has one writer per file, shared.
+    #[serde(default = "default_routing_connections")]
+    pub routing_connections: u32,
+}
+
+fn default_connections() -> u32 {
+    10
+}
+
+fn default_routing_connections() -> u32 {
+    4
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -106,6 +106,34 @@ async fn wait_for_stop_signal() -> anyhow::Result<&'static str> {
     }
 }
 
+/// A store handle for one role of the process, its pool named `<client id>.<role>` on the
+/// server (`pg_stat_activity.application_name`).
+async fn open_store(
+    config: &HubConfig,
+    role: &str,
+    connections: u32,
+) -> anyhow::Result<Arc<dyn TaskStore>> {
+    let client: String = config
+        .kafka
+        .client_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let pool = hub_store::PoolOptions {
+        max_connections: connections,
+        name: Some(format!("{client}.{role}")),
+    };
+    hub_store::open_with(&config.store.url, &pool)
+        .await
+        .with_context(|| format!("opening store {}", redact_url(&config.store.url)))
+}
+
 /// Start a hub process. With no brokers configured it starts the embedded broker first.
 pub async fn start(
     config: &HubConfig,
@@ -138,9 +166,14 @@ pub async fn start_with(
     );
     let city: Arc<City> = router.config().city().clone();
     let routing = Arc::new(RoutingState::new(&config.routing.dir, router));
-    let store = hub_store::open(&config.store.url)
-        .await
-        .with_context(|| format!("opening store {}", redact_url(&config.store.url)))?;
+    let store = open_store(config, "shared", config.store.connections).await?;
+    // PostgreSQL: the routing pipeline's connections are its own. SQLite: one writer per
+    // file, so one handle (a second would only wait for the first's lock).
+    let routing_store = if roles.router && hub_store::pools_per_handle(&config.store.url) {
+        open_store(config, "routing", config.store.routing_connections).await?
+    } else {
+        store.clone()
+    };
     // The case workflow (SLA policies in <routing dir>/sla) and the API's accounts.
     let cases = crate::cases::service::CaseService::load(
         &config.routing.dir,
@@ -221,7 +254,7 @@ pub async fn start_with(
             kafka.clone(),
             shared.codec.clone(),
             routing.clone(),
-            store.clone(),
+            routing_store.clone(),
             cases.clone(),
             dead_letter_topic.clone(),
             config.input.limits(),

@@ -424,6 +424,36 @@ pub trait Cursors: Send + Sync {
 ///   missing. In-memory databases are refused: tasks would vanish with the process.
 /// - `postgres://user[:password]@host[:port]/database` (or `postgresql://`).
 pub async fn open(url: &str) -> Result<Arc<dyn TaskStore>, StoreError> {
+    open_with(url, &PoolOptions::default()).await
+}
+
+/// The connections one store handle may hold. PostgreSQL: a pool of `max_connections`,
+/// shown on the server (`pg_stat_activity.application_name`) as `name`; a process opens a
+/// handle per role so that one role cannot take the connections another needs. SQLite keeps
+/// its fixed pools (one writer, a few readers) and ignores these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    pub name: Option<String>,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_connections: 10,
+            name: None,
+        }
+    }
+}
+
+/// Whether handles opened on `url` have pools of their own (PostgreSQL), so that a process
+/// may give a role its own handle; SQLite's one writer per file is better shared.
+pub fn pools_per_handle(url: &str) -> bool {
+    url.starts_with("postgres:") || url.starts_with("postgresql:")
+}
+
+/// [`open`] with pool options.
+pub async fn open_with(url: &str, pool: &PoolOptions) -> Result<Arc<dyn TaskStore>, StoreError> {
     let scheme = match url.split_once(':') {
         Some((scheme, _)) if !scheme.is_empty() => scheme,
         _ => {
@@ -434,7 +464,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn TaskStore>, StoreError> {
     };
     match scheme {
         "sqlite" => Ok(Arc::new(dialect::sqlite::open(url).await?)),
-        "postgres" | "postgresql" => Ok(Arc::new(dialect::postgres::open(url).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(dialect::postgres::open(url, pool).await?)),
         other => Err(StoreError::UnsupportedScheme {
             scheme: other.to_owned(),
         }),

@@ -1025,3 +1025,69 @@ async fn two_routing_processes_in_one_group_split_a_backlog_and_one_stops_midway
     b.terminate(Duration::from_secs(30)).await;
     api.stop().await;
 }
+
+/// On PostgreSQL the routing pipeline writes through a pool of its own: while a backlog
+/// drains, the server shows its connections as `<client_id>.routing`, never more than
+/// `store.routing_connections`, and the process's shared pool (`<client_id>.shared`) never
+/// runs the pipeline's task inserts, so the API's readers cannot take what it needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_the_routing_pipeline_writes_through_connections_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let store_url = fresh_store_url(Backend::Postgres, dir.path()).await;
+    let database = store_url.rsplit('/').next().unwrap().to_owned();
+    let mut config = hub_config(dir.path(), broker.bootstrap(), &store_url);
+    config.store.routing_connections = 2;
+    let roles = Roles {
+        connectors: false,
+        router: true,
+        api: true,
+    };
+    let hub = start(&config, roles).await;
+    let backlog = preload_backlog(dir.path(), broker.bootstrap(), 2_000, 0, 0).await;
+    let routing_name = format!("{}.routing", config.kafka.client_id);
+    let shared_name = format!("{}.shared", config.kafka.client_id);
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&postgres_url())
+        .await
+        .unwrap();
+    let want = backlog.thefts as u64;
+    let (mut most_routing, mut routing_inserts, mut shared_seen) = (0usize, 0usize, false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while task_count(&hub.store).await < want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backlog did not drain"
+        );
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT application_name, query FROM pg_stat_activity WHERE datname = $1",
+        )
+        .bind(&database)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        let routing = rows.iter().filter(|(name, _)| *name == routing_name);
+        most_routing = most_routing.max(routing.clone().count());
+        routing_inserts += routing
+            .filter(|(_, q)| q.starts_with("INSERT INTO tasks"))
+            .count();
+        for (name, query) in &rows {
+            shared_seen |= *name == shared_name;
+            assert!(
+                !(*name == shared_name && query.starts_with("INSERT INTO tasks")),
+                "the shared pool ran the pipeline's insert: {}",
+                &query[..query.len().min(60)]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(shared_seen, "the shared pool is named {shared_name}");
+    assert!(
+        (1..=2).contains(&most_routing),
+        "the routing pool holds 1 to 2 connections, seen {most_routing}"
+    );
+    assert!(
+        routing_inserts > 0,
+        "the pipeline's inserts ran on {routing_name}"
+    );
+    hub.stop().await;
+}

@@ -12,7 +12,6 @@ use crate::store::Store;
 use crate::StoreError;
 
 const BACKEND: &str = Dialect::Postgres.name();
-const MAX_CONNECTIONS: u32 = 10;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -165,7 +164,7 @@ pub async fn replicate_tasks(url: &str, copies: u32, shift_ms: i64) -> Result<i6
         .map_err(|e| e.to_string())
 }
 
-pub(crate) async fn open(url: &str) -> Result<Store, StoreError> {
+pub(crate) async fn open(url: &str, pool: &crate::PoolOptions) -> Result<Store, StoreError> {
     // sqlx's parse errors do not echo the URL, which may hold a password.
     let invalid = |e: sqlx::Error| StoreError::InvalidUrl {
         reason: format!("PostgreSQL URL: {e}"),
@@ -178,11 +177,19 @@ pub(crate) async fn open(url: &str) -> Result<Store, StoreError> {
         options.get_port(),
         options.get_database().unwrap_or(options.get_username())
     );
-    // `Any` reads the same URL into the same options again when it connects.
-    let options = AnyConnectOptions::from_str(url).map_err(invalid)?;
+    // `Any` reads the same URL into the same options again when it connects; the pool's
+    // name goes with it, so the server's `pg_stat_activity` shows whose connection it is.
+    let named = match &pool.name {
+        Some(name) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}application_name={name}")
+        }
+        None => url.to_owned(),
+    };
+    let options = AnyConnectOptions::from_str(&named).map_err(invalid)?;
     sqlx::any::install_default_drivers();
     let pool = AnyPoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
+        .max_connections(pool.max_connections.max(1))
         .connect_with(options)
         .await
         .map_err(|source| StoreError::Connect {
