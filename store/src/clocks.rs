@@ -209,10 +209,11 @@ pub(crate) async fn clocks_by_id(
     for chunk in ids.chunks(500) {
         let mut q = SqlBuilder::new(store.sql(&select_clocks("WHERE c.id IN (")).into_owned());
         for (n, id) in chunk.iter().enumerate() {
-            if n > 0 {
-                q.push(", ");
+            if n == 0 {
+                q.push_bind(*id);
+            } else {
+                q.push_bind_next(*id);
             }
-            q.push_bind(*id);
         }
         q.push(") ORDER BY c.id");
         let (sql, args) = q.build().map_err(err())?;
