@@ -108,7 +108,7 @@ pub(crate) async fn upsert_clocks_of(
         }
     }
     for chunk in rows.chunks(store.rows_per_statement()) {
-        let mut q = SqlBuilder::new(UPSERT_CLOCKS);
+        let mut q = SqlBuilder::for_rows(store.dialect, UPSERT_CLOCKS);
         q.push_rows(chunk, |q, (task_id, key, json, open, deadline, warning)| {
             q.push("(")
                 .push_bind(*task_id)

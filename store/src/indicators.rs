@@ -96,7 +96,7 @@ pub(crate) async fn insert_opening_facts(
         .map(|(task, opening)| OpeningFacts::of(task, opening))
         .collect::<Result<Vec<_>, StoreError>>()?;
     for chunk in rows.chunks(store.rows_per_statement()) {
-        let mut q = SqlBuilder::new(INSERT_FACTS);
+        let mut q = SqlBuilder::for_rows(store.dialect, INSERT_FACTS);
         q.push_rows(chunk, |q, f| {
             q.push("(")
                 .push_bind(f.task_id)

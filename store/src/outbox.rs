@@ -187,7 +187,8 @@ pub(crate) async fn insert_many(
         .map(|e| Ok((e, to_payload(e.event)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     for chunk in rows.chunks(store.rows_per_statement()) {
-        let mut q = crate::filter::SqlBuilder::new(
+        let mut q = crate::filter::SqlBuilder::for_rows(
+            store.dialect,
             "INSERT INTO outbox (task_id, department, kind, payload, created_at) VALUES ",
         );
         q.push_rows(chunk, |q, (e, payload)| {

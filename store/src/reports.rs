@@ -128,7 +128,7 @@ pub(crate) async fn insert_reports(
         })
     };
     for chunk in reports.chunks(store.rows_per_statement()) {
-        let mut q = crate::filter::SqlBuilder::new(INSERT_REPORTS);
+        let mut q = crate::filter::SqlBuilder::for_rows(store.dialect, INSERT_REPORTS);
         q.push_rows(chunk, |q, (task_id, r)| {
             q.push("(")
                 .push_bind(*task_id)

@@ -89,16 +89,14 @@ pub(crate) async fn create_tasks(
     let mut tx = store.writer.begin().await.map_err(db_err())?;
     let mut inserted = std::collections::HashSet::new();
     for chunk in rows.chunks(store.rows_per_statement()) {
-        let mut q = SqlBuilder::new(INSERT_TASKS);
+        let mut q = SqlBuilder::for_rows(store.dialect, INSERT_TASKS);
         q.push_rows(chunk, |q, row| {
             row.push_values(q);
         });
         q.push(INSERT_TASKS_END);
         let (sql, args) = q.build().map_err(db_err())?;
         let ids: Vec<String> = sqlx::query_scalar_with(&store.sql(&sql), args)
-            // Not kept prepared: a cached statement keeps the parameter types of its first
-            // rows (a NULL there), which PostgreSQL then applies to later values.
-            .persistent(false)
+            .persistent(store.keeps_row_statements())
             .fetch_all(&mut *tx)
             .await
             .map_err(db_err())?;
@@ -195,15 +193,13 @@ async fn write_openings(
         })
         .collect();
     for chunk in history.chunks(store.rows_per_statement()) {
-        let mut q = SqlBuilder::new(INSERT_HISTORY_VALUES);
+        let mut q = SqlBuilder::for_rows(store.dialect, INSERT_HISTORY_VALUES);
         q.push_rows(chunk, |q, (task_id, row)| {
             row.push_values(task_id, q);
         });
         let (sql, args) = q.build().map_err(db_err())?;
         sqlx::query_with(&sql, args)
-            // Not kept prepared: a cached statement keeps the parameter types of its first
-            // rows (a NULL there), which PostgreSQL then applies to later values.
-            .persistent(false)
+            .persistent(store.keeps_row_statements())
             .execute(&mut *tx)
             .await
             .map_err(db_err())?;
