@@ -59,8 +59,12 @@ const OPEN_CLOCKS: &str = "WHERE c.is_open = 1 AND c.id > $1 ORDER BY c.id LIMIT
 const CLOCK_BY_ID: &str = "WHERE c.id = $1";
 /// Keyset over (changed_at, id): binds changed_at, id, limit. Only the keys, which the
 /// `sla_clocks_changed` index holds: the tracker reads the rows of the few it has not seen.
-const CHANGED_CLOCKS: &str = "SELECT id, changed_at FROM sla_clocks WHERE changed_at > $1 \
-     OR (changed_at = $1 AND id > $2) ORDER BY changed_at, id LIMIT $3";
+/// A row comparison, which both databases start the index scan at; PostgreSQL read
+/// `changed_at > $1 OR (changed_at = $1 AND id > $2)` as a filter over the index from its
+/// start (53 ms a page at 100,000 clocks, against 0.4 ms).
+const CHANGED_CLOCKS: &str =
+    "SELECT id, changed_at FROM sla_clocks WHERE (changed_at, id) > ($1, $2) \
+     ORDER BY changed_at, id LIMIT $3";
 
 /// `SELECT` of clock rows with their alerts joined by commas (`string_agg`, which SQLite
 /// calls `group_concat`); `rest` is the `WHERE`/`ORDER BY`/`LIMIT` clauses.

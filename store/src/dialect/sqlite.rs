@@ -22,8 +22,13 @@ const READER_CONNECTIONS: u32 = 4;
 ///   fails.
 /// - synchronous FULL, not NORMAL: a committed task must survive a power cut, since the
 ///   broker offset is committed right after it.
+/// - temp_store MEMORY: a multi-row statement inside a transaction keeps a statement journal
+///   (to undo itself alone); in a temporary file that was a tenth of the writer's time.
+/// - cache_size 32 MiB (default 2 MiB): a batch's transaction dirties more pages than the
+///   default holds, and spilled them into the WAL before its commit.
 const PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
+     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY; \
+     PRAGMA cache_size = -32768;";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
