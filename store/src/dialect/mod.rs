@@ -58,9 +58,9 @@ impl Dialect {
         }
     }
 
-    /// Whether the statements that write a batch's rows are kept prepared. SQLite writes one
-    /// row per statement ([`Self::rows_per_statement`]): re-preparing it for every row cost
-    /// more than running it (a third of the writer's time at 500 tasks a batch). PostgreSQL's
+    /// Whether the statements that write a batch's rows are kept prepared. On SQLite the
+    /// same few statements (a full chunk of [`Self::rows_per_statement`] rows, and the rest)
+    /// come back in every batch: preparing each again cost more than running it. PostgreSQL's
     /// multi-row statements are not kept: a cached statement keeps the parameter types of its
     /// first rows (a NULL there) and applies them to later values.
     pub(crate) fn keeps_row_statements(self) -> bool {
