@@ -945,6 +945,16 @@ async fn a_backlog_drains_in_batches_through_repeated_kills_on_postgres() {
 /// Feed events the hub process listening on `port` has routed (all outcomes), from its
 /// Prometheus metrics; `None` while it does not answer.
 async fn routed_by(port: u16) -> Option<f64> {
+    metric_sum(port, "hub_router_events_total").await
+}
+
+/// The feed partitions the process on `port` holds after its group's last rebalance.
+async fn partitions_held(port: u16) -> Option<f64> {
+    metric_sum(port, "hub_kafka_partitions_assigned").await
+}
+
+/// The sum of every series of `name` on the `/metrics` page of the process on `port`.
+async fn metric_sum(port: u16, name: &str) -> Option<f64> {
     let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .ok()?
@@ -953,7 +963,7 @@ async fn routed_by(port: u16) -> Option<f64> {
         .ok()?;
     Some(
         body.lines()
-            .filter(|l| l.starts_with("hub_router_events_total"))
+            .filter(|l| l.starts_with(name))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum(),
     )
@@ -969,7 +979,6 @@ async fn two_routing_processes_in_one_group_split_a_backlog_and_one_stops_midway
     let store_url = fresh_store_url(Backend::Postgres, dir.path()).await;
     let config = hub_config(dir.path(), broker.bootstrap(), &store_url);
     let api = start(&config, API_ONLY).await;
-    let backlog = preload_backlog(dir.path(), broker.bootstrap(), 6_000, 0, 0).await;
     let store = api.store.clone();
     let spawn = |port: u16| {
         let mut env = config_overrides(dir.path(), broker.bootstrap(), &store_url);
@@ -981,6 +990,21 @@ async fn two_routing_processes_in_one_group_split_a_backlog_and_one_stops_midway
     let (port_a, port_b) = (free_port(), free_port());
     let a = spawn(port_a);
     let b = spawn(port_b);
+    // The backlog goes in once both hold partitions: a backlog there before the second
+    // joined could drain through the first alone.
+    eventually(
+        Duration::from_secs(60),
+        "both processes holding feed partitions",
+        || async {
+            let (pa, pb) = (
+                partitions_held(port_a).await?,
+                partitions_held(port_b).await?,
+            );
+            (pa > 0.0 && pb > 0.0).then_some(())
+        },
+    )
+    .await;
+    let backlog = preload_backlog(dir.path(), broker.bootstrap(), 6_000, 0, 0).await;
     let want = backlog.thefts as u64;
     eventually(
         Duration::from_secs(90),

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -15,6 +15,33 @@ use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::{RouterAssignment, TopicConfig};
+use crate::infra::telemetry;
+
+/// A consumer of the hub: a [`StreamConsumer`] that reports its partitions.
+pub type HubConsumer = StreamConsumer<PartitionsContext>;
+
+/// Keeps `hub_kafka_partitions_assigned{group}` at what this process holds after every
+/// rebalance, so an operator running several hub processes sees which holds how much.
+pub struct PartitionsContext {
+    group: String,
+}
+
+impl ClientContext for PartitionsContext {}
+
+impl ConsumerContext for PartitionsContext {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // The whole assignment, not the event's list: right for eager and cooperative
+        // protocols alike.
+        let held = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        metrics::gauge!(telemetry::KAFKA_PARTITIONS_ASSIGNED, "group" => self.group.clone())
+            .set(held as f64);
+        if let Rebalance::Error(e) = rebalance {
+            tracing::warn!(group = %self.group, error = %e, "consumer group rebalance failed");
+        } else {
+            tracing::info!(group = %self.group, partitions = held, "consumer group rebalanced");
+        }
+    }
+}
 
 /// Connection to the cluster shared by every component of one hub process.
 #[derive(Clone)]
@@ -110,13 +137,13 @@ impl Kafka {
         group: &str,
         assignment: RouterAssignment,
         topics: &[&str],
-    ) -> anyhow::Result<StreamConsumer> {
+    ) -> anyhow::Result<HubConsumer> {
         let mut config = ClientConfig::new();
         // librdkafka's own debug contexts (e.g. `cgrp,fetch`) for diagnosing group issues.
         if let Ok(contexts) = std::env::var("HUB_KAFKA_DEBUG") {
             config.set("debug", contexts);
         }
-        let consumer: StreamConsumer = config
+        let consumer: HubConsumer = config
             .set("bootstrap.servers", &self.brokers)
             .set("client.id", &self.client_id)
             .set("group.id", group)
@@ -129,7 +156,9 @@ impl Kafka {
             // default (500 ms) was the whole of a lone event's routing delay with the
             // embedded broker; 25 ms costs a few idle fetches a second.
             .set("fetch.wait.max.ms", "25")
-            .create()
+            .create_with_context(PartitionsContext {
+                group: group.to_owned(),
+            })
             .context("creating the Kafka consumer")?;
         match assignment {
             RouterAssignment::Group => consumer
@@ -153,6 +182,9 @@ impl Kafka {
                 consumer
                     .assign(&partitions)
                     .context("assigning feed partitions")?;
+                // No rebalance follows an assignment of one's own.
+                metrics::gauge!(telemetry::KAFKA_PARTITIONS_ASSIGNED, "group" => group.to_owned())
+                    .set(partitions.count() as f64);
             }
         }
         Ok(consumer)

@@ -36,6 +36,9 @@ pub const ROUTER_EVENTS: &str = "hub_router_events_total";
 pub const ROUTER_EVENT_SECONDS: &str = "hub_router_event_duration_seconds";
 /// Feed events taken together by the routing pipeline (histogram).
 pub const ROUTER_BATCH_EVENTS: &str = "hub_router_batch_events";
+/// Partitions a consumer of this process holds after its group's last rebalance; label
+/// `group`. With several hub processes in `group` assignment, they add up to the feed's.
+pub const KAFKA_PARTITIONS_ASSIGNED: &str = "hub_kafka_partitions_assigned";
 /// Records written to the dead-letter topic; label `stage`.
 pub const DEAD_LETTERS: &str = "hub_dead_letters_total";
 /// Outbox entries delivered; label `destination` (`kafka`, `webhook:<department>`).

@@ -29,13 +29,13 @@ use hub_store::{
     CreateOutcome, DepartmentReturn, FailureClass, LinkOutcome, NearQuery, Report, StoreError,
     Suppression, TaskStore,
 };
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use tracing::Instrument;
 
 use crate::cases::service::CaseService;
 use crate::context::routing::RoutingState;
-use crate::infra::kafka::Kafka;
+use crate::infra::kafka::{HubConsumer, Kafka};
 use crate::infra::shutdown::Shutdown;
 use crate::infra::telemetry;
 use crate::pipeline::dead_letters::{
@@ -48,7 +48,7 @@ pub struct RoutingPipeline {
     /// the committed offsets.
     pub new_consumer: ConsumerFactory,
     /// The consumer of the current (or last, if it died) run.
-    consumer: Option<StreamConsumer>,
+    consumer: Option<HubConsumer>,
     pub kafka: Kafka,
     pub codec: Arc<Codec>,
     pub routing: Arc<RoutingState>,
@@ -65,7 +65,7 @@ pub struct RoutingPipeline {
     pub batch_max: usize,
 }
 
-pub type ConsumerFactory = Box<dyn Fn() -> anyhow::Result<StreamConsumer> + Send + Sync>;
+pub type ConsumerFactory = Box<dyn Fn() -> anyhow::Result<HubConsumer> + Send + Sync>;
 
 /// Fault injection for tests: called with each event just before it is routed.
 pub type RouteHook = Arc<dyn Fn(&CivicEvent) + Send + Sync>;
