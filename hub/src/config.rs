@@ -32,6 +32,9 @@ pub struct HubConfig {
     /// The bounds every record from outside is held to.
     #[serde(default)]
     pub input: InputConfig,
+    /// Tamper evidence of the case histories.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// How long a stopping hub (Ctrl-C, SIGTERM) waits for its tasks to finish what they
     /// are doing before it abandons them (their uncommitted work is redelivered later).
     #[serde(default = "default_drain_ms")]
@@ -44,6 +47,29 @@ pub const MAX_DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_
 
 fn default_drain_ms() -> u64 {
     10_000
+}
+
+/// `[audit]`: how often the heads of the case histories' hash chains are checkpointed
+/// (signed with `HUB_AUDIT_KEY` when it is set). A history rewritten in the database shows
+/// in `hub audit verify` once a checkpoint recorded it.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Seconds between checkpoints (default 600).
+    #[serde(default = "default_checkpoint_every_s")]
+    pub checkpoint_every_s: u64,
+}
+
+fn default_checkpoint_every_s() -> u64 {
+    600
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_every_s: default_checkpoint_every_s(),
+        }
+    }
 }
 
 /// `[input]`: the sane window for event times, seen from the hub's clock. A record outside
@@ -301,6 +327,9 @@ impl HubConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.audit.checkpoint_every_s == 0 {
+            return Err("audit.checkpoint_every_s: must be at least 1".into());
+        }
         for key in self.kafka.topics.feeds.keys() {
             if Department::parse(key).is_none() {
                 return Err(format!("kafka.topics.feeds.{key}: not a department"));

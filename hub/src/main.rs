@@ -56,6 +56,10 @@ enum Command {
     /// Routing rules: validate them, run their tests.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Tamper evidence of the case histories: verify the hash chains and their checkpoints,
+    /// or record a checkpoint now. Reads the store of the configuration directly.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Benchmarks that print their figures last.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -160,6 +164,28 @@ enum RulesCommand {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every task's history chain (or one task's), the heads the checkpoints recorded
+    /// and, with HUB_AUDIT_KEY set, their signatures. Names the task and entry of each broken
+    /// link and exits non-zero when there is one.
+    Verify {
+        /// The hub configuration file (its store is checked).
+        #[arg(long, default_value = "config/hub.toml")]
+        config: PathBuf,
+        /// Only this task's history (and the heads recorded of it).
+        #[arg(long)]
+        task: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record the heads of the chains that moved since the last checkpoint, now.
+    Checkpoint {
+        #[arg(long, default_value = "config/hub.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// Routing decisions per second on one core for a generated city of 5,000 communities and
     /// 50,000 grids, beside a linear scan over all polygons, and the index's memory.
@@ -253,6 +279,12 @@ async fn main() -> std::process::ExitCode {
         }) => hub::cli::dlq::dlq_list(&api, token.as_deref(), source, after, limit, json).await,
         Command::Rules(RulesCommand::Check { dir }) => hub::cli::rules::rules_check(&dir),
         Command::Rules(RulesCommand::Test { dir }) => hub::cli::rules::rules_test(&dir),
+        Command::Audit(AuditCommand::Verify { config, task, json }) => {
+            hub::cli::audit::verify(&config, task.as_deref(), json).await
+        }
+        Command::Audit(AuditCommand::Checkpoint { config }) => {
+            hub::cli::audit::checkpoint(&config).await
+        }
         Command::Bench(BenchCommand::Route { quick }) => hub::cli::bench::bench_route(quick),
         Command::Bench(BenchCommand::Sla { tasks, dir }) => hub::cli::bench::bench_sla(&dir, tasks),
         #[cfg(feature = "demo")]

@@ -315,6 +315,25 @@ pub async fn start_with(
             poll: std::time::Duration::from_millis(250),
         };
         supervisor.spawn(&mut tasks, "sla_tracker", "sla_tracker", tracker);
+        let key = crate::cases::history_checkpoints::key_from_env();
+        if key.is_none() {
+            tracing::warn!(
+                variable = crate::cases::history_checkpoints::KEY_VAR,
+                "no audit key is set: history checkpoints are not signed, so a history \
+                 rewritten together with its checkpoints would not show"
+            );
+        }
+        let checkpoints = crate::cases::history_checkpoints::HistoryCheckpoints {
+            store: store.clone(),
+            key,
+            every: std::time::Duration::from_secs(config.audit.checkpoint_every_s),
+        };
+        supervisor.spawn(
+            &mut tasks,
+            "history_checkpoints",
+            "history_checkpoints",
+            checkpoints,
+        );
     }
     let mut api_addr = None;
     let mut served = Vec::new();

@@ -8,7 +8,7 @@ use hub_schemas::task::TaskStatusChanged;
 
 use crate::store::Store;
 use crate::workflow::{self, TaskHead, TransitionWrite};
-use crate::{outbox, StoreError, TaskEvent};
+use crate::{history, outbox, StoreError, TaskEvent};
 
 /// An alert the SLA tracker raises on a clock.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,23 +92,17 @@ pub(crate) async fn raise_alert(
         .fetch_one(&mut *tx)
         .await
         .map_err(err())?;
-    let seq: i64 = sqlx::query_scalar(workflow::NEXT_SEQ)
-        .bind(&alert.task_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(err())?;
-    sqlx::query(workflow::INSERT_HISTORY_ACTION)
-        .bind(&alert.task_id)
-        .bind(seq)
-        .bind(&head.status)
-        .bind(&head.status)
-        .bind(&alert.raised_by)
-        .bind(&alert.note)
-        .bind(alert.raised_at.timestamp_millis())
-        .bind(alert_action(alert))
-        .execute(&mut *tx)
-        .await
-        .map_err(err())?;
+    let entry = history::Entry {
+        task_id: alert.task_id.clone(),
+        seq: 0,
+        from_status: Some(head.status.clone()),
+        to_status: head.status.clone(),
+        actor: alert.raised_by.clone(),
+        note: Some(alert.note.clone()),
+        at: alert.raised_at.timestamp_millis(),
+        action: Some(alert_action(alert)),
+    };
+    let seq = history::append(store, &mut tx, entry).await?;
     if alert.is_breach() {
         sqlx::query(MARK_BREACHED)
             .bind(&alert.task_id)

@@ -5,7 +5,7 @@
 //! [`open`] picks the backend from the URL and brings the schema up to date; everything
 //! else goes through the [`TaskStore`] trait, so the hub holds an `Arc<dyn TaskStore>`. Its
 //! methods come in one trait per concern: [`Tasks`], [`Reports`], [`Workflow`] (state,
-//! clocks, alerts), [`Outbox`] and [`Cursors`]. Code that needs one concern only can take
+//! clocks, alerts), [`Outbox`], [`Cursors`] and [`Audit`]. Code that needs one concern only can take
 //! that trait (`&dyn Outbox`); `dyn TaskStore` offers them all without imports.
 //! Times are stored as epoch milliseconds, so a task reads back with millisecond precision.
 //!
@@ -24,6 +24,8 @@
 //! - `reports.rs`: reports linked to tasks, duplicates nearby, a record's prior outcome;
 //!   `returns.rs`: records that became no task (returned to their department, suppressed).
 //! - `cursors.rs`: where each pull connector stopped.
+//! - `history.rs`: a task's history as a hash chain, appended to inside each transaction that
+//!   writes an entry; `audit.rs`: checking the chains, and checkpointing their heads.
 //! - `dialect/`: what differs between SQLite and PostgreSQL: opening each (pools, pragmas,
 //!   migrations, in `sqlite.rs` and `postgres.rs`) and the few SQL differences (`mod.rs`).
 //!   The schemas themselves are in `migrations/sqlite` and `migrations/postgres`.
@@ -40,11 +42,13 @@ use hub_router::task::{AssignedUnit, NewTask, StatusChange, Task, TaskStatus};
 use hub_schemas::event::Department;
 
 mod alerts;
+mod audit;
 mod clocks;
 mod cursors;
 pub(crate) mod dialect;
 mod error;
 mod filter;
+mod history;
 mod indicators;
 mod outbox;
 mod reports;
@@ -55,6 +59,7 @@ mod tasks;
 mod workflow;
 
 pub use alerts::{AlertTransition, ClockAlert, RaiseOutcome};
+pub use audit::{AuditReport, BrokenLink, Checkpoint, Place};
 pub use clocks::{earliest_deadline, ClockChange, StoredClock};
 pub use dialect::postgres::fresh_database as fresh_postgres_database;
 pub use dialect::postgres::replicate_tasks as replicate_postgres_tasks;
@@ -184,7 +189,7 @@ pub struct Involvement {
 /// The whole store, as the hub holds it (`Arc<dyn TaskStore>`): the traits of each concern,
 /// plus what concerns the database as a whole.
 #[async_trait]
-pub trait TaskStore: Tasks + Reports + Workflow + Outbox + Cursors + Send + Sync {
+pub trait TaskStore: Tasks + Reports + Workflow + Outbox + Cursors + Audit + Send + Sync {
     /// Answers when the database does: for health checks and for telling a record's fault
     /// from the store's.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -416,6 +421,30 @@ pub trait Cursors: Send + Sync {
 
     /// Records where a pull connector stopped, replacing what it saved before.
     async fn save_cursor(&self, connector: &str, cursor: &str) -> Result<(), StoreError>;
+}
+
+/// Tamper evidence of the case histories: every task's history is a hash chain
+/// (`history.rs`), and checkpoints record the chains' heads, signed with a key the database
+/// does not hold (`audit.rs`).
+#[async_trait]
+pub trait Audit: Send + Sync {
+    /// Records the head of every chain that moved since the last checkpoint, in a new
+    /// checkpoint chained to that one and signed with `key` (HMAC-SHA256) when given; `None`
+    /// when no chain moved.
+    async fn checkpoint_history(
+        &self,
+        key: Option<&[u8]>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Checkpoint>, StoreError>;
+
+    /// Checks every task's chain (or one task's), the heads the checkpoints recorded, and
+    /// the checkpoints themselves (their signatures too, given the key), and reports each
+    /// broken link: what no longer holds, and where.
+    async fn verify_history(
+        &self,
+        task_id: Option<&str>,
+        key: Option<&[u8]>,
+    ) -> Result<AuditReport, StoreError>;
 }
 
 /// Opens the store at `url` and applies any pending schema migrations.

@@ -260,31 +260,6 @@ pub(crate) struct HistoryRow {
 }
 
 impl HistoryRow {
-    pub(crate) fn of(change: &StatusChange) -> Self {
-        HistoryRow {
-            seq: change.seq,
-            from_status: change.from_status.map(|s| s.as_str().to_owned()),
-            to_status: change.to_status.as_str().to_owned(),
-            actor: change.actor.clone(),
-            note: change.note.clone(),
-            at: change.at.timestamp_millis(),
-        }
-    }
-
-    /// Appends `(task_id, seq, from_status, to_status, actor, note, at)` to a multi-row
-    /// `VALUES` list.
-    pub(crate) fn push_values<'q>(&'q self, task_id: &'q str, q: &mut SqlBuilder<'q>) {
-        q.push("(")
-            .push_bind(task_id)
-            .push_bind_next(self.seq)
-            .push_bind_next(self.from_status.as_deref())
-            .push_bind_next(self.to_status.as_str())
-            .push_bind_next(self.actor.as_str())
-            .push_bind_next(self.note.as_deref())
-            .push_bind_next(self.at)
-            .push(")");
-    }
-
     pub(crate) fn into_change(self, task_id: &str) -> Result<StatusChange, StoreError> {
         let status = |column: &'static str, value: &str| {
             TaskStatus::parse(value).ok_or_else(|| StoreError::Corrupt {

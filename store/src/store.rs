@@ -13,12 +13,15 @@ use hub_schemas::event::Department;
 use sqlx::AnyPool;
 
 use crate::dialect::Dialect;
-use crate::{alerts, clocks, cursors, indicators, outbox, reports, returns, tasks, workflow};
+use crate::{
+    alerts, audit, clocks, cursors, indicators, outbox, reports, returns, tasks, workflow,
+};
 use crate::{
     ApplyOutcome, ClockAlert, ClockChange, CreateOutcome, DepartmentReturn, DestinationState,
     LinkOutcome, NearQuery, OpenTaskNear, OutboxEvent, PriorOutcome, RaiseOutcome, Report,
     StoreError, StoredClock, Suppression, TaskFilter, TaskPoint, TaskStore, WorkflowRecord,
 };
+use crate::{Audit, AuditReport, Checkpoint};
 use crate::{Cursors, Outbox, Reports, Tasks, Workflow};
 
 pub(crate) struct Store {
@@ -295,5 +298,24 @@ impl Cursors for Store {
 
     async fn save_cursor(&self, connector: &str, cursor: &str) -> Result<(), StoreError> {
         cursors::save_cursor(self, connector, cursor).await
+    }
+}
+
+#[async_trait]
+impl Audit for Store {
+    async fn checkpoint_history(
+        &self,
+        key: Option<&[u8]>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        audit::checkpoint(self, key, at).await
+    }
+
+    async fn verify_history(
+        &self,
+        task_id: Option<&str>,
+        key: Option<&[u8]>,
+    ) -> Result<AuditReport, StoreError> {
+        audit::verify(self, task_id, key).await
     }
 }

@@ -10,7 +10,7 @@ use sqlx::AnyConnection;
 use crate::filter::{self, SqlBuilder};
 use crate::rows::{HistoryRow, TaskRow};
 use crate::store::Store;
-use crate::{clocks, indicators, outbox, reports, CreateOutcome, StoreError, TaskFilter};
+use crate::{clocks, history, indicators, outbox, reports, CreateOutcome, StoreError, TaskFilter};
 
 /// A task as a map shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,10 +52,6 @@ const SELECT_TASKS: &str = "SELECT task_id, event_id, source_system, source_id, 
      rules_version, occurred_at, received_at, created_at, updated_at, \
      category::text AS category, category_group, priority, sla_policy, place_lon, place_lat \
      FROM tasks";
-
-/// Followed by `(task_id, seq, from_status, to_status, actor, note, at)` rows.
-const INSERT_HISTORY_VALUES: &str = "INSERT INTO task_history (task_id, seq, from_status, \
-     to_status, actor, note, at) VALUES ";
 
 const SELECT_HISTORY: &str = "SELECT seq, from_status, to_status, actor, note, at \
      FROM task_history WHERE task_id = $1 ORDER BY seq";
@@ -183,20 +179,24 @@ async fn write_openings(
             format!("write the openings of {} new tasks", created.len())
         })
     };
-    let history: Vec<(&str, HistoryRow)> = created
+    let history: Vec<history::Chained> = created
         .iter()
         .flat_map(|(task, opening)| {
-            opening
-                .history
-                .iter()
-                .map(|entry| (task.task_id.as_str(), HistoryRow::of(entry)))
+            history::chain_new(opening.history.iter().map(|change| history::Entry {
+                task_id: task.task_id.clone(),
+                seq: change.seq,
+                from_status: change.from_status.map(|s| s.as_str().to_owned()),
+                to_status: change.to_status.as_str().to_owned(),
+                actor: change.actor.clone(),
+                note: change.note.clone(),
+                at: change.at.timestamp_millis(),
+                action: None,
+            }))
         })
         .collect();
     for chunk in history.chunks(store.rows_per_statement()) {
-        let mut q = SqlBuilder::for_rows(store.dialect, INSERT_HISTORY_VALUES);
-        q.push_rows(chunk, |q, (task_id, row)| {
-            row.push_values(task_id, q);
-        });
+        let mut q = SqlBuilder::for_rows(store.dialect, history::INSERT_ENTRIES);
+        q.push_rows(chunk, |q, row| row.push_values(q));
         let (sql, args) = q.build().map_err(db_err())?;
         sqlx::query_with(&sql, args)
             .persistent(store.keeps_row_statements())

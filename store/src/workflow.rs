@@ -13,7 +13,7 @@ use serde::Serialize;
 use sqlx::AnyConnection;
 
 use crate::store::Store;
-use crate::{clocks, indicators, outbox, StoreError, TaskEvent};
+use crate::{clocks, history, indicators, outbox, StoreError, TaskEvent};
 
 /// A task's workflow as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,11 +54,6 @@ const UPDATE_WORKFLOW: &str = "UPDATE tasks SET status = $2, workflow = $3, \
      extension_count = $9, callback_satisfied = $10 WHERE task_id = $1 AND workflow_version = $7";
 const UPDATE_LEAD: &str = "UPDATE tasks SET lead_unit_id = $2, lead_unit_role = $3, \
      lead_unit_name = $4 WHERE task_id = $1";
-pub(crate) const NEXT_SEQ: &str =
-    "SELECT COALESCE(MAX(seq), 0) + 1 FROM task_history WHERE task_id = $1";
-pub(crate) const INSERT_HISTORY_ACTION: &str = "INSERT INTO task_history (task_id, seq, \
-     from_status, to_status, actor, note, at, action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-
 pub(crate) async fn workflow(
     store: &Store,
     task_id: &str,
@@ -172,25 +167,19 @@ impl TransitionWrite<'_> {
                 .await
                 .map_err(err())?;
         }
-        let seq: i64 = sqlx::query_scalar(NEXT_SEQ)
-            .bind(task_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err())?;
         let actor = actor_name(t);
         let note = history_note(t);
-        sqlx::query(INSERT_HISTORY_ACTION)
-            .bind(task_id)
-            .bind(seq)
-            .bind(t.from.as_str())
-            .bind(t.to.as_str())
-            .bind(&actor)
-            .bind(&note)
-            .bind(t.at.timestamp_millis())
-            .bind(&action)
-            .execute(&mut *tx)
-            .await
-            .map_err(err())?;
+        let entry = history::Entry {
+            task_id: task_id.to_owned(),
+            seq: 0,
+            from_status: Some(t.from.as_str().to_owned()),
+            to_status: t.to.as_str().to_owned(),
+            actor: actor.clone(),
+            note: Some(note.clone()),
+            at: t.at.timestamp_millis(),
+            action: Some(action),
+        };
+        let seq = history::append(store, tx, entry).await?;
         clocks::upsert_clocks(store, tx, task_id, self.clocks).await?;
         indicators::refresh_case_facts(store, tx, task_id).await?;
         let event = TaskEvent::TaskStatusChanged(TaskStatusChanged {

@@ -143,12 +143,17 @@ struct Fixture {
     a: String,
     /// In 翠屏社区 (510504002001, street 510504002), from police, led by its police station.
     b: String,
+    store_url: String,
 }
 
 async fn fixture() -> Fixture {
+    fixture_on(Backend::Sqlite).await
+}
+
+async fn fixture_on(backend: Backend) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let broker = start_broker(dir.path()).await;
-    let url = fresh_store_url(Backend::Sqlite, dir.path()).await;
+    let url = fresh_store_url(backend, dir.path()).await;
     let config = hub_config(dir.path(), broker.bootstrap(), &url);
     let hub = startup::start(
         &config,
@@ -191,6 +196,7 @@ async fn fixture() -> Fixture {
         api,
         a: a.task_id,
         b: b.task_id,
+        store_url: url,
     }
 }
 
@@ -807,4 +813,141 @@ async fn an_account_holds_a_bounded_number_of_live_streams() {
     })
     .await;
     f.hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_names_a_history_entry_edited_in_sqlite() {
+    audit_verify_names_a_history_entry_edited_in_the_database(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_names_a_history_entry_edited_in_postgres() {
+    audit_verify_names_a_history_entry_edited_in_the_database(Backend::Postgres).await;
+}
+
+/// A case history changed in the database behind the hub's back: `hub audit verify` names
+/// the task and the entry and exits non-zero; untouched histories verify clean; a history
+/// cut back to a shorter, whole chain after a signed checkpoint is caught as well.
+async fn audit_verify_names_a_history_entry_edited_in_the_database(backend: Backend) {
+    let f = fixture_on(backend).await;
+    let (a, b) = (f.a.as_str(), f.b.as_str());
+    for (token, task, body) in [
+        (QINGQUAN, a, json!({"action": "sign_for", "note": "收到"})),
+        (QINGQUAN, a, json!({"action": "start"})),
+        (ADMIN, b, json!({"action": "sign_for"})),
+    ] {
+        let (s, r) = f.api.act(token, task, body).await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+    }
+    let audit = |args: Vec<&str>| {
+        let url = f.store_url.clone();
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        async move {
+            let out = tokio::process::Command::new(workspace_root().join("target/debug/hub"))
+                .arg("audit")
+                .args(args)
+                .arg("--config")
+                .arg(workspace_root().join("config/hub.toml"))
+                .env("HUB__STORE__URL", format!("\"{url}\""))
+                .env("HUB_AUDIT_KEY", "the city's audit key")
+                .env("RUST_LOG", "warn")
+                .output()
+                .await
+                .expect("run hub audit");
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            (out.status.success(), format!("{stdout}{stderr}"))
+        }
+    };
+    let (ok, out) = audit(vec!["checkpoint"]).await;
+    assert!(
+        ok && out.contains("checkpoint 1: 2 head(s)") && out.contains("signed"),
+        "{out}"
+    );
+    let (ok, out) = audit(vec!["verify"]).await;
+    assert!(
+        ok && out.contains("OK: every chain and checkpoint holds"),
+        "{out}"
+    );
+    assert!(out.contains("signatures: 1 held"), "{out}");
+
+    // The sign-for is moved an hour earlier: the task would count as signed for on time.
+    let history = f.hub.store.task_history(a).await.unwrap();
+    let sign_for = history
+        .iter()
+        .find(|e| e.to_status.as_str() == "signed_for")
+        .expect("a sign-for entry");
+    execute_sql(
+        &f.store_url,
+        &format!(
+            "UPDATE task_history SET at = at - 3600000 WHERE task_id = '{a}' AND seq = {}",
+            sign_for.seq
+        ),
+    )
+    .await;
+    let (ok, out) = audit(vec!["verify"]).await;
+    assert!(!ok, "a broken chain fails the command: {out}");
+    assert!(
+        out.contains(&format!(
+            "task {a} entry {}: the entry's content does not match its hash",
+            sign_for.seq
+        )),
+        "{out}"
+    );
+    assert!(out.contains("BROKEN: 1 link(s)"), "{out}");
+    let (ok, out) = audit(vec!["verify", "--task", b]).await;
+    assert!(ok, "the other task is untouched: {out}");
+
+    // The other task's last entry (its sign-for) is deleted: what is left is a whole chain,
+    // but not the one the checkpoint recorded.
+    let last = f
+        .hub
+        .store
+        .task_history(b)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .seq;
+    execute_sql(
+        &f.store_url,
+        &format!("DELETE FROM task_history WHERE task_id = '{b}' AND seq = {last}"),
+    )
+    .await;
+    let (ok, out) = audit(vec!["verify", "--task", b, "--json"]).await;
+    assert!(!ok, "{out}");
+    let json_end = out.rfind('}').unwrap() + 1;
+    let report: Value = serde_json::from_str(&out[..json_end]).unwrap();
+    assert_eq!(report["broken"][0]["task_id"], b, "{report}");
+    assert_eq!(report["broken"][0]["seq"], last, "{report}");
+    assert!(
+        report["broken"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("checkpoint 1 recorded is gone"),
+        "{report}"
+    );
+    f.hub.stop().await;
+}
+
+/// Runs `sql` on the store's database over a connection of its own, as someone with write
+/// access to the database (not through the hub) would.
+async fn execute_sql(url: &str, sql: &str) {
+    use sqlx::Connection;
+    let done = if url.starts_with("sqlite") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap()
+            .rows_affected()
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap()
+            .rows_affected()
+    };
+    assert_eq!(done, 1, "{sql}");
 }

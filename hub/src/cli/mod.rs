@@ -1,8 +1,9 @@
 //! The `hub` command line, one file per sub-command. `run` and `demo` start a hub; the others
-//! read files (`rules`, `bench`) or are clients of a running hub's HTTP API (`connectors`,
+//! read files (`rules`, `bench`) or the store (`audit`) or are clients of a running hub's HTTP API (`connectors`,
 //! `dlq`, `report`), which works the same with the embedded broker, whose address only the
 //! hub knows.
 
+pub mod audit;
 pub mod bench;
 #[cfg(feature = "demo")]
 pub mod bench_indicators;

@@ -30,6 +30,7 @@ mod backends;
 mod fixtures;
 
 mod alerts;
+mod audit;
 mod cursors;
 mod indicators;
 mod migrations;
