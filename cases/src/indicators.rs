@@ -127,11 +127,7 @@ impl Indicators {
 
     pub fn csv_row(&self) -> String {
         let opt = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
-        let key = if self.key.contains([',', '"']) {
-            format!("\"{}\"", self.key.replace('"', "\"\""))
-        } else {
-            self.key.clone()
-        };
+        let key = hub_schemas::csv::field(&self.key);
         format!(
             "{key},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.received,

@@ -205,14 +205,31 @@ pub struct RegistryConfig {
 }
 
 /// Where the routing configuration lives: `<dir>/city/` (boundaries, communities, gazetteer),
-/// `<dir>/taxonomy.toml` and `<dir>/rules/` (rules and their tests).
+/// `<dir>/taxonomy.toml`, `<dir>/rules/` (rules and their tests) and `<dir>/sla/`; and
+/// whether the hub routes with those files or with the store's active rules version.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingConfig {
     pub dir: PathBuf,
-    /// How often the files are checked for changes (hot reload); 0 turns reloading off.
+    #[serde(default)]
+    pub source: RulesSource,
+    /// How often the hub looks for a new version (the files changed, or another version was
+    /// activated in the store); 0 turns that off.
     #[serde(default = "default_reload_ms")]
     pub reload_check_ms: u64,
+}
+
+/// Where the routing configuration a hub routes with comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RulesSource {
+    /// The files in `dir`, reloaded when they change (one machine).
+    #[default]
+    Files,
+    /// The store's active rules version (`hub rules publish` / `rollback`): every process
+    /// sharing the store routes with the same one. On the first start `dir` is published as
+    /// the first version.
+    Store,
 }
 
 fn default_router_batch() -> usize {

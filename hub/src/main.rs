@@ -161,6 +161,64 @@ enum RulesCommand {
         #[arg(long, default_value = "config")]
         dir: PathBuf,
     },
+    /// Store the routing folder as a new rules version and make it the active one, after it
+    /// validates and its rule tests pass. Every hub process with `[routing] source =
+    /// "store"` routes with it within a poll.
+    Publish {
+        /// The routing folder to publish.
+        #[arg(long, default_value = "config")]
+        dir: PathBuf,
+        /// The hub configuration file (its store keeps the versions).
+        #[arg(long, default_value = "config/hub.toml")]
+        config: PathBuf,
+        /// Who publishes (kept with the version).
+        #[arg(long)]
+        author: String,
+        /// Why (kept with the version).
+        #[arg(long)]
+        message: String,
+    },
+    /// Make an earlier rules version the active one again (by default the one active before
+    /// the current one), after it loads and its tests pass with this hub.
+    Rollback {
+        #[arg(long, default_value = "config/hub.toml")]
+        config: PathBuf,
+        /// The version to return to (`r-…`, as `hub rules versions` lists them).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        author: String,
+        #[arg(long)]
+        message: String,
+    },
+    /// Route the logged events of a period again with a candidate (a routing folder or a
+    /// stored version) and print what would change against the versions that routed them:
+    /// community, lead unit, co-handlers, priority, SLA policy, deadlines, task or not, and
+    /// each unit's and community's load. Writes nothing.
+    Replay {
+        #[arg(long, default_value = "config/hub.toml")]
+        config: PathBuf,
+        /// A routing folder, or a stored version (`r-…`).
+        #[arg(long)]
+        candidate: String,
+        /// From this day (2026-11-01, China Standard Time) or RFC 3339 time.
+        #[arg(long)]
+        from: String,
+        /// Up to this day (inclusive) or time (exclusive).
+        #[arg(long)]
+        to: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: hub::cli::replay::Format,
+    },
+    /// List the stored rules versions and the activations, newest first; with a version,
+    /// show its diff.
+    Versions {
+        #[arg(long, default_value = "config/hub.toml")]
+        config: PathBuf,
+        /// Show this version's diff against the version active when it was stored.
+        #[arg(long)]
+        diff: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -182,6 +240,23 @@ enum AuditCommand {
     Checkpoint {
         #[arg(long, default_value = "config/hub.toml")]
         config: PathBuf,
+    },
+    /// Print the trail of who did what through the API and the console (actor, role,
+    /// action, target, time, source address, outcome), oldest first, as a table or CSV.
+    Actions {
+        #[arg(long, default_value = "config/hub.toml")]
+        config: PathBuf,
+        /// From this day (2026-11-01, China Standard Time) or RFC 3339 time.
+        #[arg(long)]
+        from: Option<String>,
+        /// Up to this day (inclusive) or time (exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// One account's actions.
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        csv: bool,
     },
 }
 
@@ -279,9 +354,38 @@ async fn main() -> std::process::ExitCode {
         }) => hub::cli::dlq::dlq_list(&api, token.as_deref(), source, after, limit, json).await,
         Command::Rules(RulesCommand::Check { dir }) => hub::cli::rules::rules_check(&dir),
         Command::Rules(RulesCommand::Test { dir }) => hub::cli::rules::rules_test(&dir),
+        Command::Rules(RulesCommand::Publish {
+            dir,
+            config,
+            author,
+            message,
+        }) => hub::cli::rules::publish(&config, &dir, &author, &message).await,
+        Command::Rules(RulesCommand::Rollback {
+            config,
+            to,
+            author,
+            message,
+        }) => hub::cli::rules::rollback(&config, to.as_deref(), &author, &message).await,
+        Command::Rules(RulesCommand::Replay {
+            config,
+            candidate,
+            from,
+            to,
+            format,
+        }) => hub::cli::replay::replay(&config, &candidate, &from, &to, format).await,
+        Command::Rules(RulesCommand::Versions { config, diff }) => {
+            hub::cli::rules::versions(&config, diff.as_deref()).await
+        }
         Command::Audit(AuditCommand::Verify { config, task, json }) => {
             hub::cli::audit::verify(&config, task.as_deref(), json).await
         }
+        Command::Audit(AuditCommand::Actions {
+            config,
+            from,
+            to,
+            actor,
+            csv,
+        }) => hub::cli::audit::actions(&config, from, to, actor, csv).await,
         Command::Audit(AuditCommand::Checkpoint { config }) => {
             hub::cli::audit::checkpoint(&config).await
         }

@@ -12,7 +12,7 @@ use hub_schemas::registry::{HttpRegistry, LocalRegistry, Registry};
 use hub_store::TaskStore;
 use tokio::task::JoinSet;
 
-use crate::config::HubConfig;
+use crate::config::{HubConfig, RulesSource};
 use crate::context::health::Health;
 use crate::context::routing::RoutingState;
 use crate::http::auth::AuthState;
@@ -156,17 +156,29 @@ pub async fn start_with(
 
     // Loaded, validated and tested before anything starts; a failing configuration stops
     // the start with every problem listed.
-    let routing_dir = config.routing.dir.clone();
-    let router = tokio::task::spawn_blocking(move || crate::context::routing::load(&routing_dir))
+    let store = open_store(config, "shared", config.store.connections).await?;
+    let loaded = match config.routing.source {
+        RulesSource::Files => {
+            let routing_dir = config.routing.dir.clone();
+            tokio::task::spawn_blocking(move || crate::context::routing::load(&routing_dir))
+                .await
+                .context("loading the routing configuration")??
+        }
+        RulesSource::Store => crate::context::rules_versions::load_active(
+            &*store,
+            &config.routing.dir,
+            &config.data_dir,
+        )
         .await
-        .context("loading the routing configuration")??;
+        .context("loading the active rules version from the store")?,
+    };
     tracing::info!(
-        version = router.config().version(),
+        version = loaded.version(),
+        source = ?config.routing.source,
         "routing configuration loaded"
     );
-    let city: Arc<City> = router.config().city().clone();
-    let routing = Arc::new(RoutingState::new(&config.routing.dir, router));
-    let store = open_store(config, "shared", config.store.connections).await?;
+    let city: Arc<City> = loaded.router.config().city().clone();
+    let routing = Arc::new(RoutingState::new(&config.routing.dir, loaded));
     // PostgreSQL: the routing pipeline's connections are its own. SQLite: one writer per
     // file, so one handle (a second would only wait for the first's lock).
     let routing_store = if roles.router && hub_store::pools_per_handle(&config.store.url) {
@@ -174,12 +186,9 @@ pub async fn start_with(
     } else {
         store.clone()
     };
-    // The case workflow (SLA policies in <routing dir>/sla) and the API's accounts.
-    let cases = crate::cases::service::CaseService::load(
-        &config.routing.dir,
-        store.clone(),
-        routing.clone(),
-    )?;
+    // The case workflow (with the SLA policies of the version in force) and the API's
+    // accounts.
+    let cases = crate::cases::service::CaseService::new(store.clone(), routing.clone());
     let access = Arc::new(crate::context::access::AccessState::load(
         &config.routing.dir,
         &city,
@@ -268,10 +277,20 @@ pub async fn start_with(
         // Routing rules and the accounts file (access.toml lives in the same folder).
         let watcher = crate::pipeline::watcher::Watcher {
             routing: routing.clone(),
+            rules_from_files: config.routing.source == RulesSource::Files,
             access: access.clone(),
             every: Duration::from_millis(config.routing.reload_check_ms),
         };
         supervisor.spawn(&mut tasks, "routing_watcher", "routing_watcher", watcher);
+        if config.routing.source == RulesSource::Store {
+            let follower = crate::pipeline::rules_follower::RulesFollower {
+                routing: routing.clone(),
+                store: store.clone(),
+                data_dir: config.data_dir.clone(),
+                every: Duration::from_millis(config.routing.reload_check_ms),
+            };
+            supervisor.spawn(&mut tasks, "rules_follower", "rules_follower", follower);
+        }
     }
     if roles.router {
         let holder = format!("{}-{}", config.kafka.client_id, uuid_like());
@@ -376,6 +395,7 @@ pub async fn start_with(
         table.add(crate::http::tasks::routes(tasks_state.clone()));
         table.add(crate::http::console::routes(console.clone()));
         table.add(crate::http::indicators::routes(console.clone()));
+        table.add(crate::http::audit::routes(store.clone()));
         let webhook_paths: Vec<String> = connectors.paths.values().cloned().collect();
         let dlq = connector_routes(&mut table, config, &secrets, &shared, &cases, connectors)?;
         let sessions = crate::http::web::session::SessionKey::from_secret(secrets(

@@ -164,7 +164,8 @@ impl RoutingConfig {
     }
 
     /// The rules version every task routed with this configuration records: `r-` and 12 hex
-    /// digits of a SHA-256 over the files it was built from. Any change gives a new version.
+    /// digits of a SHA-256 over the files it was built from (for a folder, every file of its
+    /// [`crate::bundle::Bundle`]). Any change gives a new version.
     pub fn version(&self) -> &str {
         &self.version
     }
@@ -246,8 +247,19 @@ pub fn check(dir: &Path) -> Result<Checked, Vec<Diagnostic>> {
     }
     let inputs: Vec<&[u8]> = city_bytes.iter().map(Vec::as_slice).collect();
     let city_file = city_dir.join(CONFIG_FILE).display().to_string();
-    let (config, mut warnings) =
+    let (mut config, mut warnings) =
         RoutingConfig::build(Arc::new(city), &city_file, &taxonomy, &rules, &inputs)?;
+    // A folder's version names all of it, SLA policies and calendars included: it is what a
+    // rules version stores (`bundle`), and what every task routed with it records.
+    config.version = crate::bundle::Bundle::read(dir)
+        .map_err(|e| {
+            vec![Diagnostic::error(
+                dir.display().to_string(),
+                None,
+                e.to_string(),
+            )]
+        })?
+        .digest();
 
     let tests_dir = rules_dir.join(TESTS_DIR);
     let tests = if tests_dir.is_dir() {

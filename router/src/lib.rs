@@ -2,6 +2,7 @@
 //! Pure: no tokio, rdkafka or sqlx here; time is passed in.
 
 pub mod admission;
+pub mod bundle;
 pub mod city;
 pub mod config;
 pub mod dedup;

@@ -8,6 +8,7 @@
 //! - [`Codec`]: records to framed bytes and back, with schema resolution on read.
 
 pub mod codec;
+pub mod csv;
 pub mod error;
 pub mod event;
 pub mod limits;

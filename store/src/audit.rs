@@ -35,6 +35,10 @@ pub struct AuditReport {
     pub checkpoints: u64,
     /// Checkpoints whose signature was checked against the key and held.
     pub signed_checkpoints: u64,
+    /// Rules versions read (their chain is checked with the histories').
+    pub rules_versions: u64,
+    /// Rules activations read.
+    pub rules_activations: u64,
     /// Checkpoints without a signature (written while the hub had no `HUB_AUDIT_KEY`): they
     /// show a chain rewritten without rewriting them, not one rewritten with them.
     pub unsigned_checkpoints: u64,
@@ -49,7 +53,7 @@ impl AuditReport {
         self.broken_total == 0
     }
 
-    fn broke(&mut self, link: BrokenLink) {
+    pub(crate) fn broke(&mut self, link: BrokenLink) {
         self.broken_total += 1;
         if self.broken.len() < LISTED {
             self.broken.push(link);
@@ -72,6 +76,10 @@ pub enum Place {
     Task { task_id: String },
     /// A checkpoint of the chains' heads.
     Checkpoint { id: i64 },
+    /// A stored rules version (`seq`).
+    RulesVersion { seq: i64 },
+    /// An activation of a rules version (`seq`).
+    RulesActivation { seq: i64 },
 }
 
 impl std::fmt::Display for Place {
@@ -80,6 +88,8 @@ impl std::fmt::Display for Place {
             Place::Entry { task_id, seq } => write!(f, "task {task_id} entry {seq}"),
             Place::Task { task_id } => write!(f, "task {task_id}"),
             Place::Checkpoint { id } => write!(f, "checkpoint {id}"),
+            Place::RulesVersion { seq } => write!(f, "rules version {seq}"),
+            Place::RulesActivation { seq } => write!(f, "rules activation {seq}"),
         }
     }
 }
@@ -230,6 +240,9 @@ pub(crate) async fn verify(
     verify_chains(store, task_id, &mut report).await?;
     verify_heads(store, task_id, &mut report).await?;
     verify_checkpoints(store, key, &mut report).await?;
+    if task_id.is_none() {
+        crate::rules_versions::verify(store, &mut report).await?;
+    }
     Ok(report)
 }
 

@@ -5,8 +5,9 @@
 //! [`open`] picks the backend from the URL and brings the schema up to date; everything
 //! else goes through the [`TaskStore`] trait, so the hub holds an `Arc<dyn TaskStore>`. Its
 //! methods come in one trait per concern: [`Tasks`], [`Reports`], [`Workflow`] (state,
-//! clocks, alerts), [`Outbox`], [`Cursors`] and [`Audit`]. Code that needs one concern only can take
-//! that trait (`&dyn Outbox`); `dyn TaskStore` offers them all without imports.
+//! clocks, alerts), [`Outbox`], [`Cursors`], [`Audit`], [`Rules`] and [`EventLog`]. Code
+//! that needs one concern only can take that trait (`&dyn Outbox`); `dyn TaskStore` offers
+//! them all without imports.
 //! Times are stored as epoch milliseconds, so a task reads back with millisecond precision.
 //!
 //! # Where things are
@@ -25,7 +26,10 @@
 //!   `returns.rs`: records that became no task (returned to their department, suppressed).
 //! - `cursors.rs`: where each pull connector stopped.
 //! - `history.rs`: a task's history as a hash chain, appended to inside each transaction that
-//!   writes an entry; `audit.rs`: checking the chains, and checkpointing their heads.
+//!   writes an entry; `audit.rs`: checking the chains, and checkpointing their heads;
+//!   `actions.rs`: the trail of what accounts did through the API and the console.
+//! - `rules_versions.rs`: every routing configuration published, and which one routes;
+//!   `events.rs`: the events the pipeline accepted, kept for replays.
 //! - `dialect/`: what differs between SQLite and PostgreSQL: opening each (pools, pragmas,
 //!   migrations, in `sqlite.rs` and `postgres.rs`) and the few SQL differences (`mod.rs`).
 //!   The schemas themselves are in `migrations/sqlite` and `migrations/postgres`.
@@ -39,14 +43,16 @@ use hub_cases::indicators::{GroupBy, Tally};
 use hub_cases::opening::Opening;
 use hub_router::city::UnitRole;
 use hub_router::task::{AssignedUnit, NewTask, StatusChange, Task, TaskStatus};
-use hub_schemas::event::Department;
+use hub_schemas::event::{CivicEvent, Department};
 
+mod actions;
 mod alerts;
 mod audit;
 mod clocks;
 mod cursors;
 pub(crate) mod dialect;
 mod error;
+mod events;
 mod filter;
 mod history;
 mod indicators;
@@ -54,19 +60,23 @@ mod outbox;
 mod reports;
 mod returns;
 mod rows;
+mod rules_versions;
 mod store;
 mod tasks;
 mod workflow;
 
+pub use actions::{ActionQuery, ActionRecord};
 pub use alerts::{AlertTransition, ClockAlert, RaiseOutcome};
 pub use audit::{AuditReport, BrokenLink, Checkpoint, Place};
 pub use clocks::{earliest_deadline, ClockChange, StoredClock};
 pub use dialect::postgres::fresh_database as fresh_postgres_database;
 pub use dialect::postgres::replicate_tasks as replicate_postgres_tasks;
 pub use error::{FailureClass, StoreError};
+pub use events::EventCursor;
 pub use outbox::{DestinationState, EventReturned, OutboxEvent, TaskEvent};
 pub use reports::{LinkOutcome, NearQuery, OpenTaskNear, PriorOutcome, Report};
 pub use returns::{DepartmentReturn, Suppression};
+pub use rules_versions::{Activating, RulesActivation, RulesVersion};
 pub use tasks::TaskPoint;
 pub use workflow::{ApplyOutcome, WorkflowRecord};
 
@@ -189,7 +199,9 @@ pub struct Involvement {
 /// The whole store, as the hub holds it (`Arc<dyn TaskStore>`): the traits of each concern,
 /// plus what concerns the database as a whole.
 #[async_trait]
-pub trait TaskStore: Tasks + Reports + Workflow + Outbox + Cursors + Audit + Send + Sync {
+pub trait TaskStore:
+    Tasks + Reports + Workflow + Outbox + Cursors + Audit + Rules + EventLog + Send + Sync
+{
     /// Answers when the database does: for health checks and for telling a record's fault
     /// from the store's.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -425,7 +437,7 @@ pub trait Cursors: Send + Sync {
 
 /// Tamper evidence of the case histories: every task's history is a hash chain
 /// (`history.rs`), and checkpoints record the chains' heads, signed with a key the database
-/// does not hold (`audit.rs`).
+/// does not hold (`audit.rs`); and the trail of what accounts did (`actions.rs`).
 #[async_trait]
 pub trait Audit: Send + Sync {
     /// Records the head of every chain that moved since the last checkpoint, in a new
@@ -445,6 +457,61 @@ pub trait Audit: Send + Sync {
         task_id: Option<&str>,
         key: Option<&[u8]>,
     ) -> Result<AuditReport, StoreError>;
+
+    /// Adds an action to the trail (its `id` is ignored: the store numbers them).
+    async fn record_action(&self, action: &ActionRecord) -> Result<(), StoreError>;
+
+    /// The actions `query` selects, oldest first.
+    async fn actions(&self, query: &ActionQuery) -> Result<Vec<ActionRecord>, StoreError>;
+}
+
+/// Rules versions (`rules_versions.rs`): every routing configuration published, whole and
+/// chained, and the activations that say which one routes.
+#[async_trait]
+pub trait Rules: Send + Sync {
+    /// Stores `version` (unless a version with its digest is stored already: then its `seq`,
+    /// author, message and diff are those stored first) and makes it the active one.
+    async fn publish_rules(
+        &self,
+        version: &RulesVersion,
+        activating: &Activating,
+    ) -> Result<RulesActivation, StoreError>;
+
+    /// Makes a stored version the active one again; `None` when it is not stored.
+    async fn activate_rules(
+        &self,
+        version: &str,
+        activating: &Activating,
+    ) -> Result<Option<RulesActivation>, StoreError>;
+
+    /// The last activations, newest first: the first names the version that routes.
+    async fn rules_activations(&self, limit: u32) -> Result<Vec<RulesActivation>, StoreError>;
+
+    /// A stored version, with its files.
+    async fn rules_version(&self, version: &str) -> Result<Option<RulesVersion>, StoreError>;
+
+    /// Every stored version, oldest first, without their files.
+    async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError>;
+}
+
+/// The event log (`events.rs`): every event the routing pipeline accepted, kept for replays.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Logs accepted events (without their reporters); one already logged stays as it was.
+    async fn record_events(&self, events: &[&CivicEvent]) -> Result<(), StoreError>;
+
+    /// Logged events received in `[from, to)`, oldest first, after `after` (the last event
+    /// of the previous page), at most `limit`.
+    async fn logged_events(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<&EventCursor>,
+        limit: u32,
+    ) -> Result<Vec<CivicEvent>, StoreError>;
+
+    /// Forgets the events received before `before`; how many it forgot.
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// Opens the store at `url` and applies any pending schema migrations.

@@ -14,14 +14,16 @@ use sqlx::AnyPool;
 
 use crate::dialect::Dialect;
 use crate::{
-    alerts, audit, clocks, cursors, indicators, outbox, reports, returns, tasks, workflow,
+    actions, alerts, audit, clocks, cursors, events, indicators, outbox, reports, returns,
+    rules_versions, tasks, workflow,
 };
+use crate::{ActionQuery, ActionRecord, Audit, AuditReport, Checkpoint};
+use crate::{Activating, EventCursor, EventLog, Rules, RulesActivation, RulesVersion};
 use crate::{
     ApplyOutcome, ClockAlert, ClockChange, CreateOutcome, DepartmentReturn, DestinationState,
     LinkOutcome, NearQuery, OpenTaskNear, OutboxEvent, PriorOutcome, RaiseOutcome, Report,
     StoreError, StoredClock, Suppression, TaskFilter, TaskPoint, TaskStore, WorkflowRecord,
 };
-use crate::{Audit, AuditReport, Checkpoint};
 use crate::{Cursors, Outbox, Reports, Tasks, Workflow};
 
 pub(crate) struct Store {
@@ -317,5 +319,68 @@ impl Audit for Store {
         key: Option<&[u8]>,
     ) -> Result<AuditReport, StoreError> {
         audit::verify(self, task_id, key).await
+    }
+
+    async fn record_action(&self, action: &ActionRecord) -> Result<(), StoreError> {
+        actions::record(self, action).await
+    }
+
+    async fn actions(&self, query: &ActionQuery) -> Result<Vec<ActionRecord>, StoreError> {
+        actions::list(self, query).await
+    }
+}
+
+#[async_trait]
+impl Rules for Store {
+    async fn publish_rules(
+        &self,
+        version: &RulesVersion,
+        activating: &Activating,
+    ) -> Result<RulesActivation, StoreError> {
+        rules_versions::publish(self, version, activating).await
+    }
+
+    async fn activate_rules(
+        &self,
+        version: &str,
+        activating: &Activating,
+    ) -> Result<Option<RulesActivation>, StoreError> {
+        rules_versions::activate(self, version, activating).await
+    }
+
+    async fn rules_activations(&self, limit: u32) -> Result<Vec<RulesActivation>, StoreError> {
+        rules_versions::activations(self, limit).await
+    }
+
+    async fn rules_version(&self, version: &str) -> Result<Option<RulesVersion>, StoreError> {
+        rules_versions::version(self, version).await
+    }
+
+    async fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
+        rules_versions::versions(self).await
+    }
+}
+
+#[async_trait]
+impl EventLog for Store {
+    async fn record_events(
+        &self,
+        events: &[&hub_schemas::event::CivicEvent],
+    ) -> Result<(), StoreError> {
+        events::record(self, events).await
+    }
+
+    async fn logged_events(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<&EventCursor>,
+        limit: u32,
+    ) -> Result<Vec<hub_schemas::event::CivicEvent>, StoreError> {
+        events::between(self, from, to, after, limit).await
+    }
+
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        events::prune(self, before).await
     }
 }

@@ -951,3 +951,256 @@ async fn execute_sql(url: &str, sql: &str) {
     };
     assert_eq!(done, 1, "{sql}");
 }
+
+/// A console session of `token` on `base`: its cookie and the page's CSRF token.
+async fn console_session(base: &str, token: &str) -> (String, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = client
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}&next=%2Fqueue"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "sign-in of {token}");
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = client
+        .get(format!("{base}/queue"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("\"x-csrf-token\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page carries the session's CSRF token")
+        .to_owned();
+    (cookie, csrf)
+}
+
+/// Who did what through the API and the console is kept: actor, role, action, target,
+/// time, source address and outcome, refusals included; an administrator reads it as JSON,
+/// as CSV, on the 管理 page and with `hub audit actions`; nobody else reads it; reading it
+/// adds nothing to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_action_trail_records_who_did_what_through_the_api_and_the_console() {
+    let f = fixture().await;
+    let (api, a) = (&f.api, f.a.as_str());
+    let before = Utc::now();
+    let (s, r) = api.act(QINGQUAN, a, json!({"action": "sign_for"})).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    // Outside 梧桐社区's scope: refused as if the task did not exist, and recorded.
+    let (s, _) = api.act(WUTONG, a, json!({"action": "start"})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Its own workstation leads: closing its own work is not its to do.
+    let (s, _) = api.act(QINGQUAN, a, json!({"action": "close"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // The console: a refused sign-in, then the street's dispatcher starts the handling.
+    let client = reqwest::Client::new();
+    let refused = client
+        .post(format!("{}/login", api.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let (cookie, csrf) = console_session(&api.base, STREET1).await;
+    let started = client
+        .post(format!("{}/tasks/{a}/actions", api.base))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .header("hx-request", "true")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("action=start")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), StatusCode::OK);
+
+    let (s, trail) = api.get(Some(ADMIN), "/api/v1/audit/actions").await;
+    assert_eq!(s, StatusCode::OK, "{trail}");
+    let rows: Vec<(String, String, String, String, String, u64)> = trail["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap().to_owned();
+            (
+                text("actor"),
+                text("role"),
+                text("via"),
+                text("action"),
+                text("target"),
+                r["outcome"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let row = |actor: &str, role: &str, via: &str, action: &str, target: &str, outcome: u64| {
+        (
+            actor.to_owned(),
+            role.to_owned(),
+            via.to_owned(),
+            action.to_owned(),
+            target.to_owned(),
+            outcome,
+        )
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row(
+                "community-510504001002",
+                "community",
+                "api",
+                "task.sign_for",
+                a,
+                200
+            ),
+            row(
+                "community-510504001001",
+                "community",
+                "api",
+                "POST /api/v1/tasks/{id}/actions",
+                a,
+                404
+            ),
+            row(
+                "community-510504001002",
+                "community",
+                "api",
+                "task.close",
+                a,
+                403
+            ),
+            row("", "", "console", "sign_in_refused", "", 401),
+            row("street-510504001", "street", "console", "sign_in", "", 303),
+            row(
+                "street-510504001",
+                "street",
+                "console",
+                "task.start",
+                a,
+                200
+            ),
+        ],
+        "{trail:#}"
+    );
+    let first = &trail["actions"][0];
+    assert_eq!(first["source"], "127.0.0.1", "{first}");
+    let at = chrono::DateTime::parse_from_rfc3339(first["at"].as_str().unwrap()).unwrap();
+    assert!(at >= before && at <= Utc::now(), "{first}");
+    for refused in [1, 2] {
+        let r = &trail["actions"][refused];
+        assert!(
+            !r["detail"].as_str().unwrap().is_empty(),
+            "a refusal keeps what the hub answered: {r}"
+        );
+    }
+
+    // Only administrators read it; a malformed period is named; reads are not recorded.
+    let (s, _) = api.get(Some(STREET1), "/api/v1/audit/actions").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, e) = api
+        .get(Some(ADMIN), "/api/v1/audit/actions?from=yesterday")
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(e["error"].as_str().unwrap().contains("`from`"), "{e}");
+    let (_, again) = api
+        .get(Some(ADMIN), "/api/v1/audit/actions?actor=street-510504001")
+        .await;
+    assert_eq!(again["count"], 2, "{again}");
+
+    let csv = client
+        .get(format!("{}/api/v1/audit/actions?format=csv", api.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 7, "{csv}");
+    assert_eq!(
+        lines[0],
+        "id,at,actor,role,via,action,target,outcome,source,detail"
+    );
+    assert!(
+        lines[1].contains(&format!(
+            ",community-510504001002,community,api,task.sign_for,{a},200,127.0.0.1,"
+        )),
+        "{}",
+        lines[1]
+    );
+
+    // The 管理 page lists the newest actions in words.
+    let (cookie, _) = console_session(&api.base, ADMIN).await;
+    let page = client
+        .get(format!("{}/admin", api.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let section = page
+        .split("id=\"trail\"")
+        .nth(1)
+        .expect("the 管理 page has the 操作记录 section");
+    for words in [
+        "开始处置",
+        "签收",
+        "登录失败",
+        "未通过（403）",
+        "street-510504001",
+    ] {
+        assert!(section.contains(words), "{words} in {section}");
+    }
+
+    // The command line reads the same trail from the store.
+    let out = tokio::process::Command::new(workspace_root().join("target/debug/hub"))
+        .args([
+            "audit",
+            "actions",
+            "--csv",
+            "--actor",
+            "community-510504001002",
+        ])
+        .arg("--config")
+        .arg(workspace_root().join("config/hub.toml"))
+        .env("HUB__STORE__URL", format!("\"{}\"", f.store_url))
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("run hub audit actions");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        3,
+        "header and two actions: {stdout}"
+    );
+    assert!(stdout.contains("task.close"), "{stdout}");
+}

@@ -10,5 +10,6 @@ mod console;
 mod openapi;
 mod pipeline;
 mod routing;
+mod rules_versions;
 mod sla;
 mod supervision;

@@ -748,7 +748,7 @@ async fn task_events_reach_the_departments_webhook_once_in_order_and_signed() {
 
 /// Police thefts (never merged) and garbage reports (10 of each incident, merged into one
 /// task) preloaded onto the feed topics, as a department's backlog after a day offline.
-struct Backlog {
+pub(crate) struct Backlog {
     /// Source records by (source system, source id).
     records: BTreeSet<(String, String)>,
     thefts: usize,
@@ -758,6 +758,19 @@ struct Backlog {
 async fn preload_backlog(
     dir: &std::path::Path,
     broker: &str,
+    thefts: usize,
+    incidents: usize,
+    reports_each: usize,
+) -> Backlog {
+    preload_named(dir, broker, "THEFT", thefts, incidents, reports_each).await
+}
+
+/// [`preload_backlog`] with thefts numbered `<prefix>-<n>` (a second call with another
+/// prefix adds records, not redeliveries).
+pub(crate) async fn preload_named(
+    dir: &std::path::Path,
+    broker: &str,
+    prefix: &str,
     thefts: usize,
     incidents: usize,
     reports_each: usize,
@@ -796,7 +809,7 @@ async fn preload_backlog(
     for i in 0..thefts {
         let at = &addresses[(i * 7919) % addresses.len()];
         let mut r = generator.record_at(Department::Police, at, now());
-        r["jjdbh"] = Value::from(format!("THEFT-{i}"));
+        r["jjdbh"] = Value::from(format!("{prefix}-{i}"));
         r["bjlbdm"] = Value::from("0201");
         r["bjlbmc"] = Value::from("盗窃");
         events.push(produce(Department::Police, r, RecordFormat::PoliceIncident));
@@ -944,12 +957,12 @@ async fn a_backlog_drains_in_batches_through_repeated_kills_on_postgres() {
 
 /// Feed events the hub process listening on `port` has routed (all outcomes), from its
 /// Prometheus metrics; `None` while it does not answer.
-async fn routed_by(port: u16) -> Option<f64> {
+pub(crate) async fn routed_by(port: u16) -> Option<f64> {
     metric_sum(port, "hub_router_events_total").await
 }
 
 /// The feed partitions the process on `port` holds after its group's last rebalance.
-async fn partitions_held(port: u16) -> Option<f64> {
+pub(crate) async fn partitions_held(port: u16) -> Option<f64> {
     metric_sum(port, "hub_kafka_partitions_assigned").await
 }
 

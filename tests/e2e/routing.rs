@@ -217,7 +217,9 @@ async fn one_garbage_pile_reported_three_times_is_one_task_with_three_reports() 
 async fn a_category_the_community_has_not_admitted_goes_back_to_its_department() {
     let dir = tempfile::tempdir().unwrap();
     // Find a place whose community does not admit police rental-housing checks (0501).
-    let router = hub::context::routing::load(&workspace_root().join("config")).unwrap();
+    let router = hub::context::routing::load(&workspace_root().join("config"))
+        .unwrap()
+        .router;
     let now = Utc::now();
     let (at, community) = addresses()
         .into_iter()
@@ -316,7 +318,7 @@ async fn a_category_the_community_has_not_admitted_goes_back_to_its_department()
     broker.stop().await;
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

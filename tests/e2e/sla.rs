@@ -475,7 +475,7 @@ async fn after_a_crash_every_open_clock_is_back_and_what_fell_due_is_raised_once
         &routing,
         hub::context::routing::load(&routing).unwrap(),
     ));
-    let cases = hub::cases::service::CaseService::load(&routing, store.clone(), state).unwrap();
+    let cases = hub::cases::service::CaseService::new(store.clone(), state);
 
     // The early tasks were dispatched 17 s ago: warned at -2 s, due at +13 s. The others are
     // dispatched now: warned at +15 s, due at +30 s.

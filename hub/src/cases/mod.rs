@@ -1,9 +1,11 @@
 //! Cases as the hub runs them over the store: the lifecycle service that applies the pure
 //! case workflow (`hub_cases`) to stored tasks ([`service`]) and the SLA tracker that
 //! raises warnings, breaches and escalations ([`sla_tracker`]), and the checkpoints that
-//! make a rewritten case history show ([`history_checkpoints`]). The indicators are tallied
-//! by the store (`TaskStore::tally_indicators`) and shown by `http::indicators`.
+//! make a rewritten case history show ([`history_checkpoints`]); what a candidate rules
+//! version would have done to a period's cases ([`replay`]). The indicators are tallied by
+//! the store (`TaskStore::tally_indicators`) and shown by `http::indicators`.
 
 pub mod history_checkpoints;
+pub mod replay;
 pub mod service;
 pub mod sla_tracker;

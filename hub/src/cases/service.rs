@@ -5,10 +5,8 @@
 //! It derives the state and clocks of a task the router dispatched, applies an action with
 //! the pure core, and writes the result through the store in one transaction.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use hub_cases::joint_case::{Assignment, JointCaseError};
 use hub_cases::lifecycle::{Action, Command};
@@ -23,9 +21,6 @@ use hub_store::{earliest_deadline, ApplyOutcome, StoreError, StoredClock, TaskSt
 use tokio::sync::broadcast;
 
 use crate::context::routing::RoutingState;
-
-/// The folder of SLA policies and calendars inside the routing configuration folder.
-pub const SLA_DIR: &str = "sla";
 
 /// A change to a task, as the live stream sends it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -43,9 +38,9 @@ pub struct Change {
 /// The case workflow service.
 pub struct CaseService {
     pub store: Arc<dyn TaskStore>,
-    pub sla: SlaConfig,
     pub changes: broadcast::Sender<Change>,
-    /// The city as it runs, for the units a task is handed to.
+    /// The configuration in force: the city, for the units a task is handed to, and the SLA
+    /// policies and calendars.
     routing: Arc<RoutingState>,
 }
 
@@ -78,36 +73,18 @@ pub enum ActError {
 }
 
 impl CaseService {
-    pub fn load(
-        routing_dir: &Path,
-        store: Arc<dyn TaskStore>,
-        routing: Arc<RoutingState>,
-    ) -> anyhow::Result<Arc<Self>> {
-        let dir = routing_dir.join(SLA_DIR);
-        let sla = SlaConfig::load(&dir)
-            .with_context(|| format!("loading SLA policies from {}", dir.display()))?;
-        warn_of_uncovered_years(&sla, Utc::now());
-        Ok(Arc::new(CaseService {
+    pub fn new(store: Arc<dyn TaskStore>, routing: Arc<RoutingState>) -> Arc<Self> {
+        warn_of_uncovered_years(&routing.sla(), Utc::now());
+        Arc::new(CaseService {
             store,
-            sla,
             changes: broadcast::channel(1024).0,
             routing,
-        }))
+        })
     }
 
-    pub fn policy_of(&self, task: &Task) -> &SlaPolicy {
-        self.policy_for(&task.fields)
-    }
-
-    pub fn policy_for(&self, f: &NewTask) -> &SlaPolicy {
-        self.sla.policies.policy_for(
-            f.sla_policy.as_deref(),
-            &TaskFacts {
-                category_code: &f.category_code,
-                priority: Some(f.priority),
-                department: Some(f.department),
-            },
-        )
+    /// The SLA policies and calendars in force (they change with the rules version).
+    pub fn sla(&self) -> Arc<SlaConfig> {
+        self.routing.sla()
     }
 
     /// A joint case for `task` convened at `now`, with every unit's deadlines on the task's
@@ -119,13 +96,14 @@ impl CaseService {
         co_handlers: Vec<Assignment>,
         now: DateTime<Utc>,
     ) -> Result<JointCase, JointCaseError> {
-        let calendar = self.sla.calendar_of(self.policy_of(task));
+        let sla = self.sla();
+        let calendar = sla.calendar_of(policy_of(&sla, task));
         JointCase::convene(
             &task.fields.task_id,
             now,
             lead,
             co_handlers,
-            &self.sla.policies.joint_case,
+            &sla.policies.joint_case,
             calendar,
         )
     }
@@ -185,31 +163,10 @@ impl CaseService {
         Opening::new(task, clocks)
     }
 
-    /// The state and clocks of a task as the router left it: created, or dispatched to its
-    /// lead unit at creation (which starts the policy's sign-for and handling clocks).
+    /// The state and clocks of a task as the router left it (see [`derive_with`]), with
+    /// the SLA policies in force.
     pub fn derive(&self, task: &NewTask) -> (TaskState, Vec<SlaClock>) {
-        let policy = self.policy_for(task);
-        let state = TaskState::new(policy.stage_names());
-        let Some(lead) = &task.lead_unit else {
-            return (state, Vec::new());
-        };
-        let Ok(t) = apply(
-            &state,
-            Action::Dispatch {
-                unit: lead.unit_id.clone(),
-            },
-            &Actor::system("router"),
-            task.created_at,
-        ) else {
-            return (state, Vec::new());
-        };
-        let calendar = self.sla.calendar_of(policy);
-        let mut clocks = Vec::new();
-        // Starting clocks cannot fail.
-        let _ = apply_effects(&mut clocks, &policy.clock_effects(&t, calendar), calendar);
-        let mut state = t.state;
-        state.version = 0;
-        (state, clocks)
+        derive_with(&self.sla(), task)
     }
 
     /// Applies `command` by `actor` at `now`. With `expected_version` the action is refused
@@ -304,8 +261,9 @@ impl CaseService {
         t: &Transition,
         extra: &[ClockEffect],
     ) -> Result<(Vec<SlaClock>, Option<DateTime<Utc>>), ActError> {
-        let policy = self.policy_of(&current.task);
-        let calendar = self.sla.calendar_of(policy);
+        let sla = self.sla();
+        let policy = policy_of(&sla, &current.task);
+        let calendar = sla.calendar_of(policy);
         let mut clocks: Vec<SlaClock> = current.clocks.iter().map(|c| c.clock.clone()).collect();
         let mut effects = policy.clock_effects(t, calendar);
         effects.extend_from_slice(extra);
@@ -337,6 +295,49 @@ impl CaseService {
             at,
         });
     }
+}
+
+/// The state and clocks of a task as the router left it: created, or dispatched to its
+/// lead unit at creation (which starts the policy's sign-for and handling clocks).
+pub fn derive_with(sla: &SlaConfig, task: &NewTask) -> (TaskState, Vec<SlaClock>) {
+    let policy = policy_for(sla, task);
+    let state = TaskState::new(policy.stage_names());
+    let Some(lead) = &task.lead_unit else {
+        return (state, Vec::new());
+    };
+    let Ok(t) = apply(
+        &state,
+        Action::Dispatch {
+            unit: lead.unit_id.clone(),
+        },
+        &Actor::system("router"),
+        task.created_at,
+    ) else {
+        return (state, Vec::new());
+    };
+    let calendar = sla.calendar_of(policy);
+    let mut clocks = Vec::new();
+    // Starting clocks cannot fail.
+    let _ = apply_effects(&mut clocks, &policy.clock_effects(&t, calendar), calendar);
+    let mut state = t.state;
+    state.version = 0;
+    (state, clocks)
+}
+
+/// The SLA policy of a task: the one its rule named, else the first whose conditions match.
+pub fn policy_of<'a>(sla: &'a SlaConfig, task: &Task) -> &'a SlaPolicy {
+    policy_for(sla, &task.fields)
+}
+
+pub fn policy_for<'a>(sla: &'a SlaConfig, f: &NewTask) -> &'a SlaPolicy {
+    sla.policies.policy_for(
+        f.sla_policy.as_deref(),
+        &TaskFacts {
+            category_code: &f.category_code,
+            priority: Some(f.priority),
+            department: Some(f.department),
+        },
+    )
 }
 
 /// Deadlines running into a year a calendar has no holidays for count those holidays as

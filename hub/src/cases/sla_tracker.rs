@@ -336,9 +336,10 @@ impl SlaTracker {
         now: DateTime<Utc>,
     ) -> (Option<AlertTransition>, String) {
         let ladder = self.ladder(current.task.fields.place.community_code.as_deref());
-        let policy = self.cases.policy_of(&current.task);
-        let calendar = self.cases.sla.calendar_of(policy);
-        let config = &self.cases.sla.policies.escalation;
+        let sla = self.cases.sla();
+        let policy = crate::cases::service::policy_of(&sla, &current.task);
+        let calendar = sla.calendar_of(policy);
+        let config = &sla.policies.escalation;
         match escalate(
             &ladder,
             &c.clock,

@@ -56,7 +56,7 @@ pub async fn bench_indicators(dir: &Path, p: &Params) -> anyhow::Result<()> {
     };
     let store: Arc<dyn TaskStore> = hub_store::open(&url).await?;
     let routing = Arc::new(RoutingState::new(dir, routing::load(dir)?));
-    let cases = CaseService::load(dir, store.clone(), routing.clone())?;
+    let cases = CaseService::new(store.clone(), routing.clone());
 
     // 1. The template: the first copy's cases spread over its share of the year.
     let year_start = DateTime::from_timestamp_millis(1_767_225_600_000) // 2026-01-01 (UTC)

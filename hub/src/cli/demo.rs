@@ -310,7 +310,7 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     println!("  task store:               {}", config.store.url);
     println!(
         "  SLA limits:               on the demo clock (an hour of the city's time is a minute here): {}",
-        display_dir(&config.routing.dir.join(crate::cases::service::SLA_DIR))
+        display_dir(&config.routing.dir.join(hub_router::bundle::SLA_DIR))
     );
     println!();
     println!("Sources feeding the hub:");
@@ -379,7 +379,7 @@ fn on_demo_clock(routing: &Path, data_dir: &Path) -> anyhow::Result<PathBuf> {
     copy_dir(routing, &copy)
         .with_context(|| format!("copying {} for the demo", display_dir(routing)))?;
     let policies = copy
-        .join(crate::cases::service::SLA_DIR)
+        .join(hub_router::bundle::SLA_DIR)
         .join(hub_cases::POLICIES_FILE);
     let text = std::fs::read_to_string(&policies)
         .with_context(|| format!("reading {}", display_dir(&policies)))?;

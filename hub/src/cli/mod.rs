@@ -13,6 +13,7 @@ pub mod connectors;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod dlq;
+pub mod replay;
 pub mod report;
 pub mod rules;
 pub mod run;

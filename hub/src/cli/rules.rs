@@ -1,12 +1,16 @@
-//! `hub rules check` and `hub rules test`: they read the routing folder and print; neither
-//! needs a running hub.
+//! `hub rules check` and `hub rules test` read the routing folder and print; `hub rules
+//! publish`, `rollback` and `versions` work on the rules versions in the store the hub
+//! configuration names. None needs a running hub.
 
 use std::path::Path;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use hub_router::config;
 use hub_router::rules_test;
 use hub_router::Router;
+
+use crate::config::HubConfig;
+use crate::context::rules_versions::{self, Published};
 
 /// Validate the city, taxonomy, rules and rule tests; non-zero exit with every problem.
 pub fn rules_check(dir: &Path) -> anyhow::Result<()> {
@@ -54,4 +58,111 @@ pub fn rules_test(dir: &Path) -> anyhow::Result<()> {
         bail!("rule tests failed");
     }
     Ok(())
+}
+
+async fn store_of(
+    config: &Path,
+) -> anyhow::Result<(std::sync::Arc<dyn hub_store::TaskStore>, HubConfig)> {
+    let config = HubConfig::load(config)?;
+    let store = hub_store::open(&config.store.url)
+        .await
+        .with_context(|| format!("opening the store at {}", config.store.url))?;
+    Ok((store, config))
+}
+
+/// `hub rules publish`
+pub async fn publish(config: &Path, dir: &Path, author: &str, message: &str) -> anyhow::Result<()> {
+    let (store, _) = store_of(config).await?;
+    match rules_versions::publish(&*store, dir, author, message).await? {
+        Published::AlreadyActive { version } => {
+            println!(
+                "{} is {version}, the active version already: nothing published",
+                dir.display()
+            );
+        }
+        Published::Activated { activation, diff } => {
+            let (added, removed) = diff_counts(&diff);
+            println!(
+                "published {} as the active version (activation {}): {added} line(s) added, {removed} removed",
+                activation.version, activation.seq
+            );
+            print!("{diff}");
+        }
+    }
+    Ok(())
+}
+
+/// `hub rules rollback`
+pub async fn rollback(
+    config: &Path,
+    to: Option<&str>,
+    author: &str,
+    message: &str,
+) -> anyhow::Result<()> {
+    let (store, config) = store_of(config).await?;
+    let a = rules_versions::rollback(&*store, to, author, message, &config.data_dir).await?;
+    println!(
+        "{} is the active version again (activation {})",
+        a.version, a.seq
+    );
+    Ok(())
+}
+
+/// `hub rules versions`
+pub async fn versions(config: &Path, diff: Option<&str>) -> anyhow::Result<()> {
+    let (store, _) = store_of(config).await?;
+    if let Some(version) = diff {
+        let v = store
+            .rules_version(version)
+            .await?
+            .with_context(|| format!("no rules version {version} is stored"))?;
+        println!(
+            "{} (version {}) by {} at {}: {}",
+            v.version, v.seq, v.author, v.at, v.message
+        );
+        print!("{}", v.diff);
+        return Ok(());
+    }
+    let activations = store.rules_activations(20).await?;
+    let active = activations.first().map(|a| a.version.clone());
+    println!("versions (newest first):");
+    for v in store.rules_versions().await?.iter().rev() {
+        let (added, removed) = diff_counts(&v.diff);
+        println!(
+            "{} {:>4}  {}  {}  {:<16} +{added} -{removed}  {}",
+            if Some(&v.version) == active.as_ref() {
+                "*"
+            } else {
+                " "
+            },
+            v.seq,
+            v.version,
+            v.at.format("%Y-%m-%d %H:%M:%S"),
+            v.author,
+            v.message
+        );
+    }
+    println!("activations (newest first):");
+    for a in &activations {
+        println!(
+            "  {:>4}  {}  {:<8} {}  {:<16} {}",
+            a.seq,
+            a.at.format("%Y-%m-%d %H:%M:%S"),
+            a.action,
+            a.version,
+            a.author,
+            a.message
+        );
+    }
+    Ok(())
+}
+
+/// Lines added and removed in a diff.
+fn diff_counts(diff: &str) -> (usize, usize) {
+    let count = |p: &str, header: &str| {
+        diff.lines()
+            .filter(|l| l.starts_with(p) && !l.starts_with(header))
+            .count()
+    };
+    (count("+", "+++ "), count("-", "--- "))
 }

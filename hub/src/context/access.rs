@@ -94,6 +94,16 @@ impl Identity {
         self.scope == Scope::Administrator
     }
 
+    /// The account's role as `access.toml` names it.
+    pub fn role_name(&self) -> &'static str {
+        match self.scope {
+            Scope::Administrator => "administrator",
+            Scope::Community(_) => "community",
+            Scope::Street { .. } => "street",
+            Scope::Department { .. } => "department",
+        }
+    }
+
     /// A departmental system's account (it takes its own work, it does not dispatch).
     pub fn is_department(&self) -> bool {
         matches!(self.scope, Scope::Department { .. })
@@ -470,7 +480,7 @@ mod tests {
     #[test]
     fn tokens_are_kept_as_digests_and_found_whichever_account_matches() {
         let city_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-        let router = crate::context::routing::load(&city_dir).unwrap();
+        let router = crate::context::routing::load(&city_dir).unwrap().router;
         let secrets: Secrets = Arc::new(|name: &str| match name {
             "HUB_TOKEN_ADMIN" => Some("s3cret-admin".into()),
             "HUB_TOKEN_POLICE" => Some("s3cret-police".into()),

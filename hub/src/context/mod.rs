@@ -1,11 +1,12 @@
 //! What every layer of the hub shares, depending on no other module of it: the accounts and
 //! what they may do ([`access`]), the health of connectors and of the routing pipeline
-//! ([`health`]), the routing configuration in force ([`routing`]), the roles of this process
-//! and how secrets are looked up.
+//! ([`health`]), the routing configuration in force ([`routing`]) and its versions in the
+//! store ([`rules_versions`]), the roles of this process and how secrets are looked up.
 
 pub mod access;
 pub mod health;
 pub mod routing;
+pub mod rules_versions;
 
 use std::sync::Arc;
 

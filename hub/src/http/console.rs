@@ -252,11 +252,12 @@ pub(crate) async fn show(
         .ok_or_else(|| ApiError::no_task(&id))?;
     let history = s.cases.store.task_history(&id).await?;
     let now = Utc::now();
-    let policy = s.cases.policy_of(&current.task);
+    let sla = s.cases.sla();
+    let policy = crate::cases::service::policy_of(&sla, &current.task);
     let clocks: Vec<Value> = current
         .clocks
         .iter()
-        .map(|c| clock_json(c, &s.cases.sla, now))
+        .map(|c| clock_json(c, &sla, now))
         .collect();
     Ok(Json(json!({
         "task": current.task,
@@ -344,6 +345,7 @@ fn convene_body(
 pub(crate) async fn act(
     State(s): State<ConsoleState>,
     TaskInScope { task, who }: TaskInScope,
+    note: crate::http::action_trail::ActionNote,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let id = task.fields.task_id.clone();
@@ -358,7 +360,9 @@ pub(crate) async fn act(
     }
     let body: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
-    Ok(Json(perform(&s, &who, &id, body).await?))
+    let result = perform(&s, &who, &id, body.clone()).await;
+    note.task_action(&id, &body, &result);
+    Ok(Json(result?))
 }
 
 /// One lifecycle action (`body`, as the API takes it) by `who` on task `id`, which the

@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::Json;
 use serde::Deserialize;
 
+use crate::http::action_trail::ActionNote;
 use crate::http::{ApiQuery, Guard, Route};
 use crate::pipeline::dead_letters::{read, replay, DlqState, Filter, MAX_LISTED};
 
@@ -72,6 +73,7 @@ pub(crate) async fn list_handler(
 #[utoipa::path(post, path = "/api/v1/deadletters/replay", tag = "dead letters", params(ReplayQuery), security(("bearer" = [])), responses((status = 200, description = "What was produced again, what still fails, what cannot be replayed"), (status = 403, description = "Administrators only"), (status = 503, description = "The broker cannot be read"), (status = 400, description = "A parameter is unknown, repeated or malformed; the error names it"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
 pub(crate) async fn replay_handler(
     State(s): State<DlqState>,
+    note: ActionNote,
     ApiQuery(q): ApiQuery<ReplayQuery>,
 ) -> Response {
     let filter = Filter {
@@ -80,8 +82,20 @@ pub(crate) async fn replay_handler(
         after: q.after,
         limit: q.limit,
     };
+    let action = if q.dry_run {
+        "dead_letters.replay_dry_run"
+    } else {
+        "dead_letters.replay"
+    };
+    let target = filter.source.clone().unwrap_or_default();
     match replay(&s, &filter, q.dry_run).await {
-        Ok(report) => Json(report).into_response(),
-        Err(e) => failed(e),
+        Ok(report) => {
+            note.add(action, target, None, report.summary());
+            Json(report).into_response()
+        }
+        Err(e) => {
+            note.add(action, target, None, format!("{e:#}"));
+            failed(e)
+        }
     }
 }

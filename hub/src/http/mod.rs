@@ -5,11 +5,15 @@
 //!
 //! * [`auth`]: bearer-token sign-in (throttled), the [`auth::Caller`] and
 //!   [`auth::TaskInScope`] extractors that every account route uses;
+//! * [`action_trail`]: the record of who did what, on every route that changes something
+//!   for a signed-in account;
 //! * [`web`]: the web console's pages, behind console sessions;
 //! * [`ApiError`]: the one JSON error (`{"error": "..."}`) with its status;
 //! * [`ApiQuery`]: typed query strings — an unknown, repeated or malformed parameter is a
 //!   400 naming it, before any handler runs.
 
+pub mod action_trail;
+pub mod audit;
 pub mod auth;
 pub mod console;
 pub mod deadletters;
@@ -62,6 +66,8 @@ pub struct RouteInfo {
     pub guard: Guard,
     /// A page of the web console (not part of the API and its OpenAPI document).
     pub console: bool,
+    /// Its requests go to the action trail ([`action_trail`]).
+    pub recorded: bool,
 }
 
 fn method_name<S: serde::Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
@@ -76,6 +82,9 @@ pub struct Route {
     pub handler: MethodRouter,
     /// See [`RouteInfo::console`].
     pub console: bool,
+    /// See [`RouteInfo::recorded`]; [`action_trail::records`] decides it for
+    /// [`Route::new`].
+    pub recorded: bool,
 }
 
 impl Route {
@@ -86,6 +95,7 @@ impl Route {
         handler: MethodRouter,
     ) -> Self {
         Route {
+            recorded: action_trail::records(&method, guard),
             method,
             path: path.into(),
             guard,
@@ -106,8 +116,8 @@ impl RouteTable {
         self.routes.extend(routes);
     }
 
-    /// The router to serve, each account route behind [`auth::require`], and the list of
-    /// what it serves.
+    /// The router to serve, each account route behind [`auth::require`] and each recorded
+    /// one writing the action trail inside it, and the list of what it serves.
     pub fn build(self, auth: auth::AuthState) -> (Router, Vec<RouteInfo>) {
         let mut info = Vec::with_capacity(self.routes.len());
         let mut by_path: BTreeMap<String, MethodRouter> = BTreeMap::new();
@@ -117,18 +127,30 @@ impl RouteTable {
                 path: r.path.clone(),
                 guard: r.guard,
                 console: r.console,
+                recorded: r.recorded,
             });
+            let handler = if r.recorded {
+                let trail = action_trail::Trail {
+                    store: auth.store.clone(),
+                    route: r.path.clone(),
+                };
+                r.handler.route_layer(axum::middleware::from_fn_with_state(
+                    trail,
+                    action_trail::record,
+                ))
+            } else {
+                r.handler
+            };
             let handler = match r.guard {
                 Guard::Account | Guard::Administrator => {
                     let state = (auth.clone(), r.guard);
-                    r.handler
-                        .route_layer(axum::middleware::from_fn_with_state(state, auth::require))
+                    handler.route_layer(axum::middleware::from_fn_with_state(state, auth::require))
                 }
-                Guard::Session => r.handler.route_layer(axum::middleware::from_fn_with_state(
+                Guard::Session => handler.route_layer(axum::middleware::from_fn_with_state(
                     auth.clone(),
                     web::session::require,
                 )),
-                Guard::Open | Guard::Signed | Guard::ApiKey => r.handler,
+                Guard::Open | Guard::Signed | Guard::ApiKey => handler,
             };
             let merged = match by_path.remove(&r.path) {
                 Some(existing) => existing.merge(handler),

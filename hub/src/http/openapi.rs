@@ -37,6 +37,7 @@ use super::{Guard, Route};
         super::indicators::indicators,
         super::deadletters::list_handler,
         super::deadletters::replay_handler,
+        super::audit::list_actions,
         super::push::push_record,
         super::open311::get_resource,
         super::open311::post_resource,

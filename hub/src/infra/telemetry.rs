@@ -68,6 +68,9 @@ pub const SUPERVISOR_RESTARTS: &str = "hub_supervisor_restarts_total";
 /// Requests refused before reaching their handler's work; labels `route` and `reason`
 /// (`unauthenticated`, `throttled`, `too_many_streams`, `bad_request`).
 pub const HTTP_REFUSED: &str = "hub_http_refused_total";
+/// Accounts' state-changing requests written to the action trail; label `outcome` (`done`,
+/// `refused`, or `unrecorded` when the store could not take the record).
+pub const AUDIT_ACTIONS: &str = "hub_audit_actions_total";
 
 /// Install the log subscriber (once per process; `RUST_LOG` refines it).
 pub fn init_logging() {

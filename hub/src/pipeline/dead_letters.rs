@@ -355,6 +355,20 @@ pub struct ReplayReport {
     pub not_replayable: Vec<Left>,
 }
 
+impl ReplayReport {
+    /// The counts, in a line (for the action trail).
+    pub fn summary(&self) -> String {
+        format!(
+            "examined {}, produced {}, skipped {}, still failing {}, not replayable {}",
+            self.examined,
+            self.produced.len(),
+            self.skipped.len(),
+            self.still_failing.len(),
+            self.not_replayable.len()
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Replayed {
     pub offset: i64,

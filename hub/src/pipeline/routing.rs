@@ -253,6 +253,24 @@ impl RoutingPipeline {
             }
             return true;
         };
+        // Every accepted event goes to the event log (for replays of other rules versions)
+        // before its outcome is stored; a redelivery logs nothing twice.
+        let mut fresh: Vec<&CivicEvent> = Vec::with_capacity(ready.len());
+        let mut logged = std::collections::HashSet::new();
+        for (_, event) in &ready {
+            let key = (event.source_system.as_str(), event.source_id.as_str());
+            if !prior.contains(&key) && logged.insert(key) {
+                fresh.push(event);
+            }
+        }
+        if self.store.record_events(&fresh).await.is_err() {
+            for (msg, event) in &ready {
+                if !self.handle_event(msg, event, started, shutdown).await {
+                    return false;
+                }
+            }
+            return true;
+        }
         let looked_up_at = Instant::now();
         let router = self.routing.current();
         let mut pending: Vec<Pending<'_, '_>> = Vec::new();
@@ -512,6 +530,7 @@ impl RoutingPipeline {
             tracing::debug!(?prior, "event already handled; redelivery changes nothing");
             return Ok(Settled::Duplicate);
         }
+        self.store.record_events(&[event]).await?;
         let decision = match router.route(event, Utc::now()) {
             Ok(decision) => decision,
             Err(unmapped) => return Ok(Settled::Unmapped(unmapped.to_string())),

@@ -16,6 +16,9 @@ use crate::infra::telemetry;
 /// is resolved against the city that routes.
 pub struct Watcher {
     pub routing: Arc<RoutingState>,
+    /// Whether the routing configuration comes from these files (else only the accounts
+    /// are reloaded: the rules follow the store's active version).
+    pub rules_from_files: bool,
     pub access: Arc<crate::context::access::AccessState>,
     pub every: Duration,
 }
@@ -31,22 +34,8 @@ impl crate::infra::supervisor::Service for Watcher {
                 continue;
             }
             seen = now;
-            let state = self.routing.clone();
-            // Loading parses polygons and runs tests: keep it off the async workers.
-            let outcome = tokio::task::spawn_blocking(move || state.reload()).await;
-            match outcome {
-                Ok(Ok(version)) => {
-                    tracing::info!(version = %version, "routing configuration reloaded");
-                    metrics::counter!(telemetry::RULES_RELOADS, "outcome" => "applied")
-                        .increment(1);
-                }
-                Ok(Err(refused)) => {
-                    let old = self.routing.current().config().version().to_owned();
-                    tracing::error!(keeping = %old, "{refused}");
-                    metrics::counter!(telemetry::RULES_RELOADS, "outcome" => "refused")
-                        .increment(1);
-                }
-                Err(e) => anyhow::bail!("the routing reload task failed: {e}"),
+            if self.rules_from_files {
+                self.reload_rules().await?;
             }
             let router = self.routing.current();
             match self.access.reload(router.config().city()) {
@@ -60,6 +49,28 @@ impl crate::infra::supervisor::Service for Watcher {
                         .increment(1);
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+impl Watcher {
+    /// Tries the routing folder as it is now (validated and tested first).
+    async fn reload_rules(&self) -> anyhow::Result<()> {
+        let state = self.routing.clone();
+        // Loading parses polygons and runs tests: keep it off the async workers.
+        let outcome = tokio::task::spawn_blocking(move || state.reload()).await;
+        match outcome {
+            Ok(Ok(version)) => {
+                tracing::info!(version = %version, "routing configuration reloaded");
+                metrics::counter!(telemetry::RULES_RELOADS, "outcome" => "applied").increment(1);
+            }
+            Ok(Err(refused)) => {
+                let old = self.routing.version();
+                tracing::error!(keeping = %old, "{refused}");
+                metrics::counter!(telemetry::RULES_RELOADS, "outcome" => "refused").increment(1);
+            }
+            Err(e) => anyhow::bail!("the routing reload task failed: {e}"),
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ const KEY: &[u8] = b"audit key of the test city";
 
 /// Runs `sql` on the store's database over a connection of its own, as a DBA with write
 /// access (or an intruder) would.
-async fn tamper(db: &TestDb, sql: &str) {
+pub(crate) async fn tamper(db: &TestDb, sql: &str) {
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(db.url()).await.unwrap();
     let done = sqlx::query(sql).execute(&mut conn).await.unwrap();

@@ -29,12 +29,15 @@ macro_rules! store_suite {
 mod backends;
 mod fixtures;
 
+mod actions;
 mod alerts;
 mod audit;
 mod cursors;
+mod events;
 mod indicators;
 mod migrations;
 mod outbox;
 mod reports;
+mod rules_versions;
 mod tasks;
 mod workflow;

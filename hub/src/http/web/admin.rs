@@ -15,6 +15,7 @@ use super::messages::{self, Labels, ZH};
 use super::session::Session;
 use super::{PageError, WebState};
 use crate::context::health::Health;
+use crate::http::action_trail::ActionNote;
 use crate::http::tasks::TasksState;
 use crate::pipeline::dead_letters::{self, DlqState, Filter};
 
@@ -95,6 +96,19 @@ fn community_rows(city: &hub_router::city::City) -> Vec<CommunityRow> {
         .collect()
 }
 
+/// One entry of the action trail (操作记录).
+pub struct TrailRow {
+    pub at: String,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub refused: bool,
+    pub source: String,
+    pub detail: String,
+}
+
 pub struct RuleRow {
     pub order: usize,
     pub id: String,
@@ -122,6 +136,9 @@ pub struct AdminPage<'a> {
     pub rules: Vec<RuleRow>,
     pub communities: Vec<CommunityRow>,
     pub sample: String,
+    pub trail: Vec<TrailRow>,
+    pub trail_heading: String,
+    pub trail_error: String,
 }
 
 #[derive(Template)]
@@ -150,6 +167,8 @@ fn state_words(s: &str) -> (&'static str, &'static str) {
 
 /// How many of the newest dead letters the page lists.
 const LETTERS_SHOWN: usize = 50;
+/// How many of the newest actions of the trail the page lists.
+const TRAIL_SHOWN: u32 = 30;
 
 /// An event to start a dry-run from: a pile of rubbish at 梧桐社区's service centre.
 /// Its description is a sample report's data (a reporter's words), not a word of the console.
@@ -258,6 +277,35 @@ pub async fn page(
             description: r.description.clone().unwrap_or_default(),
         })
         .collect();
+    let newest = hub_store::ActionQuery {
+        limit: TRAIL_SHOWN,
+        newest_first: true,
+        ..hub_store::ActionQuery::default()
+    };
+    let (trail, trail_error) = match s.console.cases.store.actions(&newest).await {
+        Ok(actions) => (
+            actions
+                .into_iter()
+                .map(|a| TrailRow {
+                    at: cst(Some(a.at)),
+                    actor: if a.actor.is_empty() {
+                        "—".to_owned()
+                    } else {
+                        a.actor
+                    },
+                    role: messages::role(&a.role).to_owned(),
+                    action: messages::trail_action(&a.action),
+                    target: a.target,
+                    outcome: messages::trail_outcome(a.outcome),
+                    refused: !(200..400).contains(&a.outcome),
+                    source: a.source,
+                    detail: a.detail,
+                })
+                .collect(),
+            String::new(),
+        ),
+        Err(e) => (Vec::new(), messages::trail_unreadable(&e.to_string())),
+    };
     Ok(Html(
         AdminPage {
             t: &ZH,
@@ -277,6 +325,9 @@ pub async fn page(
                 "NOW",
                 &Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             ),
+            trail,
+            trail_heading: messages::trail_heading(TRAIL_SHOWN as usize),
+            trail_error,
         }
         .render()?,
     ))
@@ -353,6 +404,7 @@ pub async fn dry_run(
 pub async fn replay(
     State((_, admin)): State<(WebState, AdminState)>,
     Extension(session): Extension<Session>,
+    note: ActionNote,
     body: axum::body::Bytes,
 ) -> Result<Html<String>, PageError> {
     if !session.who.is_admin() {
@@ -365,7 +417,20 @@ pub async fn replay(
         limit: Some(dead_letters::MAX_LISTED),
         ..Filter::default()
     };
-    let fragment = match dead_letters::replay(&admin.dlq, &filter, false).await {
+    let outcome = dead_letters::replay(&admin.dlq, &filter, false).await;
+    let detail = match &outcome {
+        Ok(report) => report.summary(),
+        Err(e) => format!("{e:#}"),
+    };
+    // The fragment answers 200 either way; the trail says how it went.
+    let status = outcome.is_err().then_some(StatusCode::SERVICE_UNAVAILABLE);
+    note.add(
+        "dead_letters.replay",
+        source.clone().unwrap_or_default(),
+        status,
+        detail,
+    );
+    let fragment = match outcome {
         Ok(report) => ResultFragment {
             t: &ZH,
             ok: true,
@@ -386,4 +451,35 @@ pub async fn replay(
         },
     };
     Ok(Html(fragment.render()?))
+}
+
+/// The whole action trail (or a period of it: `?from=&to=`, as the API takes them) as CSV.
+pub async fn trail_csv(
+    State((s, _)): State<(WebState, AdminState)>,
+    Extension(session): Extension<Session>,
+    crate::http::ApiQuery(q): crate::http::ApiQuery<crate::http::audit::ActionsQuery>,
+) -> Result<axum::response::Response, PageError> {
+    use axum::response::IntoResponse;
+    if !session.who.is_admin() {
+        return Err(forbidden());
+    }
+    let (mut query, _) = crate::http::audit::parse(&q)?;
+    query.limit = crate::http::audit::CSV_MAX;
+    let actions = s.console.cases.store.actions(&query).await.map_err(|e| {
+        PageError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            messages::trail_unreadable(&e.to_string()),
+        )
+    })?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"actions.csv\"",
+            ),
+        ],
+        crate::http::audit::csv_of(&actions),
+    )
+        .into_response())
 }

@@ -237,6 +237,14 @@ pub struct Labels {
     pub rule_triage: &'static str,
     pub rule_suppress: &'static str,
     pub admin_communities: &'static str,
+    pub trail_at: &'static str,
+    pub trail_role: &'static str,
+    pub trail_action: &'static str,
+    pub trail_target: &'static str,
+    pub trail_outcome: &'static str,
+    pub trail_source: &'static str,
+    pub trail_empty: &'static str,
+    pub trail_csv: &'static str,
     pub member_units: &'static str,
     pub admission_by_department: &'static str,
     pub admission_all: &'static str,
@@ -450,6 +458,14 @@ pub static ZH: Labels = Labels {
     rule_triage: "属地兜底（街道/区分派）",
     rule_suppress: "不立案（抑制）",
     admin_communities: "社区与 1+2+X 成员单位、准入清单",
+    trail_at: "时间",
+    trail_role: "角色",
+    trail_action: "操作",
+    trail_target: "对象",
+    trail_outcome: "结果",
+    trail_source: "来源地址",
+    trail_empty: "暂无操作记录",
+    trail_csv: "导出全部操作记录（CSV）",
     member_units: "成员单位",
     admission_by_department: "准入（按部门）",
     admission_all: "全部",
@@ -730,6 +746,54 @@ pub fn lag_seconds(seconds: f64) -> String {
 
 pub fn dead_letters_heading(shown: usize) -> String {
     format!("死信（最近 {shown} 条）")
+}
+
+pub fn trail_heading(shown: usize) -> String {
+    format!("操作记录（最近 {shown} 条）")
+}
+
+pub fn trail_unreadable(error: &str) -> String {
+    format!("操作记录暂时无法读取：{error}")
+}
+
+/// An account's role, as the trail shows it.
+pub fn role(role: &str) -> &str {
+    match role {
+        "administrator" => "管理员",
+        "street" => "街道",
+        "community" => "社区",
+        "department" => "部门",
+        "" => "—",
+        other => other,
+    }
+}
+
+/// What the trail records as done, in words: `签收` for `task.sign_for`; a route stays as
+/// it is.
+pub fn trail_action(action: &str) -> String {
+    if let Some(kind) = action
+        .strip_prefix("task.")
+        .and_then(|a| ActionKind::ALL.into_iter().find(|k| k.as_str() == a))
+    {
+        return self::action(kind).to_owned();
+    }
+    match action {
+        "sign_in" => "登录".to_owned(),
+        "sign_in_refused" => "登录失败".to_owned(),
+        "sign_out" => "退出".to_owned(),
+        "dead_letters.replay" => "重放死信".to_owned(),
+        "dead_letters.replay_dry_run" => "重放死信（试运行）".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// How the hub answered: 完成, or 未通过 with its status.
+pub fn trail_outcome(status: u16) -> String {
+    if (200..400).contains(&status) {
+        "完成".to_owned()
+    } else {
+        format!("未通过（{status}）")
+    }
 }
 
 pub fn dead_letters_unreadable(error: &str) -> String {

@@ -39,6 +39,7 @@ use hub_store::{TaskFilter, TaskOrder};
 use serde_json::{json, Map, Value};
 
 use crate::context::access::{AccessState, Identity};
+use crate::http::action_trail::ActionNote;
 use crate::http::auth::TaskInScope;
 use crate::http::console::{self, ConsoleState};
 use crate::http::{ApiError, ClientAddr, Guard, Route};
@@ -73,12 +74,16 @@ pub fn routes(state: WebState, admin: admin::AdminState) -> Vec<Route> {
             Guard::Open,
             get(login_page).with_state(s.clone()),
         ),
-        page(
-            Method::POST,
-            "/login",
-            Guard::Open,
-            post(login).with_state(s.clone()),
-        ),
+        // Open (it is how one signs in), and recorded: a sign-in is an action too.
+        Route {
+            recorded: true,
+            ..page(
+                Method::POST,
+                "/login",
+                Guard::Open,
+                post(login).with_state(s.clone()),
+            )
+        },
         page(Method::POST, "/logout", Guard::Session, post(logout)),
         page(
             Method::GET,
@@ -145,6 +150,12 @@ pub fn routes(state: WebState, admin: admin::AdminState) -> Vec<Route> {
             "/admin",
             Guard::Session,
             get(admin::page).with_state(with_admin.clone()),
+        ),
+        page(
+            Method::GET,
+            "/admin/actions.csv",
+            Guard::Session,
+            get(admin::trail_csv).with_state(with_admin.clone()),
         ),
         page(
             Method::POST,
@@ -269,6 +280,7 @@ async fn login_page(
 async fn login(
     State(s): State<WebState>,
     ClientAddr(client): ClientAddr,
+    note: ActionNote,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
     let form: BTreeMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
@@ -281,6 +293,8 @@ async fn login(
         Ok((code, Html(page)).into_response())
     };
     if client.and_then(|ip| throttle.blocked(ip, now)).is_some() {
+        note.actor("", "");
+        note.add("sign_in_refused", "", None, "throttled");
         return refuse(
             messages::ZH.sign_in_throttled,
             StatusCode::TOO_MANY_REQUESTS,
@@ -292,12 +306,16 @@ async fn login(
             throttle.failed(ip, now);
         }
         tracing::info!(client = ?client, "console sign-in with an unknown token refused");
+        note.actor("", "");
+        note.add("sign_in_refused", "", None, "unknown token");
         return refuse(messages::ZH.sign_in_failed, StatusCode::UNAUTHORIZED);
     };
     if let Some(ip) = client {
         throttle.succeeded(ip);
     }
     tracing::info!(account = %who.name, "signed in to the console");
+    note.actor(who.name.clone(), who.role_name());
+    note.add("sign_in", "", None, "");
     let cookie = session::issue(&s.key, &who.name, &digest);
     let mut r = Redirect::to(&next).into_response();
     r.headers_mut()
@@ -305,7 +323,8 @@ async fn login(
     Ok(r)
 }
 
-async fn logout() -> Response {
+async fn logout(note: ActionNote) -> Response {
+    note.add("sign_out", "", None, "");
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut()
         .insert(header::SET_COOKIE, session::clear_cookie());
@@ -467,7 +486,8 @@ async fn queue_rows_html(
     let store = &s.console.cases.store;
     let total = store.count_tasks(&filter).await?;
     let tasks = store.list_tasks(&filter).await?;
-    let sla = &s.console.cases.sla;
+    let sla = s.console.cases.sla();
+    let sla = &*sla;
     let mut rows = Vec::with_capacity(tasks.len());
     for t in &tasks {
         let clocks = store.task_clocks(&t.fields.task_id).await?;
@@ -571,6 +591,7 @@ const BULK_MAX: usize = 200;
 async fn queue_bulk(
     State(s): State<WebState>,
     Extension(session): Extension<Session>,
+    note: ActionNote,
     body: axum::body::Bytes,
 ) -> Result<Html<String>, PageError> {
     let who = &session.who;
@@ -642,7 +663,9 @@ async fn queue_bulk(
                 }
             }
         };
-        match console::perform(&s.console, who, id, body).await {
+        let result = console::perform(&s.console, who, id, body.clone()).await;
+        note.task_action(id, &body, &result);
+        match result {
             Ok(_) => done += 1,
             Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, _)) => {
                 return Err(PageError(
@@ -817,7 +840,7 @@ async fn task_body(
             joint_choices: &joint_choices,
             unit_name: &unit_name,
         },
-        &cases.sla,
+        &cases.sla(),
         Utc::now(),
     );
     let body = TaskBody {
@@ -948,6 +971,7 @@ async fn task_action(
     State(s): State<WebState>,
     TaskInScope { task, who }: TaskInScope,
     headers: HeaderMap,
+    note: ActionNote,
     body: axum::body::Bytes,
 ) -> Result<Response, PageError> {
     let id = task.fields.task_id.clone();
@@ -963,8 +987,17 @@ async fn task_action(
         .and_then(|a| ActionKind::ALL.into_iter().find(|k| k.as_str() == a));
     // Our own checks of the form answer in words; the API's refusals are put in words below.
     let (outcome, own_words) = match action_body(&form) {
-        Ok(json) => (console::perform(&s.console, &who, &id, json).await, false),
-        Err(m) => (Err(ApiError::bad_request(m)), true),
+        Ok(json) => {
+            let outcome = console::perform(&s.console, &who, &id, json.clone()).await;
+            note.task_action(&id, &json, &outcome);
+            (outcome, false)
+        }
+        Err(m) => {
+            let outcome = Err(ApiError::bad_request(m));
+            let asked = json!({"action": form.get("action")});
+            note.task_action(&id, &asked, &outcome);
+            (outcome, true)
+        }
     };
     let (code, flash) = match &outcome {
         Ok(done) => {

@@ -1,0 +1,242 @@
+//! What-if replay: the events of a period routed again with a candidate rules version and
+//! compared, event by event, with the version that routed them: where each would go (its
+//! community, lead unit and co-handlers), its priority, SLA policy and deadlines (counted on
+//! the candidate's calendars), and whether it would be a task at all (dispatched, for a
+//! triage desk, returned to its department, suppressed). Per unit and community, the change
+//! in load.
+//!
+//! Pure: events and loaded configurations in, a report out; nothing is read or written here
+//! (`crate::cli::replay` reads the event log and prints). Each event is routed as of the
+//! time the hub received it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use hub_router::routing::RoutingDecision;
+use hub_router::task::NewTask;
+use hub_schemas::event::CivicEvent;
+use serde::Serialize;
+
+use crate::cases::service::{derive_with, policy_for};
+use crate::context::routing::Loaded;
+
+/// What became (or would become) of one event under one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// `dispatch`, `triage`, `returned`, `suppressed` or `unmapped`.
+    pub kind: &'static str,
+    pub community: Option<String>,
+    pub lead: Option<String>,
+    pub co_handlers: Vec<String>,
+    pub priority: Option<String>,
+    pub sla_policy: Option<String>,
+    /// The deadlines its clocks start with, by clock (`sign_for`, `handling`, ...).
+    pub deadlines: BTreeMap<String, DateTime<Utc>>,
+    /// The rule that decided it.
+    pub rule: Option<String>,
+}
+
+/// What a version does with `event`, received at `event.received_at`.
+pub fn outcome(config: &Loaded, event: &CivicEvent) -> Outcome {
+    let none = |kind| Outcome {
+        kind,
+        community: None,
+        lead: None,
+        co_handlers: Vec::new(),
+        priority: None,
+        sla_policy: None,
+        deadlines: BTreeMap::new(),
+        rule: None,
+    };
+    match config.router.route(event, event.received_at) {
+        Err(_) => none("unmapped"),
+        Ok(RoutingDecision::Dispatch(task)) => of_task("dispatch", config, &task),
+        Ok(RoutingDecision::Triage(task)) => of_task("triage", config, &task),
+        Ok(RoutingDecision::ReturnToDepartment(r)) => Outcome {
+            community: Some(r.community_code.clone()),
+            rule: Some(r.explanation.rule_id.clone()),
+            ..none("returned")
+        },
+        Ok(RoutingDecision::Suppressed(s)) => Outcome {
+            community: s.community_code.clone(),
+            rule: Some(s.rule_id.clone()),
+            ..none("suppressed")
+        },
+    }
+}
+
+fn of_task(kind: &'static str, config: &Loaded, task: &NewTask) -> Outcome {
+    let (_, clocks) = derive_with(&config.sla, task);
+    let policy = policy_for(&config.sla, task);
+    Outcome {
+        kind,
+        community: task.place.community_code.clone(),
+        lead: task.lead_unit.as_ref().map(|u| u.unit_id.clone()),
+        co_handlers: task.co_handlers.iter().map(|u| u.unit_id.clone()).collect(),
+        priority: Some(task.priority.to_string()),
+        sla_policy: Some(policy.id.clone()),
+        deadlines: clocks
+            .iter()
+            .filter_map(|c| Some((c.kind.to_string(), c.deadline()?)))
+            .collect(),
+        rule: Some(task.explanation.rule_id.clone()),
+    }
+}
+
+/// One event whose outcome the candidate changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Moved {
+    pub source_system: String,
+    pub source_id: String,
+    pub category_code: String,
+    pub received_at: DateTime<Utc>,
+    /// What changed: `outcome`, `community`, `lead`, `co_handlers`, `priority`,
+    /// `sla_policy`, `deadlines`.
+    pub changed: Vec<&'static str>,
+    pub before: Outcome,
+    pub after: Outcome,
+}
+
+/// The load of a unit or community: the tasks it would lead (or, for a community, hold).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Load {
+    pub before: u64,
+    pub after: u64,
+}
+
+/// The replay of a period: every event compared, the moved ones listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub events: u64,
+    /// Events whose outcome changed in any way.
+    pub moved: u64,
+    /// How many events changed in each respect.
+    pub by_change: BTreeMap<&'static str, u64>,
+    /// Tasks each unit leads, before and after (units whose load changed).
+    pub unit_load: BTreeMap<String, Load>,
+    /// Tasks in each community, before and after (communities whose load changed).
+    pub community_load: BTreeMap<String, Load>,
+    /// The moved events, in the order replayed, at most [`Report::LISTED`].
+    pub moved_events: Vec<Moved>,
+}
+
+impl Report {
+    /// Moved events a report lists (it counts them all).
+    pub const LISTED: usize = 10_000;
+
+    /// Compares one event under `baseline` and `candidate`.
+    pub fn add(&mut self, event: &CivicEvent, baseline: &Loaded, candidate: &Loaded) {
+        self.events += 1;
+        let (before, after) = (outcome(baseline, event), outcome(candidate, event));
+        if before == after {
+            return;
+        }
+        let mut changed = Vec::new();
+        let mut differs = |what: &'static str, same: bool| {
+            if !same {
+                changed.push(what);
+            }
+        };
+        differs("outcome", before.kind == after.kind);
+        differs("community", before.community == after.community);
+        differs("lead", before.lead == after.lead);
+        differs("co_handlers", before.co_handlers == after.co_handlers);
+        differs("priority", before.priority == after.priority);
+        differs("sla_policy", before.sla_policy == after.sla_policy);
+        differs("deadlines", before.deadlines == after.deadlines);
+        if changed.is_empty() {
+            // Only the deciding rule differs: the same work, the same clocks.
+            return;
+        }
+        self.moved += 1;
+        for what in &changed {
+            *self.by_change.entry(what).or_default() += 1;
+        }
+        let is_task = |o: &Outcome| matches!(o.kind, "dispatch" | "triage");
+        for (o, after) in [(&before, false), (&after, true)] {
+            if !is_task(o) {
+                continue;
+            }
+            let count = |map: &mut BTreeMap<String, Load>, key: &Option<String>| {
+                if let Some(k) = key {
+                    let l = map.entry(k.clone()).or_default();
+                    if after {
+                        l.after += 1;
+                    } else {
+                        l.before += 1;
+                    }
+                }
+            };
+            count(&mut self.unit_load, &o.lead);
+            count(&mut self.community_load, &o.community);
+        }
+        if self.moved_events.len() < Self::LISTED {
+            self.moved_events.push(Moved {
+                source_system: event.source_system.clone(),
+                source_id: event.source_id.clone(),
+                category_code: event.category_code.clone(),
+                received_at: event.received_at,
+                changed,
+                before,
+                after,
+            });
+        }
+    }
+
+    /// Drops the units and communities whose load the moved events leave as it was.
+    pub fn finish(&mut self) {
+        self.unit_load.retain(|_, l| l.before != l.after);
+        self.community_load.retain(|_, l| l.before != l.after);
+    }
+
+    /// The header of [`Report::csv_rows`].
+    pub const CSV_HEADER: &'static str = "source_system,source_id,category_code,received_at,\
+         changed,outcome_before,outcome_after,community_before,community_after,lead_before,\
+         lead_after,co_handlers_before,co_handlers_after,priority_before,priority_after,\
+         sla_policy_before,sla_policy_after,deadlines_before,deadlines_after";
+
+    /// One CSV line per moved event.
+    pub fn csv_rows(&self) -> impl Iterator<Item = String> + '_ {
+        fn opt(v: &Option<String>) -> &str {
+            v.as_deref().unwrap_or("")
+        }
+        fn deadlines(o: &Outcome) -> String {
+            o.deadlines
+                .iter()
+                .map(|(k, t)| {
+                    format!(
+                        "{k}={}",
+                        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+        self.moved_events.iter().map(|m| {
+            let (b, a) = (&m.before, &m.after);
+            let fields = [
+                m.source_system.clone(),
+                m.source_id.clone(),
+                m.category_code.clone(),
+                m.received_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                m.changed.join(" "),
+                b.kind.to_owned(),
+                a.kind.to_owned(),
+                opt(&b.community).to_owned(),
+                opt(&a.community).to_owned(),
+                opt(&b.lead).to_owned(),
+                opt(&a.lead).to_owned(),
+                b.co_handlers.join(" "),
+                a.co_handlers.join(" "),
+                opt(&b.priority).to_owned(),
+                opt(&a.priority).to_owned(),
+                opt(&b.sla_policy).to_owned(),
+                opt(&a.sla_policy).to_owned(),
+                deadlines(b),
+                deadlines(a),
+            ];
+            hub_schemas::csv::line(&fields)
+        })
+    }
+}
