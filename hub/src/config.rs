@@ -35,6 +35,9 @@ pub struct HubConfig {
     /// Tamper evidence of the case histories.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The event log replays run over.
+    #[serde(default)]
+    pub replay: ReplayConfig,
     /// How long a stopping hub (Ctrl-C, SIGTERM) waits for its tasks to finish what they
     /// are doing before it abandons them (their uncommitted work is redelivered later).
     #[serde(default = "default_drain_ms")]
@@ -58,6 +61,28 @@ pub struct AuditConfig {
     /// Seconds between checkpoints (default 600).
     #[serde(default = "default_checkpoint_every_s")]
     pub checkpoint_every_s: u64,
+}
+
+/// `[replay]`: how long the accepted events are kept for `hub rules replay`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// Days an accepted event is kept (default 400: a year and the appeals after it); 0
+    /// keeps them for ever.
+    #[serde(default = "default_keep_days")]
+    pub keep_days: u32,
+}
+
+fn default_keep_days() -> u32 {
+    400
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            keep_days: default_keep_days(),
+        }
+    }
 }
 
 fn default_checkpoint_every_s() -> u64 {

@@ -303,6 +303,17 @@ enum BenchCommand {
         #[arg(long, default_value = "config")]
         dir: PathBuf,
     },
+    /// `hub rules replay` over a year of logged events on SQLite (a candidate with one more
+    /// holiday against the shipped configuration): its rate excluding the read and its
+    /// summary, beside reading the log alone and routing each event once.
+    #[cfg(feature = "demo")]
+    Replay {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// The configuration folder the events are routed with.
+        #[arg(long, default_value = "config")]
+        dir: PathBuf,
+    },
     /// The SLA tracker's scheduler with many open tasks (deadlines spread over working
     /// hours): resident memory, breach-detection delay (median, worst), restart recovery.
     Sla {
@@ -391,6 +402,10 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Bench(BenchCommand::Route { quick }) => hub::cli::bench::bench_route(quick),
         Command::Bench(BenchCommand::Sla { tasks, dir }) => hub::cli::bench::bench_sla(&dir, tasks),
+        #[cfg(feature = "demo")]
+        Command::Bench(BenchCommand::Replay { events, dir }) => {
+            hub::cli::bench_replay::bench_replay(&dir, events).await
+        }
         #[cfg(feature = "demo")]
         Command::Bench(BenchCommand::Pipeline {
             quick,

@@ -342,6 +342,12 @@ pub async fn start_with(
                  rewritten together with its checkpoints would not show"
             );
         }
+        let retention = crate::cases::event_retention::EventRetention {
+            store: store.clone(),
+            keep_days: config.replay.keep_days,
+            every: Duration::from_secs(3600),
+        };
+        supervisor.spawn(&mut tasks, "event_retention", "event_retention", retention);
         let checkpoints = crate::cases::history_checkpoints::HistoryCheckpoints {
             store: store.clone(),
             key,

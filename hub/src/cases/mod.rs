@@ -2,9 +2,11 @@
 //! case workflow (`hub_cases`) to stored tasks ([`service`]) and the SLA tracker that
 //! raises warnings, breaches and escalations ([`sla_tracker`]), and the checkpoints that
 //! make a rewritten case history show ([`history_checkpoints`]); what a candidate rules
-//! version would have done to a period's cases ([`replay`]). The indicators are tallied by
+//! version would have done to a period's cases ([`replay`]) over the event log, kept for
+//! `[replay] keep_days` ([`event_retention`]). The indicators are tallied by
 //! the store (`TaskStore::tally_indicators`) and shown by `http::indicators`.
 
+pub mod event_retention;
 pub mod history_checkpoints;
 pub mod replay;
 pub mod service;

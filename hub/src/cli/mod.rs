@@ -1,7 +1,8 @@
 //! The `hub` command line, one file per sub-command. `run` and `demo` start a hub; the others
-//! read files (`rules`, `bench`) or the store (`audit`) or are clients of a running hub's HTTP API (`connectors`,
-//! `dlq`, `report`), which works the same with the embedded broker, whose address only the
-//! hub knows.
+//! read files (`rules check|test`, `bench`) or the store (`audit`, `rules
+//! publish|rollback|versions`, `replay`) or are clients of a running hub's HTTP API
+//! (`connectors`, `dlq`, `report`), which works the same with the embedded broker, whose
+//! address only the hub knows.
 
 pub mod audit;
 pub mod bench;
@@ -9,6 +10,8 @@ pub mod bench;
 pub mod bench_indicators;
 #[cfg(feature = "demo")]
 pub mod bench_pipeline;
+#[cfg(feature = "demo")]
+pub mod bench_replay;
 pub mod connectors;
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -50,12 +50,19 @@ async fn configuration(
 
 /// The version that routed each moment of the period: from the store's activations, or —
 /// with rules from files and nothing published — the routing folder.
-struct Baselines {
+pub struct Baselines {
     /// (active from, configuration), in time order.
     spans: Vec<(DateTime<Utc>, Arc<Loaded>)>,
 }
 
 impl Baselines {
+    /// One configuration for the whole period.
+    pub fn single(config: Arc<Loaded>) -> Baselines {
+        Baselines {
+            spans: vec![(DateTime::<Utc>::MIN_UTC, config)],
+        }
+    }
+
     async fn load(
         store: &dyn TaskStore,
         config: &HubConfig,
@@ -70,9 +77,7 @@ impl Baselines {
             }
             let dir = config.routing.dir.display().to_string();
             let loaded = configuration(store, config, &dir).await?;
-            return Ok(Baselines {
-                spans: vec![(DateTime::<Utc>::MIN_UTC, Arc::new(loaded))],
-            });
+            return Ok(Baselines::single(Arc::new(loaded)));
         }
         // The activations of the period, and the one in force when it began.
         let first = activations.iter().rposition(|a| a.at <= from).unwrap_or(0);
@@ -101,29 +106,24 @@ impl Baselines {
     }
 }
 
-/// `hub rules replay`
-pub async fn replay(
-    config: &Path,
-    candidate: &str,
-    from: &str,
-    to: &str,
-    format: Format,
-) -> anyhow::Result<()> {
-    let bad = |e: crate::http::ApiError| {
-        anyhow::anyhow!("{}", e.1["error"].as_str().unwrap_or("bad period"))
-    };
-    let from = crate::http::audit::instant("from", from, false).map_err(bad)?;
-    let to = crate::http::audit::instant("to", to, true).map_err(bad)?;
-    if from >= to {
-        bail!("the period is empty: --from must be before --to");
-    }
-    let config = HubConfig::load(config)?;
-    let store = hub_store::open(&config.store.url)
-        .await
-        .with_context(|| format!("opening the store at {}", config.store.url))?;
-    let candidate = configuration(&*store, &config, candidate).await?;
-    let baselines = Baselines::load(&*store, &config, from, to).await?;
+/// A replay's report and where its time went.
+pub struct Run {
+    pub report: Report,
+    /// Comparing the events (routing each twice, with its clocks): the replay itself.
+    pub replaying: Duration,
+    /// Reading the event log.
+    pub reading: Duration,
+}
 
+/// Replays the logged events of `[from, to)` with `candidate` against `baselines`, a page
+/// at a time, showing progress on a terminal.
+pub async fn run(
+    store: &dyn TaskStore,
+    baselines: &Baselines,
+    candidate: &Loaded,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> anyhow::Result<Run> {
     let progress = std::io::stderr().is_terminal();
     let mut report = Report::default();
     let (mut replaying, mut reading) = (Duration::ZERO, Duration::ZERO);
@@ -134,7 +134,7 @@ pub async fn replay(
         reading += read.elapsed();
         let started = Instant::now();
         for event in &page {
-            report.add(event, baselines.at(event.received_at), &candidate);
+            report.add(event, baselines.at(event.received_at), candidate);
         }
         replaying += started.elapsed();
         if progress {
@@ -158,6 +158,38 @@ pub async fn replay(
         eprintln!();
     }
     report.finish();
+    Ok(Run {
+        report,
+        replaying,
+        reading,
+    })
+}
+
+/// `hub rules replay`
+pub async fn replay(
+    config: &Path,
+    candidate: &str,
+    from: &str,
+    to: &str,
+    format: Format,
+) -> anyhow::Result<()> {
+    let bad = |e: crate::http::ApiError| {
+        anyhow::anyhow!("{}", e.1["error"].as_str().unwrap_or("bad period"))
+    };
+    let from = crate::http::audit::instant("from", from, false).map_err(bad)?;
+    let to = crate::http::audit::instant("to", to, true).map_err(bad)?;
+    if from >= to {
+        bail!("the period is empty: --from must be before --to");
+    }
+    let config = HubConfig::load(config)?;
+    let store = hub_store::open(&config.store.url)
+        .await
+        .with_context(|| format!("opening the store at {}", config.store.url))?;
+    let candidate = configuration(&*store, &config, candidate).await?;
+    let baselines = Baselines::load(&*store, &config, from, to).await?;
+
+    let run = run(&*store, &baselines, &candidate, from, to).await?;
+    let (report, replaying, reading) = (run.report, run.replaying, run.reading);
     let rate = report.events as f64 / replaying.as_secs_f64().max(1e-9);
     let mut out = std::io::stdout().lock();
     match format {
@@ -187,7 +219,7 @@ pub async fn replay(
     Ok(())
 }
 
-fn print_table(out: &mut impl Write, r: &Report, candidate: &str) -> std::io::Result<()> {
+pub fn print_table(out: &mut impl Write, r: &Report, candidate: &str) -> std::io::Result<()> {
     writeln!(
         out,
         "{} events replayed with {candidate}: {} would change",
