@@ -402,6 +402,11 @@ pub async fn start_with(
         table.add(crate::http::console::routes(console.clone()));
         table.add(crate::http::indicators::routes(console.clone()));
         table.add(crate::http::audit::routes(store.clone()));
+        let rules = crate::http::rules::RulesState {
+            store: store.clone(),
+            config: Arc::new(config.clone()),
+        };
+        table.add(crate::http::rules::routes(rules.clone()));
         let webhook_paths: Vec<String> = connectors.paths.values().cloned().collect();
         let dlq = connector_routes(&mut table, config, &secrets, &shared, &cases, connectors)?;
         let sessions = crate::http::web::session::SessionKey::from_secret(secrets(
@@ -417,6 +422,7 @@ pub async fn start_with(
                 health: shared.health.clone(),
                 tasks: tasks_state,
                 dlq,
+                rules,
             },
         ));
         table.add(crate::http::openapi::routes(

@@ -268,7 +268,7 @@ async fn two_processes_follow_publish_and_rollback_through_the_store() {
         "盗窃案件请居委会协办",
         "协办安排未谈妥，先退回",
         "rollback",
-        "the first version",
+        "首个版本",
     ] {
         assert!(out.contains(line), "{line} in {out}");
     }
@@ -505,5 +505,135 @@ async fn replays_over_a_seeded_history_report_exactly_what_a_candidate_changes()
     }
     assert!(!crossing.is_empty());
     assert_eq!(shifted, crossing, "exactly the deadlines across {day} move");
+    hub.stop().await;
+}
+
+/// An administrator replays an earlier version in the console and sees the moved tasks: the
+/// hub routes with a version that has the residents' committee co-handle thefts; a replay of
+/// the version before it lists exactly the thefts that committee co-handles, each losing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_replays_a_version_in_the_console_and_sees_the_moved_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_broker(dir.path()).await;
+    let store_url = fresh_store_url(Backend::Sqlite, dir.path()).await;
+    let mut config = hub_config(dir.path(), broker.bootstrap(), &store_url);
+    config.routing.source = hub::config::RulesSource::Store;
+    config.routing.reload_check_ms = 200;
+    let hub = hub::startup::start(
+        &config,
+        hub::startup::Roles {
+            connectors: false,
+            router: true,
+            api: true,
+        },
+        with_demo_tokens(std::sync::Arc::new(|_: &str| None)),
+    )
+    .await
+    .expect("hub starts");
+    let base = format!("http://{}", hub.api_addr.unwrap());
+    let store = hub.store.clone();
+    let shipped = Bundle::read(&workspace_root().join("config"))
+        .unwrap()
+        .digest();
+    let published = hub::context::rules_versions::publish(
+        &*store,
+        &candidate(dir.path()),
+        "王科长",
+        "盗窃案件请居委会协办",
+    )
+    .await
+    .unwrap();
+    let hub::context::rules_versions::Published::Activated { activation, .. } = published else {
+        panic!("the candidate is a new version");
+    };
+    let port = hub.api_addr.unwrap().port();
+    eventually(
+        Duration::from_secs(15),
+        "the hub on the new version",
+        || async { (version_of(port).await? == activation.version).then_some(()) },
+    )
+    .await;
+    preload_named(dir.path(), broker.bootstrap(), "CONSOLE", 40, 0, 0).await;
+    let routed = eventually(Duration::from_secs(60), "the thefts routed", || async {
+        let ids: Vec<String> = (0..40).map(|i| format!("CONSOLE-{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let done = store.prior_outcomes("police.backlog", &refs).await.ok()?;
+        (done.len() == 40).then_some(())
+    });
+    routed.await;
+    let co_handled: std::collections::BTreeSet<String> = routed_thefts(&store, "CONSOLE", 40)
+        .await
+        .into_iter()
+        .zip(0..)
+        .filter(|((_, roles), _)| roles.contains(&"residents_committee".to_owned()))
+        .map(|(_, i)| format!("CONSOLE-{i}"))
+        .collect();
+    assert!(!co_handled.is_empty());
+
+    let b = hub_tests::browser::Browser::start("console-rules-replay").await;
+    b.sign_in(&base, "demo-admin").await;
+    b.goto(&format!("{base}/admin")).await;
+    b.execute(
+        "document.querySelector('#replay-candidate').value = arguments[0];",
+        vec![Value::from(shipped.clone())],
+    )
+    .await;
+    let button = b.find("#rules-replay form button[type=submit]").await;
+    b.click(&button).await;
+    let text = b
+        .wait_text("#rules-replay-result", "回放结果", Duration::from_secs(20))
+        .await;
+    assert!(
+        text.contains(&format!(
+            "按 {shipped} 回放 40 件事件，其中 {} 件",
+            co_handled.len()
+        )),
+        "{text}"
+    );
+    let rows = b
+        .execute(
+            "return [...document.querySelectorAll('#rules-replay-result tr[data-source-id]')]\
+             .map(r => [r.dataset.sourceId, r.cells[1].innerText, r.cells[2].innerText, r.cells[3].innerText]);",
+            vec![],
+        )
+        .await;
+    let rows = rows.as_array().unwrap();
+    let listed: std::collections::BTreeSet<String> = rows
+        .iter()
+        .map(|r| r[0].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        listed, co_handled,
+        "exactly the thefts the committee co-handles"
+    );
+    for r in rows {
+        assert_eq!(r[1], "协办单位", "{r}");
+        let (before, after) = (r[2].as_str().unwrap(), r[3].as_str().unwrap());
+        assert!(
+            before.contains("协办：") && before.contains("居民委员会"),
+            "{before}"
+        );
+        assert!(!after.contains("协办："), "{after}");
+    }
+    b.execute(
+        "document.querySelector('#rules-replay').scrollIntoView();",
+        vec![],
+    )
+    .await;
+    b.save_screenshot("console-rules-replay").await;
+    // The replay is in the trail, as the administrator's action.
+    let trail = store
+        .actions(&hub_store::ActionQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|a| a.action == "rules.replay" && a.actor == "admin" && a.target == shipped),
+        "{trail:?}"
+    );
     hub.stop().await;
 }

@@ -2,12 +2,14 @@
 //! case workflow (`hub_cases`) to stored tasks ([`service`]) and the SLA tracker that
 //! raises warnings, breaches and escalations ([`sla_tracker`]), and the checkpoints that
 //! make a rewritten case history show ([`history_checkpoints`]); what a candidate rules
-//! version would have done to a period's cases ([`replay`]) over the event log, kept for
+//! version would have done to a period's cases ([`replay`], run over the store by
+//! [`replay_run`]) over the event log, kept for
 //! `[replay] keep_days` ([`event_retention`]). The indicators are tallied by
 //! the store (`TaskStore::tally_indicators`) and shown by `http::indicators`.
 
 pub mod event_retention;
 pub mod history_checkpoints;
 pub mod replay;
+pub mod replay_run;
 pub mod service;
 pub mod sla_tracker;

@@ -13,8 +13,9 @@ use hub_router::bundle::Bundle;
 use hub_schemas::event::CivicEvent;
 use hub_simulator::generator::load_addresses;
 
+use crate::cases::replay_run::{run, Baselines};
 use crate::cli::bench_pipeline::Events;
-use crate::cli::replay::{print_table, run, Baselines};
+use crate::cli::replay::print_table;
 use crate::context::routing::{load, Loaded};
 
 /// The day the candidate adds to the holidays.
@@ -108,6 +109,7 @@ async fn bench_in(
         &candidate,
         from,
         to,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
     )
     .await?;
     let r = &replayed.report;

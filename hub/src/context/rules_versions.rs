@@ -139,7 +139,7 @@ pub async fn load_active(
                 store,
                 dir,
                 "hub",
-                &format!("the first version, from {}", dir.display()),
+                &format!("首个版本（启动时发布自 {}）", dir.display()),
             )
             .await;
             match (first, active(store).await?) {

@@ -22,6 +22,7 @@ pub mod indicators;
 pub mod open311;
 pub mod openapi;
 pub mod push;
+pub mod rules;
 pub mod stream;
 pub mod tasks;
 pub mod web;

@@ -38,6 +38,8 @@ use super::{Guard, Route};
         super::deadletters::list_handler,
         super::deadletters::replay_handler,
         super::audit::list_actions,
+        super::rules::rules_versions,
+        super::rules::replay_rules,
         super::push::push_record,
         super::open311::get_resource,
         super::open311::post_resource,

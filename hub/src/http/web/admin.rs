@@ -25,6 +25,8 @@ pub struct AdminState {
     pub health: Arc<Health>,
     pub tasks: TasksState,
     pub dlq: DlqState,
+    /// Rules versions and their replay.
+    pub rules: crate::http::rules::RulesState,
 }
 
 fn cst(t: Option<DateTime<Utc>>) -> String {
@@ -96,6 +98,30 @@ fn community_rows(city: &hub_router::city::City) -> Vec<CommunityRow> {
         .collect()
 }
 
+/// A stored rules version, as the replay form offers it.
+pub struct VersionChoice {
+    pub version: String,
+    pub label: String,
+}
+
+/// One moved event of a replay, in words.
+pub struct MovedRow {
+    pub source_id: String,
+    pub changed: String,
+    pub before: String,
+    pub after: String,
+}
+
+#[derive(Template)]
+#[template(path = "web/admin_replay.html")]
+pub struct ReplayFragment<'a> {
+    pub t: &'a Labels,
+    pub ok: bool,
+    pub title: String,
+    pub lines: Vec<String>,
+    pub rows: Vec<MovedRow>,
+}
+
 /// One entry of the action trail (操作记录).
 pub struct TrailRow {
     pub at: String,
@@ -139,6 +165,9 @@ pub struct AdminPage<'a> {
     pub trail: Vec<TrailRow>,
     pub trail_heading: String,
     pub trail_error: String,
+    pub versions: Vec<VersionChoice>,
+    pub replay_from: String,
+    pub replay_to: String,
 }
 
 #[derive(Template)]
@@ -306,6 +335,33 @@ pub async fn page(
         ),
         Err(e) => (Vec::new(), messages::trail_unreadable(&e.to_string())),
     };
+    let active = admin
+        .rules
+        .store
+        .rules_activations(1)
+        .await?
+        .into_iter()
+        .next()
+        .map(|a| a.version);
+    let versions = admin
+        .rules
+        .store
+        .rules_versions()
+        .await?
+        .into_iter()
+        .rev()
+        .map(|v| VersionChoice {
+            label: messages::version_choice(
+                &v.version,
+                &v.author,
+                &cst(Some(v.at)),
+                &v.message,
+                active.as_deref() == Some(v.version.as_str()),
+            ),
+            version: v.version,
+        })
+        .collect();
+    let today = (Utc::now() + chrono::TimeDelta::hours(8)).date_naive();
     Ok(Html(
         AdminPage {
             t: &ZH,
@@ -328,6 +384,9 @@ pub async fn page(
             trail,
             trail_heading: messages::trail_heading(TRAIL_SHOWN as usize),
             trail_error,
+            versions,
+            replay_from: (today - chrono::TimeDelta::days(30)).to_string(),
+            replay_to: today.to_string(),
         }
         .render()?,
     ))
@@ -483,3 +542,96 @@ pub async fn trail_csv(
     )
         .into_response())
 }
+
+/// A replay of the form's stored version over its period: the summary and the moved
+/// events, in words (the same replay as `POST /api/v1/rules/replay`).
+pub async fn rules_replay(
+    State((s, admin)): State<(WebState, AdminState)>,
+    Extension(session): Extension<Session>,
+    note: ActionNote,
+    body: axum::body::Bytes,
+) -> Result<Html<String>, PageError> {
+    if !session.who.is_admin() {
+        return Err(forbidden());
+    }
+    let form = form(&body);
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let request = crate::http::rules::ReplayRequest {
+        candidate: field("candidate"),
+        from: field("from"),
+        to: field("to"),
+    };
+    let outcome = crate::http::rules::replay(&admin.rules, &request).await;
+    let (status, detail) = match &outcome {
+        Ok(r) => (None, format!("{} events, {} moved", r.events, r.moved)),
+        Err(e) => (Some(e.0), e.1["error"].as_str().unwrap_or("").to_owned()),
+    };
+    note.add("rules.replay", request.candidate.clone(), status, detail);
+    let fragment = match outcome {
+        Ok(report) => {
+            let router = s.console.routing.current();
+            let city = router.config().city();
+            let unit = |id: &Option<String>| {
+                id.as_deref()
+                    .map(|id| city.unit(id).map_or(id.to_owned(), |u| u.name.clone()))
+            };
+            let side = |o: &crate::cases::replay::Outcome| {
+                messages::replay_side(
+                    o.kind,
+                    unit(&o.lead).as_deref(),
+                    &o.co_handlers
+                        .iter()
+                        .map(|c| unit(&Some(c.clone())).unwrap_or_default())
+                        .collect::<Vec<_>>(),
+                    o.deadlines.values().max().map(|d| cst(Some(*d))).as_deref(),
+                )
+            };
+            let rows = report
+                .moved_events
+                .iter()
+                .take(MOVED_SHOWN)
+                .map(|m| MovedRow {
+                    source_id: m.source_id.clone(),
+                    changed: messages::listed(
+                        &m.changed
+                            .iter()
+                            .map(|c| messages::replay_change(c).to_owned())
+                            .collect::<Vec<_>>(),
+                    ),
+                    before: side(&m.before),
+                    after: side(&m.after),
+                })
+                .collect();
+            let mut lines = vec![messages::replay_summary(
+                report.events,
+                report.moved,
+                &request.candidate,
+            )];
+            for (unit_id, load) in &report.unit_load {
+                lines.push(messages::replay_load(
+                    &unit(&Some(unit_id.clone())).unwrap_or_default(),
+                    load.before,
+                    load.after,
+                ));
+            }
+            ReplayFragment {
+                t: &ZH,
+                ok: true,
+                title: ZH.replay_rules_done.to_owned(),
+                lines,
+                rows,
+            }
+        }
+        Err(e) => ReplayFragment {
+            t: &ZH,
+            ok: false,
+            title: ZH.replay_rules_failed.to_owned(),
+            lines: vec![e.1["error"].as_str().unwrap_or("").to_owned()],
+            rows: Vec::new(),
+        },
+    };
+    Ok(Html(fragment.render()?))
+}
+
+/// Moved events a replay fragment lists.
+const MOVED_SHOWN: usize = 200;

@@ -245,6 +245,18 @@ pub struct Labels {
     pub trail_source: &'static str,
     pub trail_empty: &'static str,
     pub trail_csv: &'static str,
+    pub replay_rules_title: &'static str,
+    pub replay_rules_hint: &'static str,
+    pub no_versions: &'static str,
+    pub replay_candidate: &'static str,
+    pub replay_rules: &'static str,
+    pub replay_rules_done: &'static str,
+    pub replay_rules_failed: &'static str,
+    pub replay_source_id: &'static str,
+    pub replay_changed: &'static str,
+    pub replay_before: &'static str,
+    pub replay_after: &'static str,
+    pub replay_to: &'static str,
     pub member_units: &'static str,
     pub admission_by_department: &'static str,
     pub admission_all: &'static str,
@@ -466,6 +478,18 @@ pub static ZH: Labels = Labels {
     trail_source: "来源地址",
     trail_empty: "暂无操作记录",
     trail_csv: "导出全部操作记录（CSV）",
+    replay_rules_title: "规则回放（试算）",
+    replay_rules_hint: "用一个已保存的规则版本重新分派所选时段收到的事件，与实际分派结果逐件比较；不改动任何数据。",
+    no_versions: "尚未发布过规则版本（routing.source = \"store\" 时由 hub rules publish 发布）",
+    replay_candidate: "候选版本",
+    replay_rules: "回放",
+    replay_rules_done: "回放结果（未写入任何数据）",
+    replay_rules_failed: "无法回放",
+    replay_source_id: "来源编号",
+    replay_changed: "变化",
+    replay_before: "实际",
+    replay_after: "按候选版本",
+    replay_to: "截止日期（含）",
     member_units: "成员单位",
     admission_by_department: "准入（按部门）",
     admission_all: "全部",
@@ -746,6 +770,66 @@ pub fn lag_seconds(seconds: f64) -> String {
 
 pub fn dead_letters_heading(shown: usize) -> String {
     format!("死信（最近 {shown} 条）")
+}
+
+/// A stored version in the replay form: `r-… · 王科长 · 12-01 10:00 · 说明（当前版本）`.
+pub fn version_choice(
+    version: &str,
+    author: &str,
+    at: &str,
+    message: &str,
+    active: bool,
+) -> String {
+    let mut s = format!("{version} · {author} · {at} · {message}");
+    if active {
+        s.push_str("（当前版本）");
+    }
+    s
+}
+
+/// What a replay changes about an event, in words.
+pub fn replay_change(what: &str) -> &str {
+    match what {
+        "outcome" => "处理方式",
+        "community" => "所属社区",
+        "lead" => "主办单位",
+        "co_handlers" => "协办单位",
+        "priority" => "紧急程度",
+        "sla_policy" => "时限标准",
+        "deadlines" => "办理期限",
+        other => other,
+    }
+}
+
+/// One side of a moved event: `派遣 梧桐社区警务室，协办：梧桐社区居委会，期限 12-11 10:05`.
+pub fn replay_side(kind: &str, lead: Option<&str>, co: &[String], due: Option<&str>) -> String {
+    let how = match kind {
+        "dispatch" => "派遣",
+        "triage" => "待分派",
+        "returned" => "退回部门",
+        "suppressed" => "不立案",
+        _ => "无法分类",
+    };
+    let mut s = how.to_owned();
+    if let Some(lead) = lead {
+        s.push(' ');
+        s.push_str(lead);
+    }
+    if !co.is_empty() {
+        s.push_str(&format!("，协办：{}", co.join("、")));
+    }
+    if let Some(due) = due {
+        s.push_str(&format!("，期限 {due}"));
+    }
+    s
+}
+
+pub fn replay_summary(events: u64, moved: u64, candidate: &str) -> String {
+    format!("按 {candidate} 回放 {events} 件事件，其中 {moved} 件的分派或期限会变化")
+}
+
+pub fn replay_load(unit: &str, before: u64, after: u64) -> String {
+    format!("{unit}：主办 {before} 件 → {after} 件")
 }
 
 pub fn trail_heading(shown: usize) -> String {
