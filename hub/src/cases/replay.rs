@@ -84,17 +84,71 @@ fn of_task(kind: &'static str, config: &Loaded, task: &NewTask) -> Outcome {
 }
 
 /// One event whose outcome the candidate changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Moved {
     pub source_system: String,
     pub source_id: String,
+    pub department: String,
     pub category_code: String,
+    /// Where it was reported, `[lon, lat]`.
+    pub point: Option<[f64; 2]>,
     pub received_at: DateTime<Utc>,
     /// What changed: `outcome`, `community`, `lead`, `co_handlers`, `priority`,
     /// `sla_policy`, `deadlines`.
     pub changed: Vec<&'static str>,
     pub before: Outcome,
     pub after: Outcome,
+}
+
+impl Moved {
+    /// A rule test (`rules/tests/*.toml`, `router/src/rules_test.rs`) that holds the
+    /// candidate to what it does with this event, for the candidate's folder: the case the
+    /// change was made for stays decided that way.
+    pub fn rule_test(&self) -> String {
+        let a = &self.after;
+        let mut t = format!(
+            "[[test]]\nname = \"{}/{}: {}\"\n[test.event]\ndepartment = \"{}\"\ncode = \"{}\"\n",
+            toml_text(&self.source_system),
+            toml_text(&self.source_id),
+            self.changed.join(", "),
+            toml_text(&self.department),
+            toml_text(&self.category_code),
+        );
+        if let Some([lon, lat]) = self.point {
+            t.push_str(&format!("point = [{lon}, {lat}]\n"));
+        }
+        t.push_str(&format!(
+            "time = \"{}\"\n[test.expect]\noutcome = \"{}\"\n",
+            self.received_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            if a.kind == "returned" {
+                "return_to_department"
+            } else {
+                a.kind
+            },
+        ));
+        if let Some(c) = &a.community {
+            t.push_str(&format!("community = \"{}\"\n", toml_text(c)));
+        }
+        if matches!(a.kind, "dispatch" | "triage") {
+            match &a.lead {
+                Some(l) => t.push_str(&format!("lead = \"{}\"\n", toml_text(l))),
+                None => t.push_str("lead = \"nobody\"\n"),
+            }
+            let co: Vec<String> = a
+                .co_handlers
+                .iter()
+                .map(|c| format!("\"{}\"", toml_text(c)))
+                .collect();
+            t.push_str(&format!("co_handlers = [{}]\n", co.join(", ")));
+        }
+        t
+    }
+}
+
+/// Text inside a TOML basic string.
+fn toml_text(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// The load of a unit or community: the tasks it would lead (or, for a community, hold).
@@ -105,7 +159,7 @@ pub struct Load {
 }
 
 /// The replay of a period: every event compared, the moved ones listed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
     pub events: u64,
     /// Events whose outcome changed in any way.
@@ -174,7 +228,9 @@ impl Report {
             self.moved_events.push(Moved {
                 source_system: event.source_system.clone(),
                 source_id: event.source_id.clone(),
+                department: event.department.as_str().to_owned(),
                 category_code: event.category_code.clone(),
+                point: event.location.point.map(|p| [p.lon, p.lat]),
                 received_at: event.received_at,
                 changed,
                 before,
@@ -238,5 +294,114 @@ impl Report {
             ];
             hub_schemas::csv::line(&fields)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use hub_router::bundle::Bundle;
+    use hub_schemas::event::{Department, GeoPoint, Location};
+
+    use super::*;
+    use crate::context::routing::load;
+
+    fn shipped() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
+    }
+
+    /// The shipped folder with thefts led by the workstation (and its tests saying so),
+    /// written under `dir`.
+    fn candidate(dir: &std::path::Path) -> std::path::PathBuf {
+        let mut files: BTreeMap<String, String> = Bundle::read(&shipped()).unwrap().files().clone();
+        let edit = |files: &mut BTreeMap<String, String>, file: &str, from: &str, to: &str| {
+            let text = files.get_mut(file).unwrap();
+            assert!(text.contains(from), "{file}: {from}");
+            *text = text.replace(from, to);
+        };
+        edit(
+            &mut files,
+            "rules/20-police.toml",
+            "id = \"police.theft\"\ndescription = \"Thefts and burglaries stay with the community police office\"\nlead = [\"police_station\"]",
+            "id = \"police.theft\"\ndescription = \"Thefts go to the workstation\"\nlead = [\"workstation\"]",
+        );
+        edit(
+            &mut files,
+            "rules/tests/police.toml",
+            "lead = \"510504001001.police_station\"\nco_handlers = []",
+            "lead = \"510504001001.workstation\"\nco_handlers = []",
+        );
+        edit(
+            &mut files,
+            "rules/tests/police.toml",
+            "category = \"E0604\"\nlead = \"police_station\"",
+            "category = \"E0604\"\nlead = \"workstation\"",
+        );
+        let out = dir.join("candidate");
+        Bundle::from_files(files).unwrap().write(&out).unwrap();
+        out
+    }
+
+    fn theft() -> CivicEvent {
+        CivicEvent {
+            event_id: CivicEvent::derive_id("police.test", "J-1"),
+            source_system: "police.test".into(),
+            source_id: "J-1".into(),
+            department: Department::Police,
+            category_code: "0201".into(),
+            category_name: None,
+            occurred_at: "2026-06-01T01:50:00Z".parse().unwrap(),
+            received_at: "2026-06-01T02:00:00Z".parse().unwrap(),
+            location: Location {
+                point: Some(GeoPoint {
+                    lon: 105.382181,
+                    lat: 29.060633,
+                }),
+                address: None,
+                grid_code: None,
+            },
+            description: "电动车被盗".into(),
+            attributes: Default::default(),
+            reporter: None,
+            raw_ref: None,
+        }
+    }
+
+    #[test]
+    fn a_moved_event_is_saved_as_a_rule_test_the_candidate_passes_and_the_baseline_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let (baseline, candidate_dir) = (load(&shipped()).unwrap(), candidate(dir.path()));
+        let candidate = load(&candidate_dir).unwrap();
+        let mut report = Report::default();
+        report.add(&theft(), &baseline, &candidate);
+        assert_eq!(report.moved, 1);
+        let moved = &report.moved_events[0];
+        assert_eq!(moved.changed, ["lead"]);
+        assert_eq!(
+            moved.after.lead.as_deref(),
+            Some("510504001001.workstation")
+        );
+        let test = moved.rule_test();
+
+        // In the candidate's folder it passes; beside the rules it was moved from, it fails.
+        std::fs::write(candidate_dir.join("rules/tests/saved.toml"), &test).unwrap();
+        load(&candidate_dir).unwrap_or_else(|e| panic!("{e}\n{test}"));
+        let old = dir.path().join("baseline");
+        Bundle::read(&shipped()).unwrap().write(&old).unwrap();
+        std::fs::write(old.join("rules/tests/saved.toml"), &test).unwrap();
+        let refused = load(&old)
+            .err()
+            .expect("the saved test fails with the old rules");
+        assert!(refused.problems.contains("rule tests failed"), "{refused}");
+    }
+
+    #[test]
+    fn the_same_version_moves_nothing() {
+        let baseline = load(&shipped()).unwrap();
+        let mut report = Report::default();
+        report.add(&theft(), &baseline, &baseline);
+        report.finish();
+        assert_eq!((report.events, report.moved), (1, 0));
     }
 }

@@ -110,6 +110,8 @@ pub struct MovedRow {
     pub changed: String,
     pub before: String,
     pub after: String,
+    /// The rule test that keeps the candidate's outcome (copied into its folder).
+    pub rule_test: String,
 }
 
 #[derive(Template)]
@@ -600,6 +602,7 @@ pub async fn rules_replay(
                     ),
                     before: side(&m.before),
                     after: side(&m.after),
+                    rule_test: m.rule_test(),
                 })
                 .collect();
             let mut lines = vec![messages::replay_summary(
