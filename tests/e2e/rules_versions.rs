@@ -621,7 +621,36 @@ async fn an_administrator_replays_a_version_in_the_console_and_sees_the_moved_ta
     )
     .await;
     b.save_screenshot("console-rules-replay").await;
-    // The replay is in the trail, as the administrator's action.
+    // Satisfied, the administrator activates the version replayed (the API, as the form's
+    // 启用此版本 does); the hub routes with it within a poll.
+    let client = reqwest::Client::new();
+    let activate = |body: Value| {
+        client
+            .post(format!("{base}/api/v1/rules/activate"))
+            .bearer_auth("demo-admin")
+            .json(&body)
+            .send()
+    };
+    let refused = activate(serde_json::json!({"version": shipped, "message": " "}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
+    let done = activate(serde_json::json!({"version": shipped, "message": "回放看过，退回原版本"}))
+        .await
+        .unwrap();
+    assert_eq!(done.status(), reqwest::StatusCode::OK);
+    eventually(
+        Duration::from_secs(15),
+        "the hub back on the shipped version",
+        || async { (version_of(port).await? == shipped).then_some(()) },
+    )
+    .await;
+    let last = store.rules_activations(1).await.unwrap().remove(0);
+    assert_eq!(
+        (last.version.as_str(), last.author.as_str()),
+        (shipped.as_str(), "admin")
+    );
+    // The replay and the activation are in the trail, as the administrator's actions.
     let trail = store
         .actions(&hub_store::ActionQuery {
             limit: 100,
@@ -633,6 +662,12 @@ async fn an_administrator_replays_a_version_in_the_console_and_sees_the_moved_ta
         trail
             .iter()
             .any(|a| a.action == "rules.replay" && a.actor == "admin" && a.target == shipped),
+        "{trail:?}"
+    );
+    assert!(
+        trail
+            .iter()
+            .any(|a| a.action == "rules.activate" && a.outcome == 200 && a.target == shipped),
         "{trail:?}"
     );
     hub.stop().await;

@@ -40,6 +40,7 @@ use super::{Guard, Route};
         super::audit::list_actions,
         super::rules::rules_versions,
         super::rules::replay_rules,
+        super::rules::activate_rules,
         super::push::push_record,
         super::open311::get_resource,
         super::open311::post_resource,

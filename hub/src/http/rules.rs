@@ -44,7 +44,13 @@ pub fn routes(state: RulesState) -> Vec<Route> {
             Method::POST,
             "/api/v1/rules/replay",
             Guard::Administrator,
-            post(replay_rules).with_state(state),
+            post(replay_rules).with_state(state.clone()),
+        ),
+        Route::new(
+            Method::POST,
+            "/api/v1/rules/activate",
+            Guard::Administrator,
+            post(activate_rules).with_state(state),
         ),
     ]
 }
@@ -145,4 +151,71 @@ pub(crate) async fn replay_rules(
         .map_err(|e| ApiError::msg(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     v["candidate"] = r.candidate.into();
     Ok(Json(v))
+}
+
+/// Which stored version to route with from now on, and why.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateRequest {
+    pub version: String,
+    pub message: String,
+}
+
+/// Makes a stored version the active one (after it loads and its rule tests pass with this
+/// hub), as `hub rules rollback --to` does; every process following the store routes with it.
+pub async fn activate(
+    s: &RulesState,
+    who: &crate::context::access::Identity,
+    r: &ActivateRequest,
+) -> Result<hub_store::RulesActivation, ApiError> {
+    if r.message.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "`message`: say why the version is activated",
+        ));
+    }
+    if s.store.rules_version(&r.version).await?.is_none() {
+        return Err(ApiError::msg(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no rules version `{}` is stored",
+                super::shorten(&r.version)
+            ),
+        ));
+    }
+    crate::context::rules_versions::rollback(
+        &*s.store,
+        Some(&r.version),
+        &who.name,
+        r.message.trim(),
+        &s.config.data_dir,
+    )
+    .await
+    .map_err(|e| ApiError::msg(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")))
+}
+
+/// `POST /api/v1/rules/activate`
+#[utoipa::path(post, path = "/api/v1/rules/activate", tag = "rules", request_body(content = Object, description = "`{\"version\": \"r-…\", \"message\": \"why\"}`"), security(("bearer" = [])), responses((status = 200, description = "The activation: the version routes from now on in every process that follows the store"), (status = 400, description = "The body is malformed or says no why"), (status = 404, description = "No such stored version"), (status = 422, description = "It is active already, or it does not load or pass its tests with this hub"), (status = 403, description = "Administrators only"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
+pub(crate) async fn activate_rules(
+    State(s): State<RulesState>,
+    super::auth::Caller(who): super::auth::Caller,
+    note: super::action_trail::ActionNote,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let r: ActivateRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not an activation: {e}")))?;
+    let result = activate(&s, &who, &r).await;
+    let (status, detail) = match &result {
+        Ok(a) => (None, format!("activation {}", a.seq)),
+        Err(e) => (Some(e.0), e.1["error"].as_str().unwrap_or("").to_owned()),
+    };
+    note.add("rules.activate", r.version.clone(), status, detail);
+    let a = result?;
+    Ok(Json(json!({
+        "seq": a.seq,
+        "version": a.version,
+        "action": a.action,
+        "author": a.author,
+        "at": a.at,
+        "message": a.message,
+    })))
 }

@@ -638,3 +638,48 @@ pub async fn rules_replay(
 
 /// Moved events a replay fragment lists.
 const MOVED_SHOWN: usize = 200;
+
+/// Routes with the form's stored version from now on (the same as
+/// `POST /api/v1/rules/activate`).
+pub async fn rules_activate(
+    State((_, admin)): State<(WebState, AdminState)>,
+    Extension(session): Extension<Session>,
+    note: ActionNote,
+    body: axum::body::Bytes,
+) -> Result<Html<String>, PageError> {
+    if !session.who.is_admin() {
+        return Err(forbidden());
+    }
+    let form = form(&body);
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let request = crate::http::rules::ActivateRequest {
+        version: field("candidate"),
+        message: field("message"),
+    };
+    let outcome = crate::http::rules::activate(&admin.rules, &session.who, &request).await;
+    let (status, detail) = match &outcome {
+        Ok(a) => (None, format!("activation {}", a.seq)),
+        Err(e) => (Some(e.0), e.1["error"].as_str().unwrap_or("").to_owned()),
+    };
+    note.add(
+        "rules.activate",
+        request.version.clone(),
+        status,
+        detail.clone(),
+    );
+    let fragment = match outcome {
+        Ok(a) => ResultFragment {
+            t: &ZH,
+            ok: true,
+            title: messages::version_activated(&a.version),
+            lines: vec![ZH.version_activated_hint.to_owned()],
+        },
+        Err(_) => ResultFragment {
+            t: &ZH,
+            ok: false,
+            title: ZH.version_not_activated.to_owned(),
+            lines: vec![detail],
+        },
+    };
+    Ok(Html(fragment.render()?))
+}

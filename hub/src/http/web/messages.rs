@@ -258,6 +258,11 @@ pub struct Labels {
     pub replay_after: &'static str,
     pub replay_to: &'static str,
     pub replay_rule_test: &'static str,
+    pub activate_message: &'static str,
+    pub activate_version: &'static str,
+    pub activate_confirm: &'static str,
+    pub version_activated_hint: &'static str,
+    pub version_not_activated: &'static str,
     pub replay_show_test: &'static str,
     pub member_units: &'static str,
     pub admission_by_department: &'static str,
@@ -493,6 +498,11 @@ pub static ZH: Labels = Labels {
     replay_after: "按候选版本",
     replay_to: "截止日期（含）",
     replay_rule_test: "规则测试",
+    activate_message: "启用说明",
+    activate_version: "启用此版本",
+    activate_confirm: "确定启用所选规则版本？各进程将在数秒内按它分派新事件。",
+    version_activated_hint: "已通过校验和规则测试；各 hub 进程将在数秒内按此版本分派新事件。",
+    version_not_activated: "未启用",
     replay_show_test: "存为规则测试（复制到候选版本的 rules/tests/）",
     member_units: "成员单位",
     admission_by_department: "准入（按部门）",
@@ -826,6 +836,10 @@ pub fn replay_side(kind: &str, lead: Option<&str>, co: &[String], due: Option<&s
         s.push_str(&format!("，期限 {due}"));
     }
     s
+}
+
+pub fn version_activated(version: &str) -> String {
+    format!("已启用规则版本 {version}")
 }
 
 pub fn replay_summary(events: u64, moved: u64, candidate: &str) -> String {

@@ -165,6 +165,12 @@ pub fn routes(state: WebState, admin: admin::AdminState) -> Vec<Route> {
         ),
         page(
             Method::POST,
+            "/admin/rules/activate",
+            Guard::Session,
+            post(admin::rules_activate).with_state(with_admin.clone()),
+        ),
+        page(
+            Method::POST,
             "/admin/rules/replay",
             Guard::Session,
             post(admin::rules_replay).with_state(with_admin.clone()),
