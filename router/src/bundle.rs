@@ -105,6 +105,19 @@ impl Bundle {
         &self.files
     }
 
+    /// This bundle without the files under `part` (one of [`PARTS`]).
+    pub fn without(&self, part: &str) -> Bundle {
+        let prefix = format!("{part}/");
+        Bundle {
+            files: self
+                .files
+                .iter()
+                .filter(|(p, _)| !p.starts_with(&prefix) && p.as_str() != part)
+                .map(|(p, t)| (p.clone(), t.clone()))
+                .collect(),
+        }
+    }
+
     /// The version of this configuration: `r-` and 12 hex digits of a SHA-256 over every
     /// file's path and text. Any change to any file gives another version.
     pub fn digest(&self) -> String {

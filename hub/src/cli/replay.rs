@@ -117,12 +117,22 @@ pub fn print_table(out: &mut impl Write, r: &Report, candidate: &str) -> std::io
     }
     for m in r.moved_events.iter().take(SHOWN) {
         let side = |o: &crate::cases::replay::Outcome| {
-            format!(
-                "{} {} {}",
+            let mut s = format!(
+                "{} {}",
                 o.kind,
-                o.lead.as_deref().or(o.community.as_deref()).unwrap_or("-"),
-                o.co_handlers.join("+")
-            )
+                o.lead.as_deref().or(o.community.as_deref()).unwrap_or("-")
+            );
+            if !o.co_handlers.is_empty() {
+                s.push_str(&format!(" +{}", o.co_handlers.join("+")));
+            }
+            if let Some(due) = o.deadlines.values().max() {
+                let cst = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8");
+                s.push_str(&format!(
+                    " due {}",
+                    due.with_timezone(&cst).format("%m-%d %H:%M")
+                ));
+            }
+            s
         };
         writeln!(
             out,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use hub_cases::SlaConfig;
-use hub_router::bundle::SLA_DIR;
+use hub_router::bundle::{Bundle, SLA_DIR};
 use hub_router::config::{self, Checked};
 use hub_router::rules_test;
 use hub_router::Router;
@@ -21,6 +21,9 @@ use hub_router::Router;
 pub struct Loaded {
     pub router: Router,
     pub sla: SlaConfig,
+    /// A digest of everything but the SLA policies and calendars: two configurations with
+    /// the same one route every event alike (a replay then routes it once).
+    pub routing_digest: String,
 }
 
 impl Loaded {
@@ -77,7 +80,14 @@ pub fn load(dir: &Path) -> Result<Loaded, Refused> {
     if !report.passed() {
         return Err(refused(format!("rule tests failed:\n{report}")));
     }
-    Ok(Loaded { router, sla })
+    let routing_digest = Bundle::read(dir)
+        .map(|b| b.without(SLA_DIR).digest())
+        .map_err(|e| refused(format!("  {e}")))?;
+    Ok(Loaded {
+        router,
+        sla,
+        routing_digest,
+    })
 }
 
 impl RoutingState {
