@@ -47,7 +47,12 @@ pub async fn publish(
         .await
         .context("loading the routing configuration")??;
     let version = loaded.version().to_owned();
-    debug_assert_eq!(version, bundle.digest());
+    if version != bundle.digest() {
+        bail!(
+            "{} changed while it was being published; publish it again",
+            dir.display()
+        );
+    }
     let before = match active(store).await? {
         Some(a) if a.version == version => return Ok(Published::AlreadyActive { version }),
         Some(a) => stored_bundle(store, &a.version).await?,
