@@ -126,14 +126,12 @@ pub(crate) async fn list(store: &Store, q: &ActionQuery) -> Result<Vec<ActionRec
         " ORDER BY id LIMIT "
     })
     .push_bind(i64::from(q.limit.max(1)));
-    let err = StoreError::query(store.backend(), || "read the action trail".into());
-    let (text, args) = sql.build().map_err(err)?;
+    let err = || StoreError::query(store.backend(), || "read the action trail".into());
+    let (text, args) = sql.build().map_err(err())?;
     let rows: Vec<Row> = sqlx::query_as_with(&text, args)
         .fetch_all(&store.readers)
         .await
-        .map_err(StoreError::query(store.backend(), || {
-            "read the action trail".into()
-        }))?;
+        .map_err(err())?;
     Ok(rows
         .into_iter()
         .map(

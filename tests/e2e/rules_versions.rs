@@ -650,6 +650,10 @@ async fn an_administrator_replays_a_version_in_the_console_and_sees_the_moved_ta
         (last.version.as_str(), last.author.as_str()),
         (shipped.as_str(), "admin")
     );
+    b.goto(&format!("{base}/admin")).await;
+    b.execute("document.querySelector('#trail').scrollIntoView();", vec![])
+        .await;
+    b.save_screenshot("console-trail").await;
     // The replay and the activation are in the trail, as the administrator's actions.
     let trail = store
         .actions(&hub_store::ActionQuery {

@@ -77,6 +77,22 @@ impl ActionNote {
         self.with(|n| n.actions.push(a));
     }
 
+    /// An action and how it ended: `done` says what it did, a refusal is noted with its
+    /// status and error.
+    pub fn result<T>(
+        &self,
+        action: impl Into<String>,
+        target: impl Into<String>,
+        result: &Result<T, ApiError>,
+        done: impl FnOnce(&T) -> String,
+    ) {
+        let (outcome, detail) = match result {
+            Ok(t) => (StatusCode::OK, done(t)),
+            Err(ApiError(code, v)) => (*code, v["error"].as_str().unwrap_or("").to_owned()),
+        };
+        self.add(action, target, Some(outcome), detail);
+    }
+
     /// A lifecycle action on a task (`body` as the API takes it) and how it ended.
     pub fn task_action(&self, task_id: &str, body: &Value, result: &Result<Value, ApiError>) {
         let kind = body
@@ -84,11 +100,7 @@ impl ActionNote {
             .and_then(Value::as_str)
             .and_then(|a| ActionKind::ALL.into_iter().find(|k| k.as_str() == a))
             .map_or("unknown", ActionKind::as_str);
-        let (outcome, detail) = match result {
-            Ok(_) => (StatusCode::OK, String::new()),
-            Err(ApiError(code, v)) => (*code, v["error"].as_str().unwrap_or("").to_owned()),
-        };
-        self.add(format!("task.{kind}"), task_id, Some(outcome), detail);
+        self.result(format!("task.{kind}"), task_id, result, |_| String::new());
     }
 
     /// Who acted, when the route does not sign its caller in (the sign-in page); an empty

@@ -14,6 +14,7 @@ use hub_store::TaskStore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::action_trail::ActionNote;
 use super::{ApiError, Guard, Route};
 use crate::cases::replay::Report;
 use crate::cases::replay_run::{run, Baselines};
@@ -70,14 +71,7 @@ pub(crate) async fn rules_versions(State(s): State<RulesState>) -> Result<Json<V
             "message": v.message,
             "diff": v.diff,
         })).collect::<Vec<_>>(),
-        "activations": activations.iter().map(|a| json!({
-            "seq": a.seq,
-            "version": a.version,
-            "action": a.action,
-            "author": a.author,
-            "at": a.at,
-            "message": a.message,
-        })).collect::<Vec<_>>(),
+        "activations": activations.iter().map(activation_json).collect::<Vec<_>>(),
     })))
 }
 
@@ -110,8 +104,21 @@ pub fn period(from: &str, to: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), Ap
     Ok((from, to))
 }
 
-/// Replays the period with the stored version `candidate`.
-pub async fn replay(s: &RulesState, r: &ReplayRequest) -> Result<Report, ApiError> {
+/// Replays the period with the stored version `candidate`; noted in the trail as
+/// `rules.replay`.
+pub async fn replay(
+    s: &RulesState,
+    r: &ReplayRequest,
+    note: &ActionNote,
+) -> Result<Report, ApiError> {
+    let result = replay_unnoted(s, r).await;
+    note.result("rules.replay", r.candidate.clone(), &result, |r| {
+        format!("{} events, {} moved", r.events, r.moved)
+    });
+    result
+}
+
+async fn replay_unnoted(s: &RulesState, r: &ReplayRequest) -> Result<Report, ApiError> {
     let (from, to) = period(&r.from, &r.to)?;
     let known = s.store.rules_version(&r.candidate).await?;
     if known.is_none() {
@@ -142,11 +149,12 @@ pub async fn replay(s: &RulesState, r: &ReplayRequest) -> Result<Report, ApiErro
 #[utoipa::path(post, path = "/api/v1/rules/replay", tag = "rules", request_body(content = Object, description = "`{\"candidate\": \"r-…\", \"from\": \"2026-11-01\", \"to\": \"2026-11-30\"}`: a stored version and a period of at most 93 days"), security(("bearer" = [])), responses((status = 200, description = "What the candidate changes: events replayed, moved, by change, each unit's and community's load, the first 1,000 moved events with both outcomes"), (status = 400, description = "The body or the period is malformed; the error names it"), (status = 404, description = "No such stored version"), (status = 422, description = "The candidate or a version of the period does not load"), (status = 403, description = "Administrators only"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
 pub(crate) async fn replay_rules(
     State(s): State<RulesState>,
+    note: ActionNote,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let r: ReplayRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the body is not a replay request: {e}")))?;
-    let report = replay(&s, &r).await?;
+    let report = replay(&s, &r, &note).await?;
     let mut v = serde_json::to_value(&report)
         .map_err(|e| ApiError::msg(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     v["candidate"] = r.candidate.into();
@@ -163,7 +171,21 @@ pub struct ActivateRequest {
 
 /// Makes a stored version the active one (after it loads and its rule tests pass with this
 /// hub), as `hub rules rollback --to` does; every process following the store routes with it.
+/// Noted in the trail as `rules.activate`.
 pub async fn activate(
+    s: &RulesState,
+    who: &crate::context::access::Identity,
+    r: &ActivateRequest,
+    note: &ActionNote,
+) -> Result<hub_store::RulesActivation, ApiError> {
+    let result = activate_unnoted(s, who, r).await;
+    note.result("rules.activate", r.version.clone(), &result, |a| {
+        format!("activation {}", a.seq)
+    });
+    result
+}
+
+async fn activate_unnoted(
     s: &RulesState,
     who: &crate::context::access::Identity,
     r: &ActivateRequest,
@@ -198,24 +220,21 @@ pub async fn activate(
 pub(crate) async fn activate_rules(
     State(s): State<RulesState>,
     super::auth::Caller(who): super::auth::Caller,
-    note: super::action_trail::ActionNote,
+    note: ActionNote,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let r: ActivateRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the body is not an activation: {e}")))?;
-    let result = activate(&s, &who, &r).await;
-    let (status, detail) = match &result {
-        Ok(a) => (None, format!("activation {}", a.seq)),
-        Err(e) => (Some(e.0), e.1["error"].as_str().unwrap_or("").to_owned()),
-    };
-    note.add("rules.activate", r.version.clone(), status, detail);
-    let a = result?;
-    Ok(Json(json!({
+    Ok(Json(activation_json(&activate(&s, &who, &r, &note).await?)))
+}
+
+fn activation_json(a: &hub_store::RulesActivation) -> Value {
+    json!({
         "seq": a.seq,
         "version": a.version,
         "action": a.action,
         "author": a.author,
         "at": a.at,
         "message": a.message,
-    })))
+    })
 }

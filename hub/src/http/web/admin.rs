@@ -563,12 +563,7 @@ pub async fn rules_replay(
         from: field("from"),
         to: field("to"),
     };
-    let outcome = crate::http::rules::replay(&admin.rules, &request).await;
-    let (status, detail) = match &outcome {
-        Ok(r) => (None, format!("{} events, {} moved", r.events, r.moved)),
-        Err(e) => (Some(e.0), e.1["error"].as_str().unwrap_or("").to_owned()),
-    };
-    note.add("rules.replay", request.candidate.clone(), status, detail);
+    let outcome = crate::http::rules::replay(&admin.rules, &request, &note).await;
     let fragment = match outcome {
         Ok(report) => {
             let router = s.console.routing.current();
@@ -656,17 +651,7 @@ pub async fn rules_activate(
         version: field("candidate"),
         message: field("message"),
     };
-    let outcome = crate::http::rules::activate(&admin.rules, &session.who, &request).await;
-    let (status, detail) = match &outcome {
-        Ok(a) => (None, format!("activation {}", a.seq)),
-        Err(e) => (Some(e.0), e.1["error"].as_str().unwrap_or("").to_owned()),
-    };
-    note.add(
-        "rules.activate",
-        request.version.clone(),
-        status,
-        detail.clone(),
-    );
+    let outcome = crate::http::rules::activate(&admin.rules, &session.who, &request, &note).await;
     let fragment = match outcome {
         Ok(a) => ResultFragment {
             t: &ZH,
@@ -674,11 +659,11 @@ pub async fn rules_activate(
             title: messages::version_activated(&a.version),
             lines: vec![ZH.version_activated_hint.to_owned()],
         },
-        Err(_) => ResultFragment {
+        Err(e) => ResultFragment {
             t: &ZH,
             ok: false,
             title: ZH.version_not_activated.to_owned(),
-            lines: vec![detail],
+            lines: vec![e.1["error"].as_str().unwrap_or("").to_owned()],
         },
     };
     Ok(Html(fragment.render()?))

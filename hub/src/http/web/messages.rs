@@ -885,6 +885,8 @@ pub fn trail_action(action: &str) -> String {
         "sign_out" => "退出".to_owned(),
         "dead_letters.replay" => "重放死信".to_owned(),
         "dead_letters.replay_dry_run" => "重放死信（试运行）".to_owned(),
+        "rules.replay" => "规则回放".to_owned(),
+        "rules.activate" => "启用规则版本".to_owned(),
         other => other.to_owned(),
     }
 }
