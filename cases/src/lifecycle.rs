@@ -26,7 +26,7 @@ use super::calendar::Limit;
 use super::escalation::{ladder_rank, ladder_serde};
 use super::joint_case::JointCase;
 use hub_router::city::LadderStep;
-use hub_router::task::TaskStatus;
+use hub_router::task::{AssignedUnit, TaskStatus};
 
 // ------------------------------------------------------------------------------ reasons
 
@@ -194,6 +194,14 @@ pub enum Action {
     ReportIn { unit: String },
     /// A unit called to the joint case finished its part.
     CompletePart { unit: String },
+    /// 改派 by a rules version: a task not yet signed for goes, in a new round, to the lead
+    /// unit and co-handlers `rules_version` routes it to. Only the hub does this, when an
+    /// administrator activates a version and asks for it; no account may.
+    Reroute {
+        lead: AssignedUnit,
+        co_handlers: Vec<AssignedUnit>,
+        rules_version: String,
+    },
 }
 
 /// The name of an action, as listed in "allowed now".
@@ -221,10 +229,11 @@ pub enum ActionKind {
     ConveneJointMeeting,
     ReportIn,
     CompletePart,
+    Reroute,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 21] = [
+    pub const ALL: [ActionKind; 22] = [
         ActionKind::Dispatch,
         ActionKind::SignFor,
         ActionKind::Start,
@@ -246,6 +255,7 @@ impl ActionKind {
         ActionKind::ConveneJointMeeting,
         ActionKind::ReportIn,
         ActionKind::CompletePart,
+        ActionKind::Reroute,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -271,6 +281,7 @@ impl ActionKind {
             ActionKind::ConveneJointMeeting => "convene_joint_meeting",
             ActionKind::ReportIn => "report_in",
             ActionKind::CompletePart => "complete_part",
+            ActionKind::Reroute => "reroute",
         }
     }
 
@@ -309,6 +320,7 @@ impl Action {
             Action::ConveneJointMeeting { .. } => ActionKind::ConveneJointMeeting,
             Action::ReportIn { .. } => ActionKind::ReportIn,
             Action::CompletePart { .. } => ActionKind::CompletePart,
+            Action::Reroute { .. } => ActionKind::Reroute,
         }
     }
 
@@ -439,11 +451,12 @@ impl TaskState {
         ) && self.escalation != Some(LadderStep::District)
     }
 
-    /// What may be done now, in workflow order.
+    /// What may be done now, in workflow order. 改派 by a rules version is the hub's own
+    /// and never listed: nobody is offered it.
     pub fn allowed_actions(&self) -> Vec<ActionKind> {
         ActionKind::ALL
             .into_iter()
-            .filter(|k| self.why_not(*k).is_none())
+            .filter(|k| *k != ActionKind::Reroute && self.why_not(*k).is_none())
             .collect()
     }
 
@@ -471,6 +484,7 @@ impl TaskState {
             K::Return => matches!(self.status, S::Dispatched | S::SignedFor),
             K::Arbitrate => self.status == S::Returned,
             K::Callback => matches!(self.status, S::Verified | S::Closed),
+            K::Reroute => matches!(self.status, S::Created | S::Dispatched),
             K::Escalate | K::ConveneJointMeeting | K::ReportIn | K::CompletePart => matches!(
                 self.status,
                 S::Dispatched | S::SignedFor | S::InProgress | S::Returned
@@ -567,6 +581,7 @@ impl Transition {
             Action::ConveneJointMeeting { .. } => "joint_meeting_convened",
             Action::ReportIn { .. } => "reported_in",
             Action::CompletePart { .. } => "part_completed",
+            Action::Reroute { .. } => "rerouted",
         }
     }
 }
@@ -670,6 +685,21 @@ pub fn apply(
             next.new_round();
             next.status = TaskStatus::Dispatched;
             next.assignee = Some(unit.trim().to_owned());
+            next.returned_by = None;
+        }
+        Action::Reroute {
+            lead,
+            rules_version,
+            ..
+        } => {
+            if blank(&lead.unit_id) || blank(rules_version) {
+                return Err(refuse(Refusal::Missing(
+                    "the unit and the rules version to re-route by",
+                )));
+            }
+            next.new_round();
+            next.status = TaskStatus::Dispatched;
+            next.assignee = Some(lead.unit_id.clone());
             next.returned_by = None;
         }
         Action::SignFor => next.status = TaskStatus::SignedFor,

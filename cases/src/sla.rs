@@ -198,6 +198,7 @@ impl SlaPolicy {
         match &t.action {
             Action::Dispatch { .. }
             | Action::Arbitrate { .. }
+            | Action::Reroute { .. }
             | Action::Callback { satisfied: false } => {
                 // A new round: whatever still ran from the last one stops.
                 let mut effects = vec![

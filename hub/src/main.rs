@@ -177,6 +177,10 @@ enum RulesCommand {
         /// Why (kept with the version).
         #[arg(long)]
         message: String,
+        /// Also re-route (改派) the open tasks nobody has signed for yet that the version
+        /// hands to another unit; without it, only new events route by it.
+        #[arg(long)]
+        reroute_unsigned: bool,
     },
     /// Make an earlier rules version the active one again (by default the one active before
     /// the current one), after it loads and its tests pass with this hub.
@@ -190,6 +194,10 @@ enum RulesCommand {
         author: String,
         #[arg(long)]
         message: String,
+        /// Also re-route (改派) the open tasks nobody has signed for yet that the version
+        /// hands to another unit; without it, only new events route by it.
+        #[arg(long)]
+        reroute_unsigned: bool,
     },
     /// Route the logged events of a period again with a candidate (a routing folder or a
     /// stored version) and print what would change against the versions that routed them:
@@ -370,13 +378,18 @@ async fn main() -> std::process::ExitCode {
             config,
             author,
             message,
-        }) => hub::cli::rules::publish(&config, &dir, &author, &message).await,
+            reroute_unsigned,
+        }) => hub::cli::rules::publish(&config, &dir, &author, &message, reroute_unsigned).await,
         Command::Rules(RulesCommand::Rollback {
             config,
             to,
             author,
             message,
-        }) => hub::cli::rules::rollback(&config, to.as_deref(), &author, &message).await,
+            reroute_unsigned,
+        }) => {
+            let to = to.as_deref();
+            hub::cli::rules::rollback(&config, to, &author, &message, reroute_unsigned).await
+        }
         Command::Rules(RulesCommand::Replay {
             config,
             candidate,

@@ -405,6 +405,7 @@ pub async fn start_with(
         let rules = crate::http::rules::RulesState {
             store: store.clone(),
             config: Arc::new(config.clone()),
+            cases: cases.clone(),
         };
         table.add(crate::http::rules::routes(rules.clone()));
         let webhook_paths: Vec<String> = connectors.paths.values().cloned().collect();

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use hub_schemas::event::CivicEvent;
+use sqlx::AnyConnection;
 
 use crate::filter::SqlBuilder;
 use crate::store::Store;
@@ -22,6 +23,20 @@ pub struct EventCursor {
 }
 
 pub(crate) async fn record(store: &Store, events: &[&CivicEvent]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let err = || StoreError::query(store.backend(), || "record accepted events".into());
+    let mut conn = store.writer.acquire().await.map_err(err())?;
+    record_in(store, &mut conn, events).await
+}
+
+/// [`record`] on a connection (or in a transaction) the caller holds.
+pub(crate) async fn record_in(
+    store: &Store,
+    conn: &mut AnyConnection,
+    events: &[&CivicEvent],
+) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -55,7 +70,7 @@ pub(crate) async fn record(store: &Store, events: &[&CivicEvent]) -> Result<(), 
         let (sql, args) = q.build().map_err(err())?;
         sqlx::query_with(&sql, args)
             .persistent(store.keeps_row_statements())
-            .execute(&store.writer)
+            .execute(&mut *conn)
             .await
             .map_err(err())?;
     }
@@ -95,15 +110,37 @@ pub(crate) async fn between(
         .fetch_all(&store.readers)
         .await
         .map_err(err())?;
-    rows.iter()
-        .map(|json| {
-            serde_json::from_str(json).map_err(|e| StoreError::Inconsistent {
-                backend: store.backend(),
-                operation: "read the event log".into(),
-                reason: format!("a logged event is not an event: {e}"),
-            })
+    rows.iter().map(|json| parse(store, json)).collect()
+}
+
+/// The logged event of one source record.
+pub(crate) async fn one(
+    store: &Store,
+    source_system: &str,
+    source_id: &str,
+) -> Result<Option<CivicEvent>, StoreError> {
+    let err = || {
+        StoreError::query(store.backend(), || {
+            format!("read the logged event of {source_system}/{source_id}")
         })
-        .collect()
+    };
+    let row: Option<String> = sqlx::query_scalar(
+        "SELECT event FROM event_log WHERE source_system = $1 AND source_id = $2",
+    )
+    .bind(source_system)
+    .bind(source_id)
+    .fetch_optional(&store.readers)
+    .await
+    .map_err(err())?;
+    row.map(|json| parse(store, &json)).transpose()
+}
+
+fn parse(store: &Store, json: &str) -> Result<CivicEvent, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Inconsistent {
+        backend: store.backend(),
+        operation: "read the event log".into(),
+        reason: format!("a logged event is not an event: {e}"),
+    })
 }
 
 /// Forgets events received before `before`; how many.

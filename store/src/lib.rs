@@ -229,10 +229,12 @@ pub trait Tasks: Send + Sync {
     /// Several routed tasks with their openings, each as [`Tasks::create_task`] would store
     /// it, in ONE transaction: one commit for all, which is what lets a backlog drain at the
     /// broker's pace. All or nothing: on an error none is stored, and the caller stores them
-    /// one by one to tell which record is at fault.
+    /// one by one to tell which record is at fault. `logged` (the events the tasks come
+    /// from) go to the event log in the same transaction, so a batch commits once.
     async fn create_tasks(
         &self,
         tasks: &[(&NewTask, &Opening)],
+        logged: &[&CivicEvent],
     ) -> Result<Vec<CreateOutcome>, StoreError>;
 
     async fn get_task(&self, task_id: &str) -> Result<Option<Task>, StoreError>;
@@ -509,6 +511,13 @@ pub trait EventLog: Send + Sync {
         after: Option<&EventCursor>,
         limit: u32,
     ) -> Result<Vec<CivicEvent>, StoreError>;
+
+    /// The logged event of one source record, if it is still kept.
+    async fn logged_event(
+        &self,
+        source_system: &str,
+        source_id: &str,
+    ) -> Result<Option<CivicEvent>, StoreError>;
 
     /// Forgets the events received before `before`; how many it forgot.
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;

@@ -138,9 +138,9 @@ fn version_of(
     }
 }
 
-/// Stores `version` unless a version with its digest is stored already, then activates it.
-/// Two publishers at once take the same `seq`; the primary key refuses the second, whose
-/// error says so.
+/// Stores `version` unless a version with its digest is stored already, then activates it
+/// unless it is active already. Two publishers at once take the same `seq`; the primary key
+/// refuses the second, whose error says so.
 pub(crate) async fn publish(
     store: &Store,
     version: &RulesVersion,
@@ -183,6 +183,19 @@ pub(crate) async fn publish(
             .execute(&mut *tx)
             .await
             .map_err(err())?;
+    }
+    // Publishing the version that routes changes nothing: two processes starting at once
+    // both publish the shipped folder, and the second must not add an activation.
+    let last: Option<ActivationRow> =
+        sqlx::query_as(&format!("{ACTIVATION_COLUMNS} ORDER BY seq DESC LIMIT 1"))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err())?;
+    if let Some(last) = last.map(activation_of) {
+        if last.version == version.version {
+            tx.commit().await.map_err(err())?;
+            return Ok(last);
+        }
     }
     let activation = activate_in(&mut tx, store, &version.version, activating).await?;
     tx.commit().await.map_err(err())?;

@@ -87,8 +87,9 @@ impl Tasks for Store {
     async fn create_tasks(
         &self,
         tasks: &[(&NewTask, &Opening)],
+        logged: &[&hub_schemas::event::CivicEvent],
     ) -> Result<Vec<CreateOutcome>, StoreError> {
-        tasks::create_tasks(self, tasks).await
+        tasks::create_tasks(self, tasks, logged).await
     }
 
     async fn get_task(&self, task_id: &str) -> Result<Option<Task>, StoreError> {
@@ -378,6 +379,14 @@ impl EventLog for Store {
         limit: u32,
     ) -> Result<Vec<hub_schemas::event::CivicEvent>, StoreError> {
         events::between(self, from, to, after, limit).await
+    }
+
+    async fn logged_event(
+        &self,
+        source_system: &str,
+        source_id: &str,
+    ) -> Result<Option<hub_schemas::event::CivicEvent>, StoreError> {
+        events::one(self, source_system, source_id).await
     }
 
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -5,12 +5,15 @@ use chrono::{DateTime, Utc};
 use hub_cases::opening::Opening;
 use hub_router::task::{NewTask, StatusChange, Task, TaskStatus};
 use hub_router::taxonomy::CategoryRef;
+use hub_schemas::event::CivicEvent;
 use sqlx::AnyConnection;
 
 use crate::filter::{self, SqlBuilder};
 use crate::rows::{HistoryRow, TaskRow};
 use crate::store::Store;
-use crate::{clocks, history, indicators, outbox, reports, CreateOutcome, StoreError, TaskFilter};
+use crate::{
+    clocks, events, history, indicators, outbox, reports, CreateOutcome, StoreError, TaskFilter,
+};
 
 /// A task as a map shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +64,7 @@ pub(crate) async fn create_task(
     task: &NewTask,
     opening: &Opening,
 ) -> Result<CreateOutcome, StoreError> {
-    let outcomes = create_tasks(store, &[(task, opening)]).await?;
+    let outcomes = create_tasks(store, &[(task, opening)], &[]).await?;
     Ok(outcomes.into_iter().next().expect("one outcome per task"))
 }
 
@@ -71,6 +74,7 @@ pub(crate) async fn create_task(
 pub(crate) async fn create_tasks(
     store: &Store,
     tasks: &[(&NewTask, &Opening)],
+    logged: &[&CivicEvent],
 ) -> Result<Vec<CreateOutcome>, StoreError> {
     let db_err = || {
         StoreError::query(store.backend(), || match tasks {
@@ -83,6 +87,7 @@ pub(crate) async fn create_tasks(
         .map(|(task, opening)| task_row(task, opening))
         .collect::<Result<Vec<_>, _>>()?;
     let mut tx = store.writer.begin().await.map_err(db_err())?;
+    events::record_in(store, &mut tx, logged).await?;
     let mut inserted = std::collections::HashSet::new();
     for chunk in rows.chunks(store.rows_per_statement()) {
         let mut q = SqlBuilder::for_rows(store.dialect, INSERT_TASKS);
@@ -112,7 +117,7 @@ pub(crate) async fn create_tasks(
         }
     }
     if created.is_empty() {
-        // Nothing new: nothing to commit.
+        // Nothing new: the tasks' events were logged with them, nothing to commit.
         return Ok(outcomes);
     }
     write_openings(store, &mut tx, &created).await?;

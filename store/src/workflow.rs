@@ -54,6 +54,8 @@ const UPDATE_WORKFLOW: &str = "UPDATE tasks SET status = $2, workflow = $3, \
      extension_count = $9, callback_satisfied = $10 WHERE task_id = $1 AND workflow_version = $7";
 const UPDATE_LEAD: &str = "UPDATE tasks SET lead_unit_id = $2, lead_unit_role = $3, \
      lead_unit_name = $4 WHERE task_id = $1";
+const UPDATE_REROUTED: &str =
+    "UPDATE tasks SET co_handlers = $2::jsonb, rules_version = $3 WHERE task_id = $1";
 pub(crate) async fn workflow(
     store: &Store,
     task_id: &str,
@@ -167,6 +169,21 @@ impl TransitionWrite<'_> {
                 .await
                 .map_err(err())?;
         }
+        if let Action::Reroute {
+            co_handlers,
+            rules_version,
+            ..
+        } = &t.action
+        {
+            // The task now stands as the version routed it: its co-handlers and version.
+            sqlx::query(&store.sql(UPDATE_REROUTED))
+                .bind(task_id)
+                .bind(to_json(task_id, "co_handlers", co_handlers)?)
+                .bind(rules_version.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(err())?;
+        }
         let actor = actor_name(t);
         let note = history_note(t);
         let entry = history::Entry {
@@ -238,6 +255,22 @@ pub(crate) fn history_note(t: &Transition) -> String {
             format!(": {}", units.join(", "))
         }
         Action::ReportIn { unit } | Action::CompletePart { unit } => format!(" by {unit}"),
+        Action::Reroute {
+            lead,
+            co_handlers,
+            rules_version,
+        } => {
+            let co: Vec<&str> = co_handlers.iter().map(|u| u.unit_id.as_str()).collect();
+            let with = if co.is_empty() {
+                String::new()
+            } else {
+                format!(" with {}", co.join(", "))
+            };
+            format!(
+                " to {}{with} by rules version {rules_version}",
+                lead.unit_id
+            )
+        }
         _ => String::new(),
     };
     let mut note = format!("{}{details}", t.label());

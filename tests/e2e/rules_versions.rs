@@ -92,6 +92,24 @@ async fn routed_thefts(
     out
 }
 
+/// 签收 of `task_id` by `actor`, through the API's workflow as a unit's staff would.
+async fn sign_for(store: &std::sync::Arc<dyn TaskStore>, task_id: &str, actor: &hub_cases::Actor) {
+    let dir = workspace_root().join("config");
+    let loaded = hub::context::routing::load(&dir).unwrap();
+    let routing = std::sync::Arc::new(hub::context::routing::RoutingState::new(&dir, loaded));
+    let cases = hub::cases::service::CaseService::new(store.clone(), routing);
+    cases
+        .act(
+            task_id,
+            hub_cases::lifecycle::Action::SignFor.into(),
+            actor,
+            chrono::Utc::now(),
+            None,
+        )
+        .await
+        .unwrap();
+}
+
 /// Publish and roll back on two hub processes sharing PostgreSQL: both route with the new
 /// version within seconds of `hub rules publish` and with the old one after `hub rules
 /// rollback`; a candidate whose rule tests fail is refused and changes nothing; every task
@@ -261,6 +279,85 @@ async fn two_processes_follow_publish_and_rollback_through_the_store() {
         assert_eq!(version, shipped);
         assert!(roles.is_empty(), "{roles:?}");
     }
+    // A rollback for new events only leaves the open tasks as they were routed.
+    for (version, roles) in routed_thefts(&store, "PUBLISHED", 200).await {
+        assert_eq!(
+            (version, roles),
+            (new.clone(), vec!["residents_committee".to_owned()])
+        );
+    }
+    // Asked to, the active version re-routes the open tasks nobody signed for (改派): one
+    // signed for by its police station meanwhile stays as it is.
+    let signed = store
+        .prior_outcomes("police.backlog", &["PUBLISHED-0"])
+        .await
+        .unwrap();
+    let Some(PriorOutcome::Task { task_id: signed }) = signed.get("PUBLISHED-0").cloned() else {
+        panic!("PUBLISHED-0 is a task");
+    };
+    let lead = store
+        .get_task(&signed)
+        .await
+        .unwrap()
+        .unwrap()
+        .fields
+        .lead_unit
+        .unwrap();
+    let signer = hub_cases::Actor::person("民警", Some(&lead.unit_id));
+    sign_for(&store, &signed, &signer).await;
+    let (ok, out) = hub_cli(
+        &store_url,
+        &[
+            "rules",
+            "publish",
+            "--dir",
+            workspace_root().join("config").to_str().unwrap(),
+            "--author",
+            "李主任",
+            "--message",
+            "在办的也按原安排",
+            "--reroute-unsigned",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "re-routed by {shipped}: 199; unchanged: 200; left as they are: 0"
+        )),
+        "{out}"
+    );
+    for (i, (version, roles)) in routed_thefts(&store, "PUBLISHED", 200)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        if i == 0 {
+            assert_eq!(
+                (version, roles),
+                (new.clone(), vec!["residents_committee".to_owned()])
+            );
+        } else {
+            assert_eq!((version.as_str(), roles.len()), (shipped.as_str(), 0));
+        }
+    }
+    let rerouted = store
+        .prior_outcomes("police.backlog", &["PUBLISHED-1"])
+        .await
+        .unwrap();
+    let Some(PriorOutcome::Task { task_id }) = rerouted.get("PUBLISHED-1") else {
+        panic!("PUBLISHED-1 is a task");
+    };
+    let history = store.task_history(task_id).await.unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(last.actor, "李主任");
+    assert!(
+        last.note
+            .as_deref()
+            .unwrap_or("")
+            .contains(&format!("by rules version {shipped}")),
+        "{last:?}"
+    );
 
     let (ok, out) = hub_cli(&store_url, &["rules", "versions"]).await;
     assert!(ok, "{out}");
@@ -274,8 +371,8 @@ async fn two_processes_follow_publish_and_rollback_through_the_store() {
     }
     let (ok, out) = hub_cli(&store_url, &["audit", "verify"]).await;
     assert!(
-        ok && out.contains("2 rules version(s), 3 activation(s)"),
-        "{out}"
+        ok && out.contains("2 rules version(s), 3 activation(s)") && out.contains("OK:"),
+        "publishing the active version again adds no activation: {out}"
     );
     a.terminate(Duration::from_secs(30)).await;
     b.terminate(Duration::from_secs(30)).await;
@@ -621,30 +718,92 @@ async fn an_administrator_replays_a_version_in_the_console_and_sees_the_moved_ta
     )
     .await;
     b.save_screenshot("console-rules-replay").await;
-    // Satisfied, the administrator activates the version replayed (the API, as the form's
-    // 启用此版本 does); the hub routes with it within a poll.
-    let client = reqwest::Client::new();
-    let activate = |body: Value| {
-        client
-            .post(format!("{base}/api/v1/rules/activate"))
-            .bearer_auth("demo-admin")
-            .json(&body)
-            .send()
-    };
-    let refused = activate(serde_json::json!({"version": shipped, "message": " "}))
+    // A blank why is refused (the API, as the form's 启用此版本 uses it).
+    let refused = reqwest::Client::new()
+        .post(format!("{base}/api/v1/rules/activate"))
+        .bearer_auth("demo-admin")
+        .json(&serde_json::json!({"version": shipped, "message": " "}))
+        .send()
         .await
         .unwrap();
     assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
-    let done = activate(serde_json::json!({"version": shipped, "message": "回放看过，退回原版本"}))
+    // One co-handled theft is signed for by its police station meanwhile.
+    let signed_source = co_handled.iter().next().unwrap().clone();
+    let Some(PriorOutcome::Task { task_id: signed }) = store
+        .prior_outcomes("police.backlog", &[signed_source.as_str()])
         .await
+        .unwrap()
+        .remove(&signed_source)
+    else {
+        panic!("{signed_source} is a task");
+    };
+    let lead = store
+        .get_task(&signed)
+        .await
+        .unwrap()
+        .unwrap()
+        .fields
+        .lead_unit
         .unwrap();
-    assert_eq!(done.status(), reqwest::StatusCode::OK);
+    sign_for(
+        &store,
+        &signed,
+        &hub_cases::Actor::person("民警", Some(&lead.unit_id)),
+    )
+    .await;
+    // Satisfied, the administrator activates the version replayed from the console and has
+    // the open tasks nobody signed for re-routed; the hub routes with it within a poll.
+    b.execute(
+        "window.confirm = () => true;\
+         document.querySelector('#activate-message').value = '回放看过，退回原版本';\
+         document.querySelector('input[name=open_tasks][value=reroute_unsigned]').checked = true;",
+        vec![],
+    )
+    .await;
+    let activate = b
+        .find("#rules-replay form button[hx-post='/admin/rules/activate']")
+        .await;
+    b.click(&activate).await;
+    let text = b
+        .wait_text(
+            "#rules-replay-result",
+            "已启用规则版本",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(
+        text.contains(&format!(
+            "尚未签收的在办任务 39 件：按新版本改派 {} 件，分派不变 {} 件，保持原状 0 件",
+            co_handled.len() - 1,
+            40 - co_handled.len()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("（不变）；协办 ") && text.contains("居民委员会 → 无"),
+        "each re-routed task in words: {text}"
+    );
+    b.save_screenshot("console-rules-activate-reroute").await;
     eventually(
         Duration::from_secs(15),
         "the hub back on the shipped version",
         || async { (version_of(port).await? == shipped).then_some(()) },
     )
     .await;
+    for ((version, roles), i) in routed_thefts(&store, "CONSOLE", 40)
+        .await
+        .into_iter()
+        .zip(0..)
+    {
+        let source = format!("CONSOLE-{i}");
+        if source == signed_source {
+            assert_eq!(roles, ["residents_committee"], "signed for: it stays");
+            assert_eq!(version, activation.version);
+        } else {
+            assert!(roles.is_empty(), "{source}: {roles:?}");
+            assert_eq!(version, shipped, "{source}");
+        }
+    }
     let last = store.rules_activations(1).await.unwrap().remove(0);
     assert_eq!(
         (last.version.as_str(), last.author.as_str()),

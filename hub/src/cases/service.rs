@@ -82,6 +82,21 @@ impl CaseService {
         })
     }
 
+    /// This service with `routing` in force instead (a version being activated, before this
+    /// process follows it), announcing on the same channel.
+    pub fn under(&self, routing: Arc<RoutingState>) -> CaseService {
+        CaseService {
+            store: self.store.clone(),
+            changes: self.changes.clone(),
+            routing,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn routing(&self) -> &RoutingState {
+        &self.routing
+    }
+
     /// The SLA policies and calendars in force (they change with the rules version).
     pub fn sla(&self) -> Arc<SlaConfig> {
         self.routing.sla()
@@ -238,6 +253,7 @@ impl CaseService {
                 .city()
                 .unit(unit)
                 .map(hub_router::responsibility::assigned),
+            Action::Reroute { lead, .. } => Some(lead.clone()),
             _ => None,
         };
         Ok(self

@@ -3,12 +3,18 @@
 //! configuration names. None needs a running hub.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use chrono::Utc;
+use hub_cases::Actor;
 use hub_router::config;
 use hub_router::rules_test;
 use hub_router::Router;
+use hub_store::TaskStore;
 
+use crate::cases::reroute::reroute_unsigned;
+use crate::cases::service::CaseService;
 use crate::config::HubConfig;
 use crate::context::rules_versions::{self, Published};
 
@@ -60,9 +66,7 @@ pub fn rules_test(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn store_of(
-    config: &Path,
-) -> anyhow::Result<(std::sync::Arc<dyn hub_store::TaskStore>, HubConfig)> {
+async fn store_of(config: &Path) -> anyhow::Result<(Arc<dyn TaskStore>, HubConfig)> {
     let config = HubConfig::load(config)?;
     let store = hub_store::open(&config.store.url)
         .await
@@ -71,14 +75,21 @@ async fn store_of(
 }
 
 /// `hub rules publish`
-pub async fn publish(config: &Path, dir: &Path, author: &str, message: &str) -> anyhow::Result<()> {
-    let (store, _) = store_of(config).await?;
-    match rules_versions::publish(&*store, dir, author, message).await? {
+pub async fn publish(
+    config: &Path,
+    dir: &Path,
+    author: &str,
+    message: &str,
+    reroute_unsigned: bool,
+) -> anyhow::Result<()> {
+    let (store, config) = store_of(config).await?;
+    let version = match rules_versions::publish(&*store, dir, author, message).await? {
         Published::AlreadyActive { version } => {
             println!(
                 "{} is {version}, the active version already: nothing published",
                 dir.display()
             );
+            version
         }
         Published::Activated { activation, diff } => {
             let (added, removed) = diff_counts(&diff);
@@ -87,7 +98,49 @@ pub async fn publish(config: &Path, dir: &Path, author: &str, message: &str) -> 
                 activation.version, activation.seq
             );
             print!("{diff}");
+            activation.version
         }
+    };
+    if reroute_unsigned {
+        reroute(store, &config, &version, author).await?;
+    }
+    Ok(())
+}
+
+/// Re-routes the open tasks nobody signed for with `version` and prints what it did.
+async fn reroute(
+    store: Arc<dyn TaskStore>,
+    config: &HubConfig,
+    version: &str,
+    author: &str,
+) -> anyhow::Result<()> {
+    let routing = rules_versions::routing_of(&*store, version, &config.data_dir).await?;
+    let cases = CaseService::new(store, Arc::new(routing));
+    let actor = Actor::person(author, None);
+    let report = reroute_unsigned(&cases, &actor, Utc::now()).await?;
+    println!(
+        "open tasks nobody had signed for: {}; re-routed by {}: {}; unchanged: {}; left as they are: {}",
+        report.considered,
+        report.version,
+        report.rerouted.len(),
+        report.unchanged,
+        report.left.len()
+    );
+    for r in &report.rerouted {
+        let co = if r.co_handlers.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", r.co_handlers.join(", "))
+        };
+        println!(
+            "  {}  {} -> {}{co}",
+            r.task_id,
+            r.from.as_deref().unwrap_or("(triage)"),
+            r.to
+        );
+    }
+    for (task, why) in &report.left {
+        println!("  {task}  left: {why}");
     }
     Ok(())
 }
@@ -98,6 +151,7 @@ pub async fn rollback(
     to: Option<&str>,
     author: &str,
     message: &str,
+    reroute_unsigned: bool,
 ) -> anyhow::Result<()> {
     let (store, config) = store_of(config).await?;
     let a = rules_versions::rollback(&*store, to, author, message, &config.data_dir).await?;
@@ -105,6 +159,9 @@ pub async fn rollback(
         "{} is the active version again (activation {})",
         a.version, a.seq
     );
+    if reroute_unsigned {
+        reroute(store, &config, &a.version, author).await?;
+    }
     Ok(())
 }
 

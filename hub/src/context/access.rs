@@ -183,6 +183,8 @@ impl Identity {
             | Action::ApproveExtension { .. }
             | Action::RefuseExtension
             | Action::Escalate { .. } => above,
+            // The hub's own, when a rules version is activated with it: never an account's.
+            Action::Reroute { .. } => false,
             Action::ReportIn { unit } | Action::CompletePart { unit } => {
                 if above {
                     return true;

@@ -14,7 +14,7 @@ use chrono::Utc;
 use hub_router::bundle::Bundle;
 use hub_store::{Activating, RulesActivation, RulesVersion, TaskStore};
 
-use super::routing::{load, Loaded};
+use super::routing::{load, Loaded, RoutingState};
 
 /// What [`publish`] did.
 #[derive(Debug)]
@@ -157,6 +157,18 @@ pub async fn load_active(
         }
     };
     load_version(store, &version, data_dir).await
+}
+
+/// A stored version in force on its own: what a process uses for the work of a version it
+/// does not (yet) route with, such as re-routing open tasks at its activation.
+pub async fn routing_of(
+    store: &dyn TaskStore,
+    version: &str,
+    data_dir: &Path,
+) -> anyhow::Result<RoutingState> {
+    let loaded = load_version(store, version, data_dir).await?;
+    let dir = materialize(store, version, data_dir).await?;
+    Ok(RoutingState::new(&dir, loaded))
 }
 
 /// Loads a stored version (written under `data_dir`).

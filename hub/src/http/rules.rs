@@ -18,8 +18,10 @@ use super::action_trail::ActionNote;
 use super::{ApiError, Guard, Route};
 use crate::cases::replay::Report;
 use crate::cases::replay_run::{run, Baselines};
+use crate::cases::reroute::{reroute_unsigned, RerouteReport};
+use crate::cases::service::CaseService;
 use crate::config::HubConfig;
-use crate::context::rules_versions::load_version;
+use crate::context::rules_versions::{load_version, routing_of};
 
 /// The longest period replayed over HTTP (the command line has no limit).
 pub const MAX_DAYS: i64 = 93;
@@ -31,6 +33,8 @@ pub struct RulesState {
     pub store: Arc<dyn TaskStore>,
     /// Where versions are loaded from, and what routed a period with nothing published.
     pub config: Arc<HubConfig>,
+    /// For re-routing open tasks at an activation.
+    pub cases: Arc<CaseService>,
 }
 
 pub fn routes(state: RulesState) -> Vec<Route> {
@@ -161,12 +165,33 @@ pub(crate) async fn replay_rules(
     Ok(Json(v))
 }
 
-/// Which stored version to route with from now on, and why.
+/// Which stored version to route with from now on, why, and what becomes of the open
+/// tasks nobody has signed for yet.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
     pub version: String,
     pub message: String,
+    #[serde(default)]
+    pub open_tasks: OpenTasks,
+}
+
+/// What an activation does to the open tasks nobody has signed for yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenTasks {
+    /// They stay as they are; only new events route by the version.
+    #[default]
+    Keep,
+    /// Those the version hands to another unit are re-routed (改派).
+    RerouteUnsigned,
+}
+
+/// An activation and, when asked for, what the re-route did.
+#[derive(Debug)]
+pub struct Activated {
+    pub activation: hub_store::RulesActivation,
+    pub rerouted: Option<RerouteReport>,
 }
 
 /// Makes a stored version the active one (after it loads and its rule tests pass with this
@@ -177,10 +202,17 @@ pub async fn activate(
     who: &crate::context::access::Identity,
     r: &ActivateRequest,
     note: &ActionNote,
-) -> Result<hub_store::RulesActivation, ApiError> {
+) -> Result<Activated, ApiError> {
     let result = activate_unnoted(s, who, r).await;
     note.result("rules.activate", r.version.clone(), &result, |a| {
-        format!("activation {}", a.seq)
+        match &a.rerouted {
+            Some(report) => format!(
+                "activation {}, {} open task(s) re-routed",
+                a.activation.seq,
+                report.rerouted.len()
+            ),
+            None => format!("activation {}", a.activation.seq),
+        }
     });
     result
 }
@@ -189,7 +221,7 @@ async fn activate_unnoted(
     s: &RulesState,
     who: &crate::context::access::Identity,
     r: &ActivateRequest,
-) -> Result<hub_store::RulesActivation, ApiError> {
+) -> Result<Activated, ApiError> {
     if r.message.trim().is_empty() {
         return Err(ApiError::bad_request(
             "`message`: say why the version is activated",
@@ -204,7 +236,7 @@ async fn activate_unnoted(
             ),
         ));
     }
-    crate::context::rules_versions::rollback(
+    let activation = crate::context::rules_versions::rollback(
         &*s.store,
         Some(&r.version),
         &who.name,
@@ -212,11 +244,36 @@ async fn activate_unnoted(
         &s.config.data_dir,
     )
     .await
-    .map_err(|e| ApiError::msg(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")))
+    .map_err(|e| ApiError::msg(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")))?;
+    let rerouted = match r.open_tasks {
+        OpenTasks::Keep => None,
+        OpenTasks::RerouteUnsigned => {
+            let internal = |e: anyhow::Error| {
+                ApiError::msg(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the version is active, but re-routing the open tasks failed: {e:#}"),
+                )
+            };
+            let routing = routing_of(&*s.store, &activation.version, &s.config.data_dir)
+                .await
+                .map_err(internal)?;
+            let cases = s.cases.under(Arc::new(routing));
+            let actor = hub_cases::Actor::person(who.name.clone(), None);
+            Some(
+                reroute_unsigned(&cases, &actor, Utc::now())
+                    .await
+                    .map_err(internal)?,
+            )
+        }
+    };
+    Ok(Activated {
+        activation,
+        rerouted,
+    })
 }
 
 /// `POST /api/v1/rules/activate`
-#[utoipa::path(post, path = "/api/v1/rules/activate", tag = "rules", request_body(content = Object, description = "`{\"version\": \"r-…\", \"message\": \"why\"}`"), security(("bearer" = [])), responses((status = 200, description = "The activation: the version routes from now on in every process that follows the store"), (status = 400, description = "The body is malformed or says no why"), (status = 404, description = "No such stored version"), (status = 422, description = "It is active already, or it does not load or pass its tests with this hub"), (status = 403, description = "Administrators only"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
+#[utoipa::path(post, path = "/api/v1/rules/activate", tag = "rules", request_body(content = Object, description = "`{\"version\": \"r-…\", \"message\": \"why\", \"open_tasks\": \"keep\" | \"reroute_unsigned\"}` (default `keep`: only new events route by it; `reroute_unsigned` also re-routes the open tasks nobody signed for that it hands to another unit)"), security(("bearer" = [])), responses((status = 200, description = "The activation (the version routes from now on in every process that follows the store) and, with `reroute_unsigned`, `rerouted`: the tasks re-routed, unchanged and left as they are with why"), (status = 400, description = "The body is malformed or says no why"), (status = 404, description = "No such stored version"), (status = 422, description = "It is active already, or it does not load or pass its tests with this hub"), (status = 403, description = "Administrators only"), (status = 401, description = "No valid bearer token"), (status = 429, description = "Too many failed sign-ins from this address")))]
 pub(crate) async fn activate_rules(
     State(s): State<RulesState>,
     super::auth::Caller(who): super::auth::Caller,
@@ -225,7 +282,10 @@ pub(crate) async fn activate_rules(
 ) -> Result<Json<Value>, ApiError> {
     let r: ActivateRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the body is not an activation: {e}")))?;
-    Ok(Json(activation_json(&activate(&s, &who, &r, &note).await?)))
+    let activated = activate(&s, &who, &r, &note).await?;
+    let mut v = activation_json(&activated.activation);
+    v["rerouted"] = json!(activated.rerouted);
+    Ok(Json(v))
 }
 
 fn activation_json(a: &hub_store::RulesActivation) -> Value {

@@ -47,6 +47,8 @@ pub const OUTBOX_DELIVERED: &str = "hub_outbox_delivered_total";
 pub const OUTBOX_FAILURES: &str = "hub_outbox_failures_total";
 /// Routing configuration reloads; label `outcome` = applied | refused.
 pub const RULES_RELOADS: &str = "hub_rules_reloads_total";
+/// Open tasks nobody had signed for that an activated rules version re-routed (改派).
+pub const RULES_REROUTED_TASKS: &str = "hub_rules_rerouted_tasks_total";
 /// SLA alerts raised by this process; label `kind` = warning | breach | step_overdue.
 pub const SLA_ALERTS: &str = "hub_sla_alerts_total";
 /// Seconds from an SLA alert falling due to its being raised (the breach-detection delay;

@@ -253,24 +253,6 @@ impl RoutingPipeline {
             }
             return true;
         };
-        // Every accepted event goes to the event log (for replays of other rules versions)
-        // before its outcome is stored; a redelivery logs nothing twice.
-        let mut fresh: Vec<&CivicEvent> = Vec::with_capacity(ready.len());
-        let mut logged = std::collections::HashSet::new();
-        for (_, event) in &ready {
-            let key = (event.source_system.as_str(), event.source_id.as_str());
-            if !prior.contains(&key) && logged.insert(key) {
-                fresh.push(event);
-            }
-        }
-        if self.store.record_events(&fresh).await.is_err() {
-            for (msg, event) in &ready {
-                if !self.handle_event(msg, event, started, shutdown).await {
-                    return false;
-                }
-            }
-            return true;
-        }
         let looked_up_at = Instant::now();
         let router = self.routing.current();
         let mut pending: Vec<Pending<'_, '_>> = Vec::new();
@@ -343,7 +325,10 @@ impl RoutingPipeline {
         }
         let tasks: Vec<(&NewTask, &hub_cases::opening::Opening)> =
             pending.iter().map(|p| (&p.task, &p.opening)).collect();
-        match self.store.create_tasks(&tasks).await {
+        // Every accepted event goes to the event log (for replays of other rules versions)
+        // with its task, in the same transaction; the one-at-a-time path logs its own.
+        let logged: Vec<&CivicEvent> = pending.iter().map(|p| p.event).collect();
+        match self.store.create_tasks(&tasks, &logged).await {
             Ok(outcomes) => {
                 for (p, outcome) in pending.iter().zip(outcomes) {
                     let settled = match outcome {

@@ -7,7 +7,10 @@ use hub_store::EventCursor;
 
 use crate::backends::TestDb;
 
-store_suite!(accepted_events_are_logged_once_read_by_period_and_pruned);
+store_suite!(
+    accepted_events_are_logged_once_read_by_period_and_pruned,
+    a_batch_of_tasks_logs_its_events_with_it_and_a_refused_batch_none,
+);
 
 fn event(n: u32, at: DateTime<Utc>) -> CivicEvent {
     let source_id = format!("J-{n:03}");
@@ -86,6 +89,20 @@ async fn accepted_events_are_logged_once_read_by_period_and_pruned(db: &TestDb) 
         *kept, original,
         "the first copy, whole but for its reporter"
     );
+    let one = store
+        .logged_event("police.longmatan", "J-003")
+        .await
+        .unwrap();
+    assert_eq!(
+        one.as_ref(),
+        Some(&original),
+        "one record's event by its source"
+    );
+    assert!(store
+        .logged_event("police.other", "J-003")
+        .await
+        .unwrap()
+        .is_none());
 
     let forgotten = store
         .prune_events(t0 + TimeDelta::minutes(10))
@@ -97,4 +114,45 @@ async fn accepted_events_are_logged_once_read_by_period_and_pruned(db: &TestDb) 
         .await
         .unwrap();
     assert_eq!(left.len(), 15);
+}
+
+/// The routing pipeline's batch writes its events in the task transaction: logged when the
+/// tasks are, not at all when the store refuses the batch (which then goes one at a time).
+async fn a_batch_of_tasks_logs_its_events_with_it_and_a_refused_batch_none(db: &TestDb) {
+    use crate::fixtures::{sample_task, sign_for_clock, CreateRouted, BASE_MS};
+    use hub_cases::opening::Opening;
+    let store = db.open().await;
+    let t0 = DateTime::from_timestamp_millis(BASE_MS).unwrap();
+    let period = (t0 - TimeDelta::days(1), t0 + TimeDelta::days(1));
+    let logged = |store: std::sync::Arc<dyn hub_store::TaskStore>| async move {
+        store
+            .logged_events(period.0, period.1, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.source_id)
+            .collect::<Vec<_>>()
+    };
+    let first = sample_task("UM-1", BASE_MS);
+    store.create_routed(&first, &[]).await.unwrap();
+    // A batch whose second task takes the id of a record stored before: refused whole.
+    let mut clash = sample_task("UM-3", BASE_MS);
+    clash.task_id = first.task_id.clone();
+    let refused = [sample_task("UM-2", BASE_MS), clash];
+    let openings: Vec<Opening> = refused
+        .iter()
+        .map(|t| Opening::new(t, vec![sign_for_clock(30)]))
+        .collect();
+    let events = [event(2, t0), event(3, t0)];
+    let pairs: Vec<_> = refused.iter().zip(&openings).collect();
+    let refs: Vec<&CivicEvent> = events.iter().collect();
+    assert!(store.create_tasks(&pairs, &refs).await.is_err());
+    assert!(
+        logged(store.clone()).await.is_empty(),
+        "a refused batch logs nothing"
+    );
+
+    let pairs: Vec<_> = refused[..1].iter().zip(&openings).collect();
+    store.create_tasks(&pairs, &refs[..1]).await.unwrap();
+    assert_eq!(logged(store.clone()).await, ["J-002"]);
 }

@@ -40,7 +40,7 @@ async fn a_batch_of_tasks_is_stored_in_one_go_and_its_records_are_known_after(db
         .map(|t| Opening::new(t, vec![sign_for_clock(30)]))
         .collect();
     let pairs: Vec<_> = batch.iter().zip(&openings).collect();
-    let outcomes = store.create_tasks(&pairs).await.unwrap();
+    let outcomes = store.create_tasks(&pairs, &[]).await.unwrap();
     assert_eq!(
         outcomes,
         vec![

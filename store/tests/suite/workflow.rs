@@ -14,7 +14,55 @@ store_suite!(
     dispatch_clocks_are_stored_with_the_task_and_seen_as_changes,
     soonest_due_lists_the_next_to_breach_first_and_tasks_without_deadline_last,
     a_task_handed_to_another_unit_has_it_as_its_lead,
+    a_rerouted_task_stands_as_the_version_routed_it,
 );
+
+/// 改派 by a rules version: lead, co-handlers and the version the task records change with
+/// the transition, and its history entry names the version.
+async fn a_rerouted_task_stands_as_the_version_routed_it(db: &TestDb) {
+    let store = db.open().await;
+    let task = sample_task("UM-2024-000960", BASE_MS);
+    let id = created_id(store.create_routed(&task, &[]).await.unwrap());
+    let lead = unit("510504001002.property", "property_company", "红星社区物业");
+    let co = unit(
+        "510504001002.residents_committee",
+        "residents_committee",
+        "红星社区居委会",
+    );
+    let rerouted = apply(
+        &dispatched_state("510504001002.workstation"),
+        Action::Reroute {
+            lead: lead.clone(),
+            co_handlers: vec![co.clone()],
+            rules_version: "r-0123456789ab".into(),
+        },
+        &Actor::person("管理员", None),
+        at(BASE_MS + 60_000),
+    )
+    .unwrap();
+    assert_eq!(rerouted.to, TaskStatus::Dispatched);
+    store
+        .apply_transition(&id, 0, &rerouted, &[], None, Some(&lead))
+        .await
+        .unwrap();
+    let stored = store.get_task(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.fields.lead_unit,
+            stored.fields.co_handlers,
+            stored.fields.rules_version.as_str()
+        ),
+        (Some(lead), vec![co], "r-0123456789ab")
+    );
+    let history = store.task_history(&id).await.unwrap();
+    let last = history.last().unwrap().note.clone().unwrap_or_default();
+    assert!(
+        last.contains("rerouted to 510504001002.property with 510504001002.residents_committee by rules version r-0123456789ab"),
+        "{last}"
+    );
+    let report = store.verify_history(Some(&id), None).await.unwrap();
+    assert!(report.is_clean(), "{:?}", report.broken);
+}
 
 /// Arbitration (or a dispatch from triage) hands the task to a unit: the task's lead is that
 /// unit from then on, in the same transaction; a stale decision changes nothing.

@@ -16,6 +16,7 @@ use super::session::Session;
 use super::{PageError, WebState};
 use crate::context::health::Health;
 use crate::http::action_trail::ActionNote;
+use crate::http::rules::OpenTasks;
 use crate::http::tasks::TasksState;
 use crate::pipeline::dead_letters::{self, DlqState, Filter};
 
@@ -647,18 +648,45 @@ pub async fn rules_activate(
     }
     let form = form(&body);
     let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let open_tasks = match field("open_tasks").as_str() {
+        "reroute_unsigned" => OpenTasks::RerouteUnsigned,
+        _ => OpenTasks::Keep,
+    };
     let request = crate::http::rules::ActivateRequest {
         version: field("candidate"),
         message: field("message"),
+        open_tasks,
     };
     let outcome = crate::http::rules::activate(&admin.rules, &session.who, &request, &note).await;
     let fragment = match outcome {
-        Ok(a) => ResultFragment {
-            t: &ZH,
-            ok: true,
-            title: messages::version_activated(&a.version),
-            lines: vec![ZH.version_activated_hint.to_owned()],
-        },
+        Ok(a) => {
+            let mut lines = vec![ZH.version_activated_hint.to_owned()];
+            if let Some(r) = &a.rerouted {
+                lines.push(messages::reroute_summary(
+                    r.considered,
+                    r.rerouted.len(),
+                    r.unchanged,
+                    r.left.len(),
+                ));
+                for m in r.rerouted.iter().take(MOVED_SHOWN) {
+                    let from = m.from_name.as_deref().unwrap_or(ZH.triage);
+                    lines.push(messages::rerouted_line(
+                        &m.task_id,
+                        (from, &m.to_name),
+                        (&m.from_co_handler_names, &m.co_handler_names),
+                    ));
+                }
+                for (task, why) in r.left.iter().take(MOVED_SHOWN) {
+                    lines.push(messages::left_line(task, why));
+                }
+            }
+            ResultFragment {
+                t: &ZH,
+                ok: true,
+                title: messages::version_activated(&a.activation.version),
+                lines,
+            }
+        }
         Err(e) => ResultFragment {
             t: &ZH,
             ok: false,

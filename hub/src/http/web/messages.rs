@@ -262,6 +262,9 @@ pub struct Labels {
     pub activate_version: &'static str,
     pub activate_confirm: &'static str,
     pub version_activated_hint: &'static str,
+    pub open_tasks: &'static str,
+    pub open_tasks_keep: &'static str,
+    pub open_tasks_reroute: &'static str,
     pub version_not_activated: &'static str,
     pub replay_show_test: &'static str,
     pub member_units: &'static str,
@@ -502,6 +505,9 @@ pub static ZH: Labels = Labels {
     activate_version: "启用此版本",
     activate_confirm: "确定启用所选规则版本？各进程将在数秒内按它分派新事件。",
     version_activated_hint: "已通过校验和规则测试；各 hub 进程将在数秒内按此版本分派新事件。",
+    open_tasks: "在办任务",
+    open_tasks_keep: "仅新事件按此版本分派",
+    open_tasks_reroute: "同时改派尚未签收的任务",
     version_not_activated: "未启用",
     replay_show_test: "存为规则测试（复制到候选版本的 rules/tests/）",
     member_units: "成员单位",
@@ -842,6 +848,47 @@ pub fn version_activated(version: &str) -> String {
     format!("已启用规则版本 {version}")
 }
 
+pub fn reroute_summary(
+    considered: usize,
+    rerouted: usize,
+    unchanged: usize,
+    left: usize,
+) -> String {
+    format!(
+        "尚未签收的在办任务 {considered} 件：按新版本改派 {rerouted} 件，分派不变 {unchanged} 件，保持原状 {left} 件"
+    )
+}
+
+/// One re-routed task: the lead unit before and after, and the co-handlers when they changed.
+pub fn rerouted_line(
+    task: &str,
+    (from, to): (&str, &str),
+    (co_from, co_to): (&[String], &[String]),
+) -> String {
+    let units = |u: &[String]| {
+        if u.is_empty() {
+            "无".to_owned()
+        } else {
+            u.join("、")
+        }
+    };
+    let lead = if from == to {
+        format!("主办 {to}（不变）")
+    } else {
+        format!("主办 {from} → {to}")
+    };
+    let co = if co_from == co_to {
+        String::new()
+    } else {
+        format!("；协办 {} → {}", units(co_from), units(co_to))
+    };
+    format!("{task}：{lead}{co}")
+}
+
+pub fn left_line(task: &str, why: &str) -> String {
+    format!("{task}：{why}")
+}
+
 pub fn replay_summary(events: u64, moved: u64, candidate: &str) -> String {
     format!("按 {candidate} 回放 {events} 件事件，其中 {moved} 件的分派或期限会变化")
 }
@@ -1040,6 +1087,7 @@ pub fn action(k: ActionKind) -> &'static str {
         ActionKind::ConveneJointMeeting => "吹哨（召集联席会议）",
         ActionKind::ReportIn => "报到",
         ActionKind::CompletePart => "完成分工",
+        ActionKind::Reroute => "按新规则改派",
     }
 }
 
