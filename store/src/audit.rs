@@ -111,6 +111,13 @@ const MOVED_HEADS: &str = "SELECT h.task_id, h.seq, h.hash FROM task_history h \
      AND h.seq = (SELECT MAX(m.seq) FROM task_history m WHERE m.task_id = h.task_id) \
      AND NOT EXISTS (SELECT 1 FROM audit_heads a WHERE a.task_id = h.task_id AND a.seq >= h.seq) \
      ORDER BY h.task_id";
+/// The rules versions' two chains, checkpointed beside the tasks' under these names (no
+/// task id starts with `rules:`, and these sort after every task id, as the digest takes
+/// the heads in `task_id` order).
+const RULES_CHAINS: [(&str, &str); 2] = [
+    ("rules:activations", "rules_activations"),
+    ("rules:versions", "rules_versions"),
+];
 const INSERT_CHECKPOINT: &str = "INSERT INTO audit_checkpoints (id, prev_digest, at, heads, \
      digest, signature) VALUES ($1, $2, $3, $4, $5, $6)";
 /// Followed by `(checkpoint_id, task_id, seq, hash)` rows.
@@ -127,10 +134,24 @@ pub(crate) async fn checkpoint(
         .fetch_optional(&mut *tx)
         .await
         .map_err(err())?;
-    let heads: Vec<(String, i64, String)> = sqlx::query_as(MOVED_HEADS)
+    let mut heads: Vec<(String, i64, String)> = sqlx::query_as(MOVED_HEADS)
         .fetch_all(&mut *tx)
         .await
         .map_err(err())?;
+    for (chain, table) in RULES_CHAINS {
+        // A chain cut short after its last checkpoint shows only if that head was recorded.
+        let head: Option<(i64, String)> = sqlx::query_as(&format!(
+            "SELECT seq, hash FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM audit_heads a \
+             WHERE a.task_id = $1 AND a.seq >= t.seq) ORDER BY seq DESC LIMIT 1"
+        ))
+        .bind(chain)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err())?;
+        if let Some((seq, hash)) = head {
+            heads.push((chain.to_owned(), seq, hash));
+        }
+    }
     if heads.is_empty() {
         return Ok(None);
     }
@@ -391,7 +412,7 @@ async fn verify_heads(
     let mut q = SqlBuilder::new(
         "SELECT a.checkpoint_id, a.task_id, a.seq, h.hash FROM audit_heads a \
          LEFT JOIN task_history h ON h.task_id = a.task_id AND h.seq = a.seq \
-         WHERE (h.hash IS NULL OR h.hash <> a.hash)",
+         WHERE (h.hash IS NULL OR h.hash <> a.hash) AND a.task_id NOT LIKE 'rules:%'",
     );
     if let Some(task_id) = only {
         q.push(" AND a.task_id = ").push_bind(task_id);
@@ -403,18 +424,46 @@ async fn verify_heads(
         .await
         .map_err(err())?;
     for (checkpoint, task_id, seq, now) in differ {
-        let reason = match now {
-            Some(_) => format!(
-                "the entry is not the one checkpoint {checkpoint} recorded: the chain was rewritten"
-            ),
-            None => format!("the entry checkpoint {checkpoint} recorded is gone"),
-        };
         report.broke(BrokenLink {
             at: Place::Entry { task_id, seq },
-            reason,
+            reason: head_reason(checkpoint, now.is_some()),
         });
     }
+    if only.is_some() {
+        return Ok(());
+    }
+    for (chain, table) in RULES_CHAINS {
+        let differ: Vec<(i64, i64, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT a.checkpoint_id, a.seq, t.hash FROM audit_heads a \
+             LEFT JOIN {table} t ON t.seq = a.seq \
+             WHERE a.task_id = $1 AND (t.hash IS NULL OR t.hash <> a.hash) ORDER BY a.seq"
+        ))
+        .bind(chain)
+        .fetch_all(&store.readers)
+        .await
+        .map_err(err())?;
+        for (checkpoint, seq, now) in differ {
+            let at = match chain {
+                "rules:versions" => Place::RulesVersion { seq },
+                _ => Place::RulesActivation { seq },
+            };
+            report.broke(BrokenLink {
+                at,
+                reason: head_reason(checkpoint, now.is_some()),
+            });
+        }
+    }
     Ok(())
+}
+
+fn head_reason(checkpoint: i64, still_there: bool) -> String {
+    if still_there {
+        format!(
+            "the entry is not the one checkpoint {checkpoint} recorded: the chain was rewritten"
+        )
+    } else {
+        format!("the entry checkpoint {checkpoint} recorded is gone")
+    }
 }
 
 /// The checkpoints follow each other from 1 with no gap, each digest matches its heads and

@@ -13,7 +13,58 @@ use crate::backends::TestDb;
 store_suite!(
     versions_are_stored_once_and_the_last_activation_routes,
     an_edited_or_deleted_version_or_activation_is_named,
+    checkpoints_record_the_rules_chains_heads_so_a_cut_chain_shows,
 );
+
+/// The last activation deleted leaves a chain that holds on its own; the checkpoint that
+/// recorded its head says it is gone. A checkpoint records a rules chain's head once.
+async fn checkpoints_record_the_rules_chains_heads_so_a_cut_chain_shows(db: &TestDb) {
+    let store = db.open().await;
+    let t0 = DateTime::from_timestamp_millis(1_780_000_000_000).unwrap();
+    for (i, rules) in ["a = 1\n", "a = 2\n"].into_iter().enumerate() {
+        let at = t0 + TimeDelta::minutes(i as i64);
+        store
+            .publish_rules(&version(rules, "王", at), &activating("publish", at))
+            .await
+            .unwrap();
+    }
+    let one = store.checkpoint_history(None, t0).await.unwrap().unwrap();
+    assert_eq!(one.heads, 2, "both chains' heads");
+    assert!(
+        store.checkpoint_history(None, t0).await.unwrap().is_none(),
+        "nothing moved since"
+    );
+    let rolled = t0 + TimeDelta::minutes(5);
+    let v1 = version("a = 1\n", "王", t0).version;
+    store
+        .activate_rules(&v1, &activating("rollback", rolled))
+        .await
+        .unwrap()
+        .unwrap();
+    let two = store
+        .checkpoint_history(None, rolled)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(two.heads, 1, "only the activations moved");
+    assert!(store.verify_history(None, None).await.unwrap().is_clean());
+
+    // The rollback removed without a trace in its own chain: seq 1 and 2 still follow.
+    tamper(db, "DELETE FROM rules_activations WHERE seq = 3").await;
+    let report = store.verify_history(None, None).await.unwrap();
+    let broken: Vec<(Place, &str)> = report
+        .broken
+        .iter()
+        .map(|b| (b.at.clone(), b.reason.as_str()))
+        .collect();
+    assert_eq!(
+        broken,
+        [(
+            Place::RulesActivation { seq: 3 },
+            "the entry checkpoint 2 recorded is gone"
+        )]
+    );
+}
 
 fn version(rules: &str, author: &str, at: DateTime<Utc>) -> RulesVersion {
     let files = BTreeMap::from([
