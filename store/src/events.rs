@@ -2,6 +2,8 @@
 //! reporter), for replaying a candidate rules version over a period. Written once per
 //! event, whatever the pipeline then made of it; pruned after the retention.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use hub_schemas::event::CivicEvent;
 use sqlx::AnyConnection;
@@ -111,6 +113,53 @@ pub(crate) async fn between(
         .await
         .map_err(err())?;
     rows.iter().map(|json| parse(store, json)).collect()
+}
+
+/// When a task was first signed for and last resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handled {
+    pub signed_for_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) async fn handled_times(
+    store: &Store,
+    task_ids: &[&str],
+) -> Result<HashMap<String, Handled>, StoreError> {
+    let err = || StoreError::query(store.backend(), || "read when tasks were handled".into());
+    let mut out = HashMap::new();
+    for chunk in task_ids.chunks(500) {
+        let mut q = SqlBuilder::new(
+            "SELECT task_id, signed_for_at, resolved_at FROM case_facts \
+             WHERE (signed_for_at IS NOT NULL OR resolved_at IS NOT NULL) AND task_id IN (",
+        );
+        for (n, id) in chunk.iter().enumerate() {
+            if n == 0 {
+                q.push_bind(*id);
+            } else {
+                q.push_bind_next(*id);
+            }
+        }
+        q.push(")");
+        let (sql, args) = q.build().map_err(err())?;
+        let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as_with(&sql, args)
+            // Not kept prepared: the statement differs with the number of ids.
+            .persistent(false)
+            .fetch_all(&store.readers)
+            .await
+            .map_err(err())?;
+        for (id, signed, resolved) in rows {
+            let at = |ms: Option<i64>| ms.and_then(DateTime::from_timestamp_millis);
+            out.insert(
+                id,
+                Handled {
+                    signed_for_at: at(signed),
+                    resolved_at: at(resolved),
+                },
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// The logged event of one source record.

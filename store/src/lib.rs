@@ -72,7 +72,7 @@ pub use clocks::{earliest_deadline, ClockChange, StoredClock};
 pub use dialect::postgres::fresh_database as fresh_postgres_database;
 pub use dialect::postgres::replicate_tasks as replicate_postgres_tasks;
 pub use error::{FailureClass, StoreError};
-pub use events::EventCursor;
+pub use events::{EventCursor, Handled};
 pub use outbox::{DestinationState, EventReturned, OutboxEvent, TaskEvent};
 pub use reports::{LinkOutcome, NearQuery, OpenTaskNear, PriorOutcome, Report};
 pub use returns::{DepartmentReturn, Suppression};
@@ -511,6 +511,13 @@ pub trait EventLog: Send + Sync {
         after: Option<&EventCursor>,
         limit: u32,
     ) -> Result<Vec<CivicEvent>, StoreError>;
+
+    /// When each of these tasks was first signed for and last resolved, for the ones that
+    /// were (what a replay holds a candidate's deadlines against).
+    async fn handled_times(
+        &self,
+        task_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, Handled>, StoreError>;
 
     /// The logged event of one source record, if it is still kept.
     async fn logged_event(

@@ -18,7 +18,7 @@ use crate::{
     rules_versions, tasks, workflow,
 };
 use crate::{ActionQuery, ActionRecord, Audit, AuditReport, Checkpoint};
-use crate::{Activating, EventCursor, EventLog, Rules, RulesActivation, RulesVersion};
+use crate::{Activating, EventCursor, EventLog, Handled, Rules, RulesActivation, RulesVersion};
 use crate::{
     ApplyOutcome, ClockAlert, ClockChange, CreateOutcome, DepartmentReturn, DestinationState,
     LinkOutcome, NearQuery, OpenTaskNear, OutboxEvent, PriorOutcome, RaiseOutcome, Report,
@@ -379,6 +379,13 @@ impl EventLog for Store {
         limit: u32,
     ) -> Result<Vec<hub_schemas::event::CivicEvent>, StoreError> {
         events::between(self, from, to, after, limit).await
+    }
+
+    async fn handled_times(
+        &self,
+        task_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, Handled>, StoreError> {
+        events::handled_times(self, task_ids).await
     }
 
     async fn logged_event(

@@ -3,7 +3,9 @@
 //! community, lead unit and co-handlers), its priority, SLA policy and deadlines (counted on
 //! the candidate's calendars), and whether it would be a task at all (dispatched, for a
 //! triage desk, returned to its department, suppressed). Per unit and community, the change
-//! in load.
+//! in load and in tasks resolved on time (按时办结): a task resolved when it actually was,
+//! held to the deadline each version gives it, counted for the unit each version makes it
+//! lead (as if the work had been done at the same time by whoever the version chose).
 //!
 //! Pure: events and loaded configurations in, a report out; nothing is read or written here
 //! (`crate::cli::replay` reads the event log and prints). Each event is routed as of the
@@ -173,6 +175,44 @@ fn toml_text(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+/// Of the moved tasks that were resolved, those a unit (or community) would have had
+/// resolved within their handling deadline, under each version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OnTime {
+    pub resolved_before: u64,
+    pub on_time_before: u64,
+    pub resolved_after: u64,
+    pub on_time_after: u64,
+}
+
+impl OnTime {
+    fn count(&mut self, after: bool, on_time: bool) {
+        let (resolved, in_time) = if after {
+            (&mut self.resolved_after, &mut self.on_time_after)
+        } else {
+            (&mut self.resolved_before, &mut self.on_time_before)
+        };
+        *resolved += 1;
+        *in_time += u64::from(on_time);
+    }
+
+    /// Whether the figure changes: another number resolved or on time.
+    pub fn changes(&self) -> bool {
+        self.resolved_before != self.resolved_after || self.on_time_before != self.on_time_after
+    }
+}
+
+/// Whether a task resolved at `resolved` was within the last handling deadline `o` gives it;
+/// `None` when it has none.
+fn resolved_on_time(o: &Outcome, resolved: DateTime<Utc>) -> Option<bool> {
+    o.deadlines
+        .iter()
+        .filter(|(k, _)| k.starts_with("handling"))
+        .map(|(_, t)| *t)
+        .max()
+        .map(|due| resolved <= due)
+}
+
 /// The load of a unit or community: the tasks it would lead (or, for a community, hold).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Load {
@@ -192,6 +232,11 @@ pub struct Report {
     pub unit_load: BTreeMap<String, Load>,
     /// Tasks in each community, before and after (communities whose load changed).
     pub community_load: BTreeMap<String, Load>,
+    /// Moved tasks resolved on time per lead unit, before and after (units whose figure
+    /// changed).
+    pub unit_on_time: BTreeMap<String, OnTime>,
+    /// The same per community.
+    pub community_on_time: BTreeMap<String, OnTime>,
     /// The moved events, in the order replayed, at most [`Report::LISTED`].
     pub moved_events: Vec<Moved>,
 }
@@ -200,8 +245,15 @@ impl Report {
     /// Moved events a report lists (it counts them all).
     pub const LISTED: usize = 10_000;
 
-    /// Compares one event under `baseline` and `candidate`.
-    pub fn add(&mut self, event: &CivicEvent, baseline: &Loaded, candidate: &Loaded) {
+    /// Compares one event under `baseline` and `candidate`; `resolved` is when its task
+    /// was last resolved, if it was.
+    pub fn add(
+        &mut self,
+        event: &CivicEvent,
+        baseline: &Loaded,
+        candidate: &Loaded,
+        resolved: Option<DateTime<Utc>>,
+    ) {
         self.events += 1;
         let (before, after) = outcomes(event, baseline, candidate);
         if before == after {
@@ -245,6 +297,16 @@ impl Report {
             };
             count(&mut self.unit_load, &o.lead);
             count(&mut self.community_load, &o.community);
+            if let Some(on_time) = resolved.and_then(|r| resolved_on_time(o, r)) {
+                for (map, key) in [
+                    (&mut self.unit_on_time, &o.lead),
+                    (&mut self.community_on_time, &o.community),
+                ] {
+                    if let Some(k) = key {
+                        map.entry(k.clone()).or_default().count(after, on_time);
+                    }
+                }
+            }
         }
         if self.moved_events.len() < Self::LISTED {
             self.moved_events.push(Moved {
@@ -265,6 +327,8 @@ impl Report {
     pub fn finish(&mut self) {
         self.unit_load.retain(|_, l| l.before != l.after);
         self.community_load.retain(|_, l| l.before != l.after);
+        self.unit_on_time.retain(|_, o| o.changes());
+        self.community_on_time.retain(|_, o| o.changes());
     }
 
     /// The header of [`Report::csv_rows`].
@@ -326,6 +390,80 @@ mod tests {
     use super::*;
     use crate::cases::fixtures::{candidate, shipped, theft};
     use crate::context::routing::load;
+    use std::collections::BTreeMap;
+
+    /// The theft's last handling deadline under `config`.
+    fn handling_due(config: &Loaded) -> DateTime<Utc> {
+        let o = outcome(config, &theft());
+        let due = o
+            .deadlines
+            .iter()
+            .filter(|(k, _)| k.starts_with("handling"));
+        due.map(|(_, t)| *t)
+            .max()
+            .expect("a theft has a handling deadline")
+    }
+
+    #[test]
+    fn tasks_resolved_on_time_follow_the_lead_and_the_deadline_each_version_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let baseline = load(&shipped()).unwrap();
+        let police = "510504001001.police_station".to_owned();
+
+        // Another lead, the same deadline: the on-time task moves to the workstation.
+        let to_workstation = load(&candidate(dir.path())).unwrap();
+        let resolved = handling_due(&baseline) - chrono::TimeDelta::minutes(1);
+        let mut report = Report::default();
+        report.add(&theft(), &baseline, &to_workstation, Some(resolved));
+        report.finish();
+        let one = |before: u64, after: u64| OnTime {
+            resolved_before: before,
+            on_time_before: before,
+            resolved_after: after,
+            on_time_after: after,
+        };
+        assert_eq!(report.unit_on_time.get(&police), Some(&one(1, 0)));
+        assert_eq!(
+            report.unit_on_time.get("510504001001.workstation"),
+            Some(&one(0, 1))
+        );
+        assert!(report.community_on_time.is_empty(), "the same community");
+
+        // The same lead, a holiday on the day it fell due: resolved a minute late becomes
+        // on time.
+        let due = handling_due(&baseline);
+        let day = (due + chrono::TimeDelta::hours(8)).date_naive();
+        let mut files: BTreeMap<String, String> = Bundle::read(&shipped()).unwrap().files().clone();
+        files
+            .get_mut("sla/calendars/cn-mainland.toml")
+            .unwrap()
+            .push_str(&format!(
+                "\n[[holidays]]\nname = \"加一天\"\noff = [\"{day}\"]\n"
+            ));
+        let holiday = dir.path().join("holiday");
+        Bundle::from_files(files).unwrap().write(&holiday).unwrap();
+        let holiday = load(&holiday).unwrap();
+        assert!(
+            handling_due(&holiday) > due,
+            "the deadline moves past the holiday"
+        );
+        let mut report = Report::default();
+        let late = due + chrono::TimeDelta::minutes(1);
+        report.add(&theft(), &baseline, &holiday, Some(late));
+        report.add(&theft(), &baseline, &holiday, None);
+        report.finish();
+        assert_eq!(report.moved, 2);
+        assert_eq!(
+            report.unit_on_time.get(&police),
+            Some(&OnTime {
+                resolved_before: 1,
+                on_time_before: 0,
+                resolved_after: 1,
+                on_time_after: 1,
+            }),
+            "an unresolved task counts for neither"
+        );
+    }
 
     #[test]
     fn a_moved_event_is_saved_as_a_rule_test_the_candidate_passes_and_the_baseline_fails() {
@@ -333,7 +471,7 @@ mod tests {
         let (baseline, candidate_dir) = (load(&shipped()).unwrap(), candidate(dir.path()));
         let candidate = load(&candidate_dir).unwrap();
         let mut report = Report::default();
-        report.add(&theft(), &baseline, &candidate);
+        report.add(&theft(), &baseline, &candidate, None);
         assert_eq!(report.moved, 1);
         let moved = &report.moved_events[0];
         assert_eq!(moved.changed, ["lead"]);
@@ -359,7 +497,7 @@ mod tests {
     fn the_same_version_moves_nothing() {
         let baseline = load(&shipped()).unwrap();
         let mut report = Report::default();
-        report.add(&theft(), &baseline, &baseline);
+        report.add(&theft(), &baseline, &baseline, None);
         report.finish();
         assert_eq!((report.events, report.moved), (1, 0));
     }

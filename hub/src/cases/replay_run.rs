@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
+use hub_router::task::NewTask;
 use hub_store::{EventCursor, TaskStore};
 
 use crate::cases::replay::Report;
@@ -122,10 +123,18 @@ pub async fn run(
     loop {
         let read = Instant::now();
         let page = store.logged_events(from, to, cursor.as_ref(), PAGE).await?;
+        // When each event's task was resolved, for the on-time figures.
+        let task_ids: Vec<String> = page
+            .iter()
+            .map(|e| NewTask::derive_id(&e.event_id))
+            .collect();
+        let refs: Vec<&str> = task_ids.iter().map(String::as_str).collect();
+        let handled = store.handled_times(&refs).await?;
         reading += read.elapsed();
         let started = Instant::now();
-        for event in &page {
-            report.add(event, baselines.at(event.received_at), candidate);
+        for (event, task_id) in page.iter().zip(&task_ids) {
+            let resolved = handled.get(task_id).and_then(|h| h.resolved_at);
+            report.add(event, baselines.at(event.received_at), candidate, resolved);
         }
         replaying += started.elapsed();
         if progress {

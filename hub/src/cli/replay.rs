@@ -108,6 +108,27 @@ pub fn print_table(out: &mut impl Write, r: &Report, candidate: &str) -> std::io
             )?;
         }
     }
+    for (heading, figures) in [
+        ("lead units", &r.unit_on_time),
+        ("communities", &r.community_on_time),
+    ] {
+        if figures.is_empty() {
+            continue;
+        }
+        writeln!(
+            out,
+            "{heading} whose tasks resolved on time change (moved tasks that were resolved, \
+             held to each version's deadline: on time/resolved, before → after):"
+        )?;
+        for (key, o) in figures {
+            writeln!(
+                out,
+                "  {key:<40} {:>6} → {:<6}",
+                format!("{}/{}", o.on_time_before, o.resolved_before),
+                format!("{}/{}", o.on_time_after, o.resolved_after)
+            )?;
+        }
+    }
     const SHOWN: usize = 20;
     if !r.moved_events.is_empty() {
         writeln!(

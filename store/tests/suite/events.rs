@@ -155,4 +155,31 @@ async fn a_batch_of_tasks_logs_its_events_with_it_and_a_refused_batch_none(db: &
     let pairs: Vec<_> = refused[..1].iter().zip(&openings).collect();
     store.create_tasks(&pairs, &refs[..1]).await.unwrap();
     assert_eq!(logged(store.clone()).await, ["J-002"]);
+
+    // When tasks were handled, for a replay's on-time figures: only those that were.
+    let id = refused[0].task_id.clone();
+    assert!(store.handled_times(&[&id]).await.unwrap().is_empty());
+    let signed = hub_cases::apply(
+        &crate::fixtures::dispatched_state("510504001002.workstation"),
+        hub_cases::lifecycle::Action::SignFor,
+        &hub_cases::Actor::person("alice", Some("510504001002.workstation")),
+        t0 + TimeDelta::minutes(7),
+    )
+    .unwrap();
+    store
+        .apply_transition(&id, 0, &signed, &[], None, None)
+        .await
+        .unwrap();
+    let handled = store
+        .handled_times(&[&id, &first.task_id, "no-such-task"])
+        .await
+        .unwrap();
+    assert_eq!(
+        handled.get(&id),
+        Some(&hub_store::Handled {
+            signed_for_at: Some(t0 + TimeDelta::minutes(7)),
+            resolved_at: None,
+        })
+    );
+    assert_eq!(handled.len(), 1, "{handled:?}");
 }

@@ -613,6 +613,13 @@ pub async fn rules_replay(
                     load.after,
                 ));
             }
+            for (unit_id, o) in &report.unit_on_time {
+                lines.push(messages::replay_on_time(
+                    &unit(&Some(unit_id.clone())).unwrap_or_default(),
+                    (o.on_time_before, o.resolved_before),
+                    (o.on_time_after, o.resolved_after),
+                ));
+            }
             ReplayFragment {
                 t: &ZH,
                 ok: true,

@@ -893,6 +893,13 @@ pub fn replay_summary(events: u64, moved: u64, candidate: &str) -> String {
     format!("按 {candidate} 回放 {events} 件事件，其中 {moved} 件的分派或期限会变化")
 }
 
+pub fn replay_on_time(unit: &str, before: (u64, u64), after: (u64, u64)) -> String {
+    format!(
+        "{unit}：按时办结 {}/{} 件 → {}/{} 件（按实际办结时间、各版本的期限计）",
+        before.0, before.1, after.0, after.1
+    )
+}
+
 pub fn replay_load(unit: &str, before: u64, after: u64) -> String {
     format!("{unit}：主办 {before} 件 → {after} 件")
 }
