@@ -92,22 +92,34 @@ async fn routed_thefts(
     out
 }
 
-/// 签收 of `task_id` by `actor`, through the API's workflow as a unit's staff would.
-async fn sign_for(store: &std::sync::Arc<dyn TaskStore>, task_id: &str, actor: &hub_cases::Actor) {
+/// 签收 of the task theft `source_id` became, by its lead unit's staff, through the case
+/// workflow as the API applies it; its task id.
+async fn sign_for(store: &std::sync::Arc<dyn TaskStore>, source_id: &str) -> String {
+    let Some(PriorOutcome::Task { task_id }) = store
+        .prior_outcomes("police.backlog", &[source_id])
+        .await
+        .unwrap()
+        .remove(source_id)
+    else {
+        panic!("{source_id} is a task");
+    };
+    let task = store.get_task(&task_id).await.unwrap().unwrap();
+    let lead = task.fields.lead_unit.expect("a theft has a lead unit");
     let dir = workspace_root().join("config");
     let loaded = hub::context::routing::load(&dir).unwrap();
     let routing = std::sync::Arc::new(hub::context::routing::RoutingState::new(&dir, loaded));
     let cases = hub::cases::service::CaseService::new(store.clone(), routing);
     cases
         .act(
-            task_id,
+            &task_id,
             hub_cases::lifecycle::Action::SignFor.into(),
-            actor,
+            &hub_cases::Actor::person("民警", Some(&lead.unit_id)),
             chrono::Utc::now(),
             None,
         )
         .await
         .unwrap();
+    task_id
 }
 
 /// Publish and roll back on two hub processes sharing PostgreSQL: both route with the new
@@ -288,23 +300,7 @@ async fn two_processes_follow_publish_and_rollback_through_the_store() {
     }
     // Asked to, the active version re-routes the open tasks nobody signed for (改派): one
     // signed for by its police station meanwhile stays as it is.
-    let signed = store
-        .prior_outcomes("police.backlog", &["PUBLISHED-0"])
-        .await
-        .unwrap();
-    let Some(PriorOutcome::Task { task_id: signed }) = signed.get("PUBLISHED-0").cloned() else {
-        panic!("PUBLISHED-0 is a task");
-    };
-    let lead = store
-        .get_task(&signed)
-        .await
-        .unwrap()
-        .unwrap()
-        .fields
-        .lead_unit
-        .unwrap();
-    let signer = hub_cases::Actor::person("民警", Some(&lead.unit_id));
-    sign_for(&store, &signed, &signer).await;
+    sign_for(&store, "PUBLISHED-0").await;
     let (ok, out) = hub_cli(
         &store_url,
         &[
@@ -729,28 +725,7 @@ async fn an_administrator_replays_a_version_in_the_console_and_sees_the_moved_ta
     assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
     // One co-handled theft is signed for by its police station meanwhile.
     let signed_source = co_handled.iter().next().unwrap().clone();
-    let Some(PriorOutcome::Task { task_id: signed }) = store
-        .prior_outcomes("police.backlog", &[signed_source.as_str()])
-        .await
-        .unwrap()
-        .remove(&signed_source)
-    else {
-        panic!("{signed_source} is a task");
-    };
-    let lead = store
-        .get_task(&signed)
-        .await
-        .unwrap()
-        .unwrap()
-        .fields
-        .lead_unit
-        .unwrap();
-    sign_for(
-        &store,
-        &signed,
-        &hub_cases::Actor::person("民警", Some(&lead.unit_id)),
-    )
-    .await;
+    sign_for(&store, &signed_source).await;
     // Satisfied, the administrator activates the version replayed from the console and has
     // the open tasks nobody signed for re-routed; the hub routes with it within a poll.
     b.execute(

@@ -51,17 +51,12 @@ async fn checkpoints_record_the_rules_chains_heads_so_a_cut_chain_shows(db: &Tes
 
     // The rollback removed without a trace in its own chain: seq 1 and 2 still follow.
     tamper(db, "DELETE FROM rules_activations WHERE seq = 3").await;
-    let report = store.verify_history(None, None).await.unwrap();
-    let broken: Vec<(Place, &str)> = report
-        .broken
-        .iter()
-        .map(|b| (b.at.clone(), b.reason.as_str()))
-        .collect();
+    let broken = broken_links(&*store).await;
     assert_eq!(
         broken,
         [(
             Place::RulesActivation { seq: 3 },
-            "the entry checkpoint 2 recorded is gone"
+            "the entry checkpoint 2 recorded is gone".to_owned()
         )]
     );
 }
@@ -81,6 +76,16 @@ fn version(rules: &str, author: &str, at: DateTime<Utc>) -> RulesVersion {
         diff: "+a line\n".into(),
         files,
     }
+}
+
+/// What `hub audit verify` names: each broken link's place and reason.
+async fn broken_links(store: &dyn hub_store::TaskStore) -> Vec<(Place, String)> {
+    let report = store.verify_history(None, None).await.unwrap();
+    report
+        .broken
+        .into_iter()
+        .map(|b| (b.at, b.reason))
+        .collect()
 }
 
 fn activating(action: &str, at: DateTime<Utc>) -> Activating {
@@ -186,22 +191,17 @@ async fn an_edited_or_deleted_version_or_activation_is_named(db: &TestDb) {
     )
     .await;
     tamper(db, "DELETE FROM rules_activations WHERE seq = 2").await;
-    let report = store.verify_history(None, None).await.unwrap();
-    let broken: Vec<(Place, &str)> = report
-        .broken
-        .iter()
-        .map(|b| (b.at.clone(), b.reason.as_str()))
-        .collect();
+    let broken = broken_links(&*store).await;
     assert_eq!(
         broken,
         [
             (
                 Place::RulesVersion { seq: 2 },
-                "the version's content does not match its hash: it was edited"
+                "the version's content does not match its hash: it was edited".to_owned()
             ),
             (
                 Place::RulesActivation { seq: 3 },
-                "row 2 before it is missing (deleted)"
+                "row 2 before it is missing (deleted)".to_owned()
             ),
         ]
     );
