@@ -13,6 +13,7 @@ use hub_router::routing::RoutingDecision;
 use hub_router::task::{AssignedUnit, Task, TaskStatus};
 use hub_store::TaskFilter;
 use serde::Serialize;
+use tracing::Instrument;
 
 use super::service::{ActError, CaseService};
 
@@ -142,73 +143,85 @@ pub async fn reroute_unsigned(
     }
     report.considered = tasks.len();
     for task in tasks {
-        let f = &task.fields;
-        let span = tracing::info_span!("reroute", task_id = %f.task_id, event_id = %f.event_id);
-        let _entered = span.enter();
-        let Some(event) = cases
-            .store
-            .logged_event(&f.source_system, &f.source_id)
+        let span = tracing::info_span!(
+            "reroute",
+            task_id = %task.fields.task_id,
+            event_id = %task.fields.event_id
+        );
+        match reroute_one(cases, &router, &version, &task, actor, now)
+            .instrument(span)
             .await?
-        else {
-            report.left.push((
-                f.task_id.clone(),
-                "事件日志中已无其原始事件（超出保留期），保持原派遣".into(),
-            ));
-            continue;
-        };
-        let decision = match router.route(&event, now) {
-            Ok(d) => d,
-            Err(unmapped) => {
-                report
-                    .left
-                    .push((f.task_id.clone(), format!("新版本无法分类：{unmapped}")));
-                continue;
-            }
-        };
-        let (lead, co_handlers) = match verdict(&task, &decision) {
-            Verdict::Unchanged => {
-                report.unchanged += 1;
-                continue;
-            }
-            Verdict::Left(why) => {
-                report.left.push((f.task_id.clone(), why));
-                continue;
-            }
-            Verdict::Reroute { lead, co_handlers } => (lead, co_handlers),
-        };
-        let action = Action::Reroute {
-            lead: lead.clone(),
-            co_handlers: co_handlers.clone(),
-            rules_version: version.clone(),
-        };
-        let command = Command {
-            action,
-            note: Some(format!("按规则版本 {version} 改派")),
-        };
-        match cases.act(&f.task_id, command, actor, now, None).await {
-            Ok(_) => {
-                tracing::info!(to = %lead.unit_id, version = %version, "task re-routed by the activated rules version");
-                report.rerouted.push(Rerouted {
-                    task_id: f.task_id.clone(),
-                    from: f.lead_unit.as_ref().map(|u| u.unit_id.clone()),
-                    from_name: f.lead_unit.as_ref().map(|u| u.name.clone()),
-                    to: lead.unit_id,
-                    to_name: lead.name,
-                    from_co_handler_names: f.co_handlers.iter().map(|u| u.name.clone()).collect(),
-                    co_handler_names: co_handlers.iter().map(|u| u.name.clone()).collect(),
-                    co_handlers: co_handlers.into_iter().map(|u| u.unit_id).collect(),
-                });
-            }
-            // Signed for (or otherwise moved on) since it was listed: it stays.
-            Err(ActError::Illegal(e)) => report
-                .left
-                .push((f.task_id.clone(), format!("期间已有处理，保持不变（{e}）"))),
-            Err(e) => return Err(e.into()),
+        {
+            Done::Rerouted(r) => report.rerouted.push(r),
+            Done::Unchanged => report.unchanged += 1,
+            Done::Left(why) => report.left.push((task.fields.task_id.clone(), why)),
         }
     }
     metrics::counter!(crate::infra::telemetry::RULES_REROUTED_TASKS)
         .increment(report.rerouted.len() as u64);
     Ok(report)
+}
+
+/// What became of one task.
+enum Done {
+    Rerouted(Rerouted),
+    Unchanged,
+    Left(String),
+}
+
+async fn reroute_one(
+    cases: &CaseService,
+    router: &hub_router::Router,
+    version: &str,
+    task: &Task,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Done> {
+    let f = &task.fields;
+    let Some(event) = cases
+        .store
+        .logged_event(&f.source_system, &f.source_id)
+        .await?
+    else {
+        return Ok(Done::Left(
+            "事件日志中已无其原始事件（超出保留期），保持原派遣".into(),
+        ));
+    };
+    let decision = match router.route(&event, now) {
+        Ok(d) => d,
+        Err(unmapped) => return Ok(Done::Left(format!("新版本无法分类：{unmapped}"))),
+    };
+    let (lead, co_handlers) = match verdict(task, &decision) {
+        Verdict::Unchanged => return Ok(Done::Unchanged),
+        Verdict::Left(why) => return Ok(Done::Left(why)),
+        Verdict::Reroute { lead, co_handlers } => (lead, co_handlers),
+    };
+    let command = Command {
+        action: Action::Reroute {
+            lead: lead.clone(),
+            co_handlers: co_handlers.clone(),
+            rules_version: version.to_owned(),
+        },
+        note: Some(format!("按规则版本 {version} 改派")),
+    };
+    match cases.act(&f.task_id, command, actor, now, None).await {
+        Ok(_) => {
+            tracing::info!(to = %lead.unit_id, version, "task re-routed by the activated rules version");
+            Ok(Done::Rerouted(Rerouted {
+                task_id: f.task_id.clone(),
+                from: f.lead_unit.as_ref().map(|u| u.unit_id.clone()),
+                from_name: f.lead_unit.as_ref().map(|u| u.name.clone()),
+                to: lead.unit_id,
+                to_name: lead.name,
+                from_co_handler_names: f.co_handlers.iter().map(|u| u.name.clone()).collect(),
+                co_handler_names: co_handlers.iter().map(|u| u.name.clone()).collect(),
+                co_handlers: co_handlers.into_iter().map(|u| u.unit_id).collect(),
+            }))
+        }
+        // Signed for (or otherwise moved on) since it was listed: it stays.
+        Err(ActError::Illegal(e)) => Ok(Done::Left(format!("期间已有处理，保持不变（{e}）"))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
