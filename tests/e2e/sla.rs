@@ -565,7 +565,8 @@ async fn after_a_crash_every_open_clock_is_back_and_what_fell_due_is_raised_once
         assert_eq!((warnings, breaches.len()), (1, 1), "{id}");
         let after_ready = (breaches[0] - ready).num_milliseconds();
         assert!(
-            after_ready < 3_000,
+            // At once, not at some later poll: a bound loose enough for a loaded 2-core machine.
+            after_ready < 10_000,
             "{id}: raised {after_ready} ms after the restart"
         );
         let record = store.workflow(id).await.unwrap().unwrap();
